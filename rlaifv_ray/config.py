@@ -1,0 +1,180 @@
+"""Typed run configuration: loaded from YAML, `--set a.b=c` overrides, validated once.
+
+Every field has a description (shown by `rlaifv-ray config --help-fields`). A bad config raises
+ONE ConfigError listing every problem, before any work starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    # A typo in a key must fail, not silently take the default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Strict):
+    path: str = Field(description="Local model folder or Hugging Face hub id.")
+    engine: Literal["hf", "vllm"] = Field("hf", description="Backend: hf (transformers) or vllm (GPU clusters).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_installed(cls, v: str) -> str:
+        if v == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValueError("engine 'vllm' needs vLLM: pip install 'rlaifv-ray[vllm]' (or use engine: hf)")
+        return v
+
+
+class ModelsConfig(_Strict):
+    policy: ModelSpec = Field(description="The policy MLLM being aligned (also iteration 0's reference).")
+    labeler: ModelSpec | None = Field(
+        None, description="The labeler MLLM that answers yes/no questions; null = self-feedback (the policy labels).")
+    claim_llm: ModelSpec | None = Field(
+        None, description="Text LLM for answer -> facts -> questions; required when claims = llm.")
+    claims: Literal["llm", "rules"] = Field(
+        "llm", validate_default=True, description="Claim extraction: the claim LLM (method default) or the ShapesWorld rule extractor.")
+
+    @field_validator("claims")
+    @classmethod
+    def _claim_llm_needed(cls, v: str, info: ValidationInfo) -> str:
+        # a field validator (not a model one) so it is reported even when other fields fail too
+        if v == "llm" and "claim_llm" in info.data and info.data["claim_llm"] is None:
+            raise ValueError("claims is 'llm' but models.claim_llm is not set")
+        return v
+
+
+class SamplingConfig(_Strict):
+    n: int = Field(8, ge=2, le=64, description="Candidates per prompt (official: 10); pairs need at least 2.")
+    temperature: float = Field(0.7, gt=0, le=2.0, description="Sampling temperature, identical for every candidate.")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="Answer length cap in tokens (official: 512).")
+
+
+class PairsConfig(_Strict):
+    min_gap: int = Field(1, ge=1, description="Minimum score gap |S_a - S_b| for a pair; ties are discarded.")
+    max_per_prompt: int = Field(2, ge=1, description="Pairs kept per instruction (seeded choice).")
+    length_balance: bool = Field(True, description="Drop pairs so mean chosen and rejected lengths match (METHOD s.1.7).")
+
+
+class TrainConfig(_Strict):
+    beta: float = Field(0.1, gt=0, description="DPO beta.")
+    lr: float = Field(5e-5, gt=0, lt=1.0, description="Learning rate; tiny models collapse above ~1.5e-4 (TOYWORLD lesson 3).")
+    epochs: int = Field(1, ge=1, description="Epochs over each iteration's pairs.")
+    batch_size: int = Field(8, ge=1, description="Global batch size (pairs per optimizer step).")
+    workers: int = Field(1, ge=1, description="Ray Train workers.")
+    use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
+
+
+class StageResources(_Strict):
+    concurrency: tuple[int, int] = Field((1, 1), description="Actor pool (min, max) size; max > min lets the pool grow.")
+    batch_size: int = Field(16, ge=1, description="Rows per batch handed to one actor call.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (fractions share a GPU).")
+    num_cpus: float = Field(0.5, gt=0, description="CPUs per actor; 0.5 keeps 2-core machines from starving.")
+
+    @field_validator("concurrency")
+    @classmethod
+    def _min_le_max(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if lo < 1 or hi < lo:
+            raise ValueError(f"needs 1 <= min <= max, got ({lo}, {hi})")
+        return v
+
+
+class ResourcesConfig(_Strict):
+    sample: StageResources = Field(default_factory=StageResources, description="Policy sampling actors.")
+    claims: StageResources = Field(default_factory=StageResources, description="Claim-LLM actors.")
+    label: StageResources = Field(default_factory=lambda: StageResources(concurrency=(1, 2)),
+                                  description="Labeler actors (elastic).")
+    reference: StageResources = Field(default_factory=StageResources, description="Reference log-prob actors.")
+
+
+class RunConfig(_Strict):
+    run_dir: str = Field(description="Run directory: a local path or s3://bucket/prefix.")
+    seed: int = Field(0, ge=0, description="Run seed; every candidate's seed derives from it.")
+    iterations: int = Field(3, ge=1, le=100, description="Feedback + DPO iterations (official: 4).")
+    models: ModelsConfig = Field(description="Which models play which role.")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Candidate decoding.")
+    pairs: PairsConfig = Field(default_factory=PairsConfig, description="Preference pair construction.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="DPO training.")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read YAML, apply `a.b=c` overrides (values parsed as YAML), validate; ConfigError lists all problems."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config {path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    problems = []
+    for item in overrides:
+        try:
+            _apply_override(raw, item)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return validate_config(raw, source=str(path), problems=problems)
+
+
+def validate_config(raw: dict, source: str = "config", problems: list[str] | None = None) -> RunConfig:
+    problems = list(problems or [])
+    config = None
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            got = f" (got {err['input']!r})" if err["type"] not in ("missing",) and not isinstance(err["input"], dict) else ""
+            problems.append(f"{where}: {err['msg']}{got}")
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{source}: {len(problems)} problem(s):\n{listing}")
+    return config
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    import yaml
+
+    if "=" not in item:
+        raise ValueError(f"--set {item!r}: expected key.path=value")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {item!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else value
+
+
+def describe_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """One line per config field with its description, for CLI help."""
+    lines = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        nested = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        lines.append(f"{prefix}{name}: {info.description or ''}")
+        if nested is not None:
+            lines += describe_fields(nested, prefix + name + ".")
+    return lines

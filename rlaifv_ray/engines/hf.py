@@ -1,0 +1,243 @@
+"""The transformers backend: any image-text-to-text checkpoint (or a text-only causal LM).
+
+- generate: HF `generate` with a logits processor that samples each row from its own seeded
+  generator, so a candidate depends only on its seed (HF's own sampling shares one RNG per batch).
+- yes_no: one forward pass; for LLaVA-style models the questions about one image share a single
+  encoding of the image prefix (its KV cache is computed once and repeated across the questions).
+- sequence_logprobs: per-token log-probs of a given answer (plus the end-of-turn token).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ModelLoadError
+from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest
+
+_YES, _NO = ("yes", "Yes"), ("no", "No")
+# Models whose positions are plain 1-D offsets, so a shared prefix cache can be extended safely.
+_PREFIX_SHARING_TYPES = {"llava"}
+
+
+class HFEngine:
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 32,
+                 share_image_prefix: bool = True):
+        import torch
+        import transformers
+
+        self.name = model
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        self.batch_size = batch_size
+        _check_model_path(model)
+        try:
+            config = transformers.AutoConfig.from_pretrained(model)
+            self.multimodal = hasattr(config, "vision_config")
+            if self.multimodal:
+                self.processor = transformers.AutoProcessor.from_pretrained(model)
+                self.tokenizer = self.processor.tokenizer
+                cls = transformers.AutoModelForImageTextToText
+            else:
+                self.processor = self.tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+                cls = transformers.AutoModelForCausalLM
+            self.model = cls.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"model {model!r}: cannot be loaded ({exc})") from None
+        self.share_image_prefix = share_image_prefix and config.model_type in _PREFIX_SHARING_TYPES
+        self.yes_ids = _first_token_ids(self.tokenizer, _YES)
+        self.no_ids = _first_token_ids(self.tokenizer, _NO)
+
+    # ---- prompts -------------------------------------------------------------------------
+    def _prompt(self, messages: list[dict]) -> str:
+        template_owner = self.processor if self.multimodal else self.tokenizer
+        if not self.multimodal:  # text-only chat templates want string content
+            messages = [{**m, "content": _text_of(m["content"])} for m in messages]
+        return template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, texts: list[str], images: list, padding_side: str):
+        import torch
+
+        if self.multimodal and any(img is not None for img in images):
+            if any(img is None for img in images):
+                raise ValueError("a batch mixes requests with and without images")
+            batch = self.processor(text=texts, images=images, padding=True, return_tensors="pt",
+                                   padding_side=padding_side)
+        else:
+            batch = self.tokenizer(texts, padding=True, return_tensors="pt", padding_side=padding_side)
+        return {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+    # ---- generate ------------------------------------------------------------------------
+    def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        out: list[str] = []
+        for chunk in _chunks(requests, self.batch_size):
+            out += self._generate_chunk(chunk)
+        return out
+
+    def _generate_chunk(self, requests: list[GenerateRequest]) -> list[str]:
+        import torch
+        from transformers import LogitsProcessorList
+
+        params = requests[0].params
+        if any(r.params != params for r in requests):
+            raise ValueError("one generate batch must share sampling params")
+        batch = self._encode([self._prompt(r.messages) for r in requests], [r.image for r in requests], "left")
+        sampler = _SeededSampler([r.seed for r in requests], params.temperature, params.top_p, self.device)
+        with torch.no_grad():
+            seqs = self.model.generate(
+                **batch,
+                do_sample=False,  # the sampler already picked the token; greedy just reads it
+                max_new_tokens=params.max_new_tokens,
+                logits_processor=LogitsProcessorList([sampler]),
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                temperature=None, top_p=None, top_k=None,
+            )
+        new = seqs[:, batch["input_ids"].shape[1]:]
+        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    # ---- yes/no --------------------------------------------------------------------------
+    def yes_no(self, requests: list[YesNoRequest]) -> list[tuple[float, float]]:
+        import torch
+
+        results: list[tuple[float, float] | None] = [None] * len(requests)
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(id(r.image), []).append(i)
+        for idx in groups.values():
+            for chunk in _chunks(idx, self.batch_size):
+                probs = self._next_token_probs([requests[i] for i in chunk])
+                yes = probs[:, self.yes_ids].sum(-1)
+                no = probs[:, self.no_ids].sum(-1)
+                for i, y, n in zip(chunk, yes.tolist(), no.tolist()):
+                    results[i] = (y, n)
+        del torch
+        return results  # type: ignore[return-value]
+
+    def _next_token_probs(self, requests: list[YesNoRequest]):
+        """Softmax over the full vocabulary at the first answer position, one row per question."""
+        import torch
+
+        image = requests[0].image
+        texts = [self._prompt(_user(r.question, r.image is not None)) for r in requests]
+        batch = self._encode(texts, [r.image for r in requests], "right")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        last = mask.sum(1) - 1
+        with torch.no_grad():
+            prefix = _common_prefix(ids, mask) if self.share_image_prefix and image is not None else 0
+            image_token = getattr(self.model.config, "image_token_id", None)
+            if image_token is not None and prefix and (ids[0, :prefix] == image_token).sum() < (ids[0] == image_token).sum():
+                prefix = 0  # the shared part must hold the whole image
+            if prefix and len(requests) > 1:
+                logits = self._forward_with_shared_prefix(batch, prefix)
+                rows = logits[torch.arange(len(requests)), last - prefix]
+            else:
+                logits = self.model(**batch).logits
+                rows = logits[torch.arange(len(requests)), last]
+        return torch.softmax(rows.float(), dim=-1)
+
+    def _forward_with_shared_prefix(self, batch, prefix: int):
+        import torch
+
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        n = ids.shape[0]
+        head = {k: v[:1] for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
+        out = self.model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **head)
+        # transformers >= 5.24 names the KV cache `cache`; older releases `past_key_values`
+        new_api = hasattr(out, "cache")
+        cache = out.cache if new_api else out.past_key_values
+        cache.batch_repeat_interleave(n)
+        suffix = ids[:, prefix:]
+        positions = torch.arange(prefix, ids.shape[1], device=ids.device).expand(n, -1)
+        cache_arg = {"cache" if new_api else "past_key_values": cache}
+        return self.model(input_ids=suffix, attention_mask=mask, position_ids=positions, use_cache=True,
+                          **cache_arg).logits
+
+    # ---- sequence log-probs --------------------------------------------------------------
+    def sequence_logprobs(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
+        out: list[SequenceLogprobs] = []
+        for chunk in _chunks(requests, self.batch_size):
+            out += self._logprobs_chunk(chunk)
+        return out
+
+    def _logprobs_chunk(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
+        import torch
+
+        prompts = [self._prompt(r.messages) for r in requests]
+        fulls = [p + r.answer + self.tokenizer.eos_token for p, r in zip(prompts, requests)]
+        images = [r.image for r in requests]
+        batch = self._encode(fulls, images, "right")
+        prompt_lens = self._encode(prompts, images, "right")["attention_mask"].sum(1).tolist()
+        lens = batch["attention_mask"].sum(1).tolist()
+        with torch.no_grad():
+            logp = torch.log_softmax(self.model(**batch).logits.float(), dim=-1)
+        out = []
+        for row, (start, end) in enumerate(zip(prompt_lens, lens)):
+            targets = batch["input_ids"][row, start:end]
+            token_logps = logp[row, start - 1:end - 1].gather(-1, targets[:, None])[:, 0]
+            out.append(SequenceLogprobs(float(token_logps.sum()), token_logps.tolist()))
+        return out
+
+
+class _SeededSampler:
+    """Logits processor: temperature + top-p sampling with one torch.Generator per row."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device: str):
+        import torch
+
+        self.temperature, self.top_p = temperature, top_p
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.temperature <= 0:
+            return scores  # greedy
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > self.top_p
+            sorted_p[drop] = 0
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        chosen = torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, self.generators)])
+        forced = torch.full_like(scores, float("-inf"))
+        forced[torch.arange(len(chosen)), chosen] = 0.0
+        return forced
+
+
+def _user(text: str, with_image: bool) -> list[dict]:
+    from .base import user_message
+
+    return user_message(text, with_image)
+
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(item.get("text", "") for item in content if item.get("type") == "text")
+
+
+def _common_prefix(ids, mask) -> int:
+    """Length of the token prefix shared by every row (at least one token left per row)."""
+    shortest = int(mask.sum(1).min())
+    same = (ids[:, :shortest] == ids[:1, :shortest]).all(0)
+    prefix = int(same.long().cumprod(0).sum())
+    return min(prefix, shortest - 1)
+
+
+def _first_token_ids(tokenizer, words) -> list[int]:
+    ids = {tokenizer.encode(w, add_special_tokens=False)[0] for w in words}
+    return sorted(ids)
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _check_model_path(model: str) -> None:
+    looks_local = model.startswith((".", "/", "~")) or os.sep in model and os.path.exists(os.path.dirname(model))
+    if looks_local and not os.path.isdir(os.path.expanduser(model)):
+        raise ModelLoadError(f"model {model!r}: no such folder")
+    if os.path.isdir(model) and not os.path.exists(os.path.join(model, "config.json")):
+        raise ModelLoadError(f"model {model!r}: folder has no config.json (not a saved model)")

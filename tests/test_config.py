@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from rlaifv_ray.config import RunConfig, describe_fields, load_config, validate_config
+from rlaifv_ray.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "jobs" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert isinstance(config, RunConfig)
+    assert config.sampling.n >= 2
+
+
+def test_shipped_configs_exist():
+    assert {p.name for p in CONFIGS} >= {"toy.yaml", "cluster_7b.yaml"}
+
+
+def test_overrides_apply_with_yaml_types(tmp_path):
+    config = load_config(CONFIGS[0], ["sampling.n=4", "train.use_gpu=true", "resources.label.concurrency=[2, 6]"])
+    assert config.sampling.n == 4 and config.train.use_gpu is True
+    assert config.resources.label.concurrency == (2, 6)
+
+
+def test_bad_config_lists_every_problem_in_one_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "run_dir: r\n"
+        "models: {policy: {path: ''}, claims: llm}\n"
+        "sampling: {n: 1, temperature: -1, tmperature: 2}\n"
+        "resources: {label: {concurrency: [3, 1]}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(bad, ["train.lr=abc", "nokey"])
+    msg = str(info.value)
+    for fragment in ("models.policy.path", "sampling.n", "sampling.temperature", "sampling.tmperature",
+                     "resources.label.concurrency", "train.lr", "nokey", "claim_llm"):
+        assert fragment in msg, fragment
+    assert "problem(s)" in msg
+
+
+def test_missing_and_unparseable_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("run_dir: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_vllm_engine_without_vllm_fails_at_validation():
+    raw = {"run_dir": "r", "models": {"policy": {"path": "p", "engine": "vllm"}, "claims": "rules"}}
+    with pytest.raises(ConfigError, match="vLLM"):
+        validate_config(raw)
+
+
+def test_every_field_has_a_description():
+    lines = describe_fields()
+    assert len(lines) > 30
+    empty = [line for line in lines if line.rstrip().endswith(":")]
+    assert not empty, empty
