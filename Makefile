@@ -19,7 +19,7 @@ test: setup
 	RAY_AUTH_MODE=disabled $(PY) -m pytest -q tests
 
 demo: setup
-	$(PY) -m rlaifv_ray.cli demo --workdir toy
+	$(PY) -m rlaifv_ray.cli demo
 
 clean:
 	rm -rf .venv .pytest_cache

@@ -41,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--fields", action="store_true", help="list every config field with its description")
     c.set_defaults(func=_cmd_config)
 
+    f = sub.add_parser("feedback", help="collect one iteration's AI feedback (sample, claims, labels, pairs)",
+                       description="Run one iteration of RLAIF-V feedback collection on Ray Data and write "
+                                   "RUN/iter_NNN/{prompts,candidates,claims,labels,pairs,quarantine}/ and metrics.json. "
+                                   "Rerunning the same command resumes at the first unfinished stage.")
+    f.add_argument("config", help="run config YAML")
+    f.add_argument("--policy", help="policy model for this iteration (default: models.policy.path)")
+    f.add_argument("--iteration", type=int, default=0, help="iteration number K (default 0)")
+    src = f.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="prompts: FILE.jsonl, FILE.parquet, a folder of images, or toy:N")
+    src.add_argument("--toy", type=int, metavar="N", help="N ShapesWorld prompts (truth known: adds the audit)")
+    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    f.set_defaults(func=_cmd_feedback)
+
     toy = sub.add_parser("toy", help="ShapesWorld: the synthetic world and its tiny models")
     toy_sub = toy.add_subparsers(title="toy commands", metavar="TOYCOMMAND")
     b = toy_sub.add_parser("build", help="build the ShapesWorld tokenizer and models (skips what exists)",
@@ -67,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
 
     d = sub.add_parser("demo", help="build ShapesWorld models if missing and evaluate them",
-                       description="Build the toy models if missing (or use committed ones) and print their "
-                                   "held-out metrics.")
-    d.add_argument("--workdir", default="toy", help="where the toy models live (default ./toy)")
+                       description="Evaluate the ShapesWorld models (the committed ones, or those in --workdir, "
+                                   "built there first when missing) and print their held-out metrics as JSON.")
+    d.add_argument("--workdir", help="model folder (default: the committed models shipped with the package)")
+    d.add_argument("--build", action="store_true", help="train the models into --workdir even if present")
     d.add_argument("--num", type=int, default=200, help="held-out images (default 200)")
     d.set_defaults(func=_cmd_demo)
     return p
@@ -88,6 +102,37 @@ def _cmd_config(args) -> int:
     config = load_config(args.config, args.set)
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
     return 0
+
+
+def _cmd_feedback(args) -> int:
+    from .config import load_config
+    from .pipeline.feedback import run_feedback
+    from .pipeline.store import RunStore
+
+    config = load_config(args.config, args.set)  # every config problem, before any work
+    if args.iteration < 0:
+        raise RlaifvError("feedback: --iteration must be >= 0")
+    spec = f"toy:{args.toy}" if args.toy is not None else args.input
+    _init_ray()
+    RunStore(config.run_dir).write_bytes("config.yaml", _config_yaml(config))
+    metrics = run_feedback(config, args.iteration, args.policy or config.models.policy.path, spec,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _init_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        # RAY_ADDRESS (set by `ray job submit`) joins the cluster; otherwise a local Ray starts.
+        ray.init(log_to_driver=False)
+
+
+def _config_yaml(config) -> bytes:
+    import yaml
+
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode()
 
 
 def _cmd_toy_build(args) -> int:
@@ -124,16 +169,20 @@ def _cmd_demo(args) -> int:
 
     from .engines import load_engine
     from .toyworld import evaluate
-    from .toyworld.build import build
+    from .toyworld.build import PRETRAINED, ROLES, build
 
-    work = Path(args.workdir)
-    build(work, log=lambda m: print(m, file=sys.stderr))
+    work = Path(args.workdir) if args.workdir else PRETRAINED
+    if args.build or not all((work / r / "config.json").exists() for r in ROLES):
+        print(f"demo: building ShapesWorld models in {work} (about 15 minutes on 2 cores)", file=sys.stderr)
+        build(work, log=lambda m: print(m, file=sys.stderr))
+    print(f"demo: evaluating the models in {work} on {args.num} held-out images", file=sys.stderr)
     policy = load_engine(str(work / "policy"))
     labeler = load_engine(str(work / "labeler"))
     report = {
+        "models": str(work),
         "policy": evaluate.eval_policy(policy, args.num, seed=1),
         "labeler": evaluate.eval_labeler(labeler, args.num, seed=1, policy_engine=policy),
-        "self_labeler": evaluate.eval_labeler(policy, args.num, seed=1, policy_engine=policy),
+        "policy_as_self_labeler": evaluate.eval_labeler(policy, args.num, seed=1, policy_engine=policy),
         "claim_llm": evaluate.eval_claim_llm(load_engine(str(work / "claim_llm")), min(args.num, 100), seed=1),
     }
     print(json.dumps(report, indent=2))

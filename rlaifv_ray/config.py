@@ -44,11 +44,23 @@ class ModelSpec(_Strict):
 class ModelsConfig(_Strict):
     policy: ModelSpec = Field(description="The policy MLLM being aligned (also iteration 0's reference).")
     labeler: ModelSpec | None = Field(
-        None, description="The labeler MLLM that answers yes/no questions; null = self-feedback (the policy labels).")
+        None, description="The labeler MLLM that answers yes/no questions (labeler_mode: model).")
     claim_llm: ModelSpec | None = Field(
         None, description="Text LLM for answer -> facts -> questions; required when claims = llm.")
+    labeler_mode: Literal["model", "self", "ground_truth"] = Field(
+        "model", validate_default=True, description="Who labels claims: the labeler model, the policy itself (self-feedback), or "
+                             "ShapesWorld ground truth (an experimental ceiling; toy inputs only).")
+    ground_truth_flip_rate: float = Field(
+        0.0, ge=0, le=1, description="With labeler_mode ground_truth: share of verdicts flipped at random (seeded).")
     claims: Literal["llm", "rules"] = Field(
         "llm", validate_default=True, description="Claim extraction: the claim LLM (method default) or the ShapesWorld rule extractor.")
+
+    @field_validator("labeler_mode")
+    @classmethod
+    def _labeler_needed(cls, v: str, info: ValidationInfo) -> str:
+        if v == "model" and "labeler" in info.data and info.data["labeler"] is None:
+            raise ValueError("labeler_mode is 'model' but models.labeler is not set (use 'self' for self-feedback)")
+        return v
 
     @field_validator("claims")
     @classmethod
@@ -70,6 +82,12 @@ class PairsConfig(_Strict):
     min_gap: int = Field(1, ge=1, description="Minimum score gap |S_a - S_b| for a pair; ties are discarded.")
     max_per_prompt: int = Field(2, ge=1, description="Pairs kept per instruction (seeded choice).")
     length_balance: bool = Field(True, description="Drop pairs so mean chosen and rejected lengths match (METHOD s.1.7).")
+
+
+class DataConfig(_Strict):
+    max_image_pixels: int = Field(1024 * 1024, ge=64 * 64, description="Larger images are downscaled to this many pixels.")
+    default_instruction: str = Field("Describe the image.", min_length=1,
+                                     description="Instruction for a folder-of-images input.")
 
 
 class TrainConfig(_Strict):
@@ -111,8 +129,18 @@ class RunConfig(_Strict):
     models: ModelsConfig = Field(description="Which models play which role.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Candidate decoding.")
     pairs: PairsConfig = Field(default_factory=PairsConfig, description="Preference pair construction.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Input handling.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="DPO training.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
+
+
+def config_hash(config: RunConfig, **extra) -> str:
+    """Hash of everything that changes results (not run_dir or resources): names a stage's inputs."""
+    import hashlib
+    import json
+
+    data = config.model_dump(mode="json", exclude={"run_dir", "resources", "iterations"})
+    return hashlib.sha256(json.dumps([data, extra], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

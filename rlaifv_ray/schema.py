@@ -19,13 +19,11 @@ ANSWER_ID = "answer_id"
 CLAIMS = "claims"
 QUESTIONS = "questions"
 CLAIM_ERROR = "claim_error"
-# labels (one row per question)
-CLAIM_INDEX = "claim_index"
-CLAIM = "claim"
-QUESTION = "question"
+# labels (one row per answer: lists aligned with claims/questions)
 P_YES = "p_yes"
 P_NO = "p_no"
 ACCEPTED = "accepted"
+SCORE = "score"  # S = -(rejected claims); null when the answer has no usable claims
 # pairs
 CHOSEN = "chosen"
 REJECTED = "rejected"
@@ -35,6 +33,8 @@ CHOSEN_ID = "chosen_id"
 REJECTED_ID = "rejected_id"
 REF_CHOSEN_LOGP = "ref_chosen_logp"
 REF_REJECTED_LOGP = "ref_rejected_logp"
+# any stage: a non-null reason sends the row to quarantine
+ERROR = "error"
 # quarantine
 STAGE = "stage"
 REASON = "reason"
@@ -61,20 +61,17 @@ def _schemas():
         pa.field(QUESTIONS, pa.list_(pa.string())),
         pa.field(CLAIM_ERROR, pa.string()),
     ]
-    label = [
-        pa.field(PROMPT_ID, pa.string(), nullable=False),
-        pa.field(ANSWER_ID, pa.string(), nullable=False),
-        pa.field(CLAIM_INDEX, pa.int32(), nullable=False),
-        pa.field(CLAIM, pa.string(), nullable=False),
-        pa.field(QUESTION, pa.string(), nullable=False),
-        pa.field(P_YES, pa.float64(), nullable=False),
-        pa.field(P_NO, pa.float64(), nullable=False),
-        pa.field(ACCEPTED, pa.bool_(), nullable=False),
+    label = claims + [
+        pa.field(P_YES, pa.list_(pa.float64())),
+        pa.field(P_NO, pa.list_(pa.float64())),
+        pa.field(ACCEPTED, pa.list_(pa.bool_())),
+        pa.field(SCORE, pa.int32()),
     ]
     pair = [
         pa.field(PROMPT_ID, pa.string(), nullable=False),
         pa.field(IMAGE, pa.binary(), nullable=False),
         pa.field(INSTRUCTION, pa.string(), nullable=False),
+        pa.field(TRUTH, pa.list_(pa.string())),
         pa.field(CHOSEN, pa.string(), nullable=False),
         pa.field(REJECTED, pa.string(), nullable=False),
         pa.field(CHOSEN_ID, pa.string(), nullable=False),
@@ -102,7 +99,8 @@ def schema(name: str):
     return schemas[name]
 
 
-def missing_columns(batch_columns, required) -> list[str]:
-    """Required columns absent from a batch, for stages that declare what they read."""
-    have = set(batch_columns)
-    return [c for c in required if c not in have]
+def require_columns(batch, required, stage: str) -> None:
+    """Fail with the stage's name and every missing column (stages declare what they read)."""
+    missing = [c for c in required if c not in batch]
+    if missing:
+        raise KeyError(f"{stage}: input lacks column(s) {', '.join(missing)}; has {', '.join(batch)}")

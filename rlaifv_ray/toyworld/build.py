@@ -23,7 +23,7 @@ class BuildPlan:
     """Training budgets; the defaults meet the issue's bars in about 20 minutes on 2 cores."""
 
     seed: int = 0
-    bias_rate: float = 0.5
+    bias_rate: float = 0.65  # 0.5 left CHAIRs at 0.215, too close to the 0.20 bar
     vision_steps: int = 1600
     labeler_steps: int = 900
     policy_steps: int = 1500
@@ -33,6 +33,8 @@ class BuildPlan:
 
 
 ROLES = ("labeler", "policy", "claim_llm")
+# The committed models (built by `toy build` with the default plan): demo and tests use them.
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 
 
 def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
@@ -79,6 +81,9 @@ def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
         sft.train(model, tokenizer, claim_batch, plan.claim_steps, plan.lr, _progress("claim_llm", log))
         manifest["claim_llm"] = {"steps": plan.claim_steps, "seconds": round(time.time() - t0, 1)}
         _save(out / "claim_llm", model, tokenizer)
+    import resource
+
+    manifest["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return manifest
 

@@ -1,0 +1,209 @@
+"""One iteration of feedback collection as a streaming Ray Data pipeline (METHOD s.1).
+
+prompts -> SampleCandidates -> ExtractClaims -> LabelClaims   (one stream: a labeler starts on
+the first claims while sampling still runs) -> group by prompt -> BuildPairs -> length balance
+-> ReferenceLogps -> pairs. Every stage writes parquet under RUN/iter_NNN/<stage>/ with a
+_SUCCESS manifest; a rerun skips finished stages. This module alone sets actor pools,
+concurrency, batch sizes and CPU/GPU resources, all from the config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .. import schema as S
+from ..config import RunConfig, StageResources, config_hash
+from ..inputs import read_prompts
+from .store import RunStore
+from .teed_stage import TeedStage
+
+STREAM = ("candidates", "claims", "labels")
+
+
+@dataclass
+class FeedbackRun:
+    config: RunConfig
+    iteration: int
+    policy: str
+    input_spec: str
+    log: callable = print
+    store: RunStore = field(init=False)
+
+    def __post_init__(self):
+        self.store = RunStore(self.config.run_dir)
+        self.dir = f"iter_{self.iteration:03d}"
+        self.hash = config_hash(self.config, policy=self.policy, iteration=self.iteration, input=self.input_spec)
+        self.walls: dict[str, float] = {}
+
+    # -- stage wiring ------------------------------------------------------------------------
+    def _stage_specs(self) -> dict[str, tuple[str, dict, StageResources, str]]:
+        c, m = self.config, self.config.models
+        px = c.data.max_image_pixels
+        policy_opts = {"dtype": m.policy.dtype}
+        specs = {
+            "candidates": ("rlaifv_ray.stages.sample_candidates:SampleCandidates", dict(
+                model=self.policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
+                max_new_tokens=c.sampling.max_new_tokens, run_seed=c.seed, engine=m.policy.engine,
+                engine_options=policy_opts, max_pixels=px), c.resources.sample, "candidates"),
+            "claims": ("rlaifv_ray.stages.extract_claims:ExtractClaims", dict(
+                mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
+                engine=m.claim_llm.engine if m.claim_llm else "hf",
+                engine_options={"dtype": m.claim_llm.dtype} if m.claim_llm else None), c.resources.claims, "claims"),
+            "reference": ("rlaifv_ray.stages.reference_logps:ReferenceLogps", dict(
+                model=self.policy, engine=m.policy.engine, engine_options=policy_opts, max_pixels=px),
+                c.resources.reference, "pairs"),
+        }
+        if m.labeler_mode == "ground_truth":
+            specs["labels"] = ("rlaifv_ray.stages.label_claims:GroundTruthLabels",
+                               dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed), c.resources.label, "labels")
+        else:
+            labeler = m.labeler if m.labeler_mode == "model" else m.policy
+            path = labeler.path if m.labeler_mode == "model" else self.policy
+            specs["labels"] = ("rlaifv_ray.stages.label_claims:LabelClaims", dict(
+                model=path, engine=labeler.engine, engine_options={"dtype": labeler.dtype}, max_pixels=px),
+                c.resources.label, "labels")
+        return specs
+
+    def _apply(self, ds, name: str, out_dir: str | None = None):
+        import ray
+
+        factory, kwargs, res, output = self._stage_specs()[name]
+        lo, hi = res.concurrency
+        return ds.map_batches(
+            TeedStage,
+            fn_constructor_kwargs=dict(stage=out_dir or name, factory=factory, kwargs=kwargs, run_uri=self.store.uri,
+                                       iter_dir=self.dir, output=output, threads=max(1, int(res.num_cpus))),
+            compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
+            batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus, num_gpus=res.num_gpus,
+        )
+
+    def _read(self, stage: str):
+        import ray
+
+        return ray.data.read_parquet(self.store.path(self.dir, stage), filesystem=self.store.fs)
+
+    def _fresh(self, stage: str) -> None:
+        for rel in (stage, f"quarantine/{stage}", f"_timings/{stage}"):
+            self.store.clear(f"{self.dir}/{rel}")
+
+    # -- the iteration -----------------------------------------------------------------------
+    def run(self) -> dict:
+        t0 = time.time()
+        self._prompts()
+        self._stream()
+        self._pairs()
+        self.walls["total"] = time.time() - t0
+        from .report import feedback_metrics
+
+        metrics = feedback_metrics(self)
+        self.store.write_json(f"{self.dir}/metrics.json", metrics)
+        return metrics
+
+    def _prompts(self) -> None:
+        import pyarrow as pa
+
+        rel = f"{self.dir}/prompts"
+        if self.store.finished(rel, self.hash):
+            self.log(f"[{self.dir}] prompts: finished earlier, skipped")
+            return
+        t0 = time.time()
+        self._fresh("prompts")
+        rows = read_prompts(self.input_spec, self.iteration, self.config.seed, self.config.data.default_instruction)
+        good = [r for r in rows if not r[S.ERROR]]
+        bad = [r for r in rows if r[S.ERROR]]
+        schema = S.schema("prompts")
+        for start in range(0, max(len(good), 1), 256):
+            chunk = good[start:start + 256]
+            table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in chunk], schema=schema)
+            self.store.write_part(rel, table, [r[S.PROMPT_ID] for r in chunk])
+        if bad:
+            from .teed_stage import _row_json
+
+            q = {S.STAGE: ["prompts"] * len(bad), S.REASON: [r[S.ERROR] for r in bad],
+                 S.ROW: [_row_json({k: [r[k]] for k in r}, 0) for r in bad]}
+            self.store.write_part(f"{self.dir}/quarantine/prompts", pa.table(q, schema=S.schema("quarantine")),
+                                  [r[S.PROMPT_ID] for r in bad])
+        self.store.mark_finished(rel, self.hash, quarantined=len(bad))
+        self.walls["prompts"] = time.time() - t0
+        self.log(f"[{self.dir}] prompts: {len(good)} read, {len(bad)} quarantined")
+
+    def _stream(self) -> None:
+        todo = [s for s in STREAM if not self.store.finished(f"{self.dir}/{s}", self.hash)]
+        for s in STREAM[:len(STREAM) - len(todo)]:
+            self.log(f"[{self.dir}] {s}: finished earlier, skipped")
+        if not todo:
+            return
+        first = STREAM.index(todo[0])
+        source = "prompts" if first == 0 else STREAM[first - 1]
+        for stage in STREAM[first:]:
+            self._fresh(stage)
+        t0 = time.time()
+        if self.store.count_rows(f"{self.dir}/{source}"):
+            ds = self._read(source)
+            for stage in STREAM[first:]:
+                ds = self._apply(ds, stage)
+            self.log(f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}")
+            for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                pass  # the stages persist their own output; draining the stream drives it
+        for stage in STREAM[first:]:
+            manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.hash)
+            self.log(f"[{self.dir}] {stage}: {manifest['rows']} rows")
+        self.walls["stream"] = time.time() - t0
+
+    def _pairs(self) -> None:
+        rel = f"{self.dir}/pairs"
+        if self.store.finished(rel, self.hash):
+            self.log(f"[{self.dir}] pairs: finished earlier, skipped")
+            return
+        self._fresh("pairs")
+        self._fresh("unbalanced_pairs")
+        t0 = time.time()
+        balance = {"cut": None, "before": 0, "after": 0}
+        if self.store.count_rows(f"{self.dir}/labels"):
+            p = self.config.pairs
+            # Ray's default of 200 shuffle partitions costs ~50 s on a laptop for a few KB of rows
+            partitions = min(200, 1 + self.store.count_rows(f"{self.dir}/labels") // 20_000)
+            unbalanced = self._read("labels").groupby(S.PROMPT_ID, num_partitions=partitions).map_groups(
+                _pairs_of_prompt, fn_args=(p.min_gap, p.max_per_prompt, self.config.seed),
+                batch_format="pyarrow").materialize()
+            texts = unbalanced.select_columns([S.CHOSEN_ID, S.REJECTED_ID, S.CHOSEN, S.REJECTED]).take_all()
+            keep_ids, balance = _length_balance(texts, self.config.pairs.length_balance)
+            self.walls["build_pairs"] = time.time() - t0
+            kept = unbalanced.filter(fn=lambda row: (row[S.CHOSEN_ID], row[S.REJECTED_ID]) in keep_ids)
+            t1 = time.time()
+            if keep_ids:
+                for _ in self._apply(kept, "reference", out_dir="pairs").iter_batches(batch_size=None):
+                    pass
+            self.walls["reference"] = time.time() - t1
+        manifest = self.store.mark_finished(rel, self.hash, length_balance=balance)
+        self.log(f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
+                 f"{balance['before']} -> {balance['after']})")
+
+
+def _pairs_of_prompt(table, min_gap: int, max_per_prompt: int, seed: int):
+    """Ray Data group function: one prompt's labelled answers -> its pairs (pure logic, tasks)."""
+    import pyarrow as pa
+
+    from ..stages.build_pairs import BuildPairs
+
+    out = BuildPairs(min_gap, max_per_prompt, seed)(table.to_pydict())
+    schema = S.schema("pairs")
+    cols = {f.name: out.get(f.name, [None] * len(out[S.CHOSEN])) for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def _length_balance(rows: list[dict], enabled: bool):
+    from ..stages.build_pairs import length_balance
+
+    ids = [(r[S.CHOSEN_ID], r[S.REJECTED_ID]) for r in rows]
+    if not enabled:
+        return set(ids), {"cut": None, "before": len(ids), "after": len(ids)}
+    keep, cut = length_balance([(r[S.CHOSEN], r[S.REJECTED]) for r in rows])
+    kept = {i for i, k in zip(ids, keep) if k}
+    return kept, {"cut": cut, "before": len(ids), "after": len(kept)}
+
+
+def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, log=print) -> dict:
+    """Run (or resume) one iteration's feedback collection; returns its metrics."""
+    return FeedbackRun(config, iteration, policy, input_spec, log).run()

@@ -1,0 +1,97 @@
+"""The run directory (local path or s3://...) through pyarrow.fs: stage parquet, manifests, quarantine.
+
+A stage directory is finished iff its `_SUCCESS` manifest exists with the current config hash; a
+directory without one is a crashed attempt and is cleared before the stage runs again. Part files
+are named by a hash of their row ids, so a retried batch overwrites its own file: no duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+
+class RunStore:
+    def __init__(self, root: str):
+        from pyarrow.fs import FileSystem, LocalFileSystem
+
+        if "://" in root:
+            self.fs, self.root = FileSystem.from_uri(root)
+            self.uri = root.rstrip("/")
+        else:
+            self.fs, self.root = LocalFileSystem(), os.path.abspath(root)
+            self.uri = self.root
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def uri_of(self, *parts: str) -> str:
+        return "/".join([self.uri, *parts])
+
+    # -- files ------------------------------------------------------------------------------
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        full = self.path(rel)
+        self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
+        tmp = full + ".tmp"
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        self.fs.move(tmp, full)  # readers never see half a manifest
+
+    def read_json(self, rel: str):
+        from pyarrow.fs import FileType
+
+        if self.fs.get_file_info(self.path(rel)).type != FileType.File:
+            return None
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return json.loads(f.read())
+
+    def write_json(self, rel: str, obj) -> None:
+        self.write_bytes(rel, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+    def clear(self, rel: str) -> None:
+        from pyarrow.fs import FileType
+
+        if self.fs.get_file_info(self.path(rel)).type == FileType.Directory:
+            self.fs.delete_dir(self.path(rel))
+
+    def files(self, rel: str, suffix: str = ".parquet") -> list[str]:
+        from pyarrow.fs import FileSelector
+
+        sel = FileSelector(self.path(rel), allow_not_found=True, recursive=False)
+        return sorted(i.path for i in self.fs.get_file_info(sel) if i.path.endswith(suffix))
+
+    # -- parquet ----------------------------------------------------------------------------
+    def write_part(self, rel_dir: str, table, ids: list[str]) -> None:
+        import pyarrow.parquet as pq
+
+        name = "part-" + hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:20] + ".parquet"
+        self.fs.create_dir(self.path(rel_dir), recursive=True)
+        tmp = self.path(rel_dir, "." + name)
+        pq.write_table(table, tmp, filesystem=self.fs)
+        self.fs.move(tmp, self.path(rel_dir, name))
+
+    def read_table(self, rel_dir: str, schema=None):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        files = self.files(rel_dir)
+        if not files:
+            return schema.empty_table() if schema is not None else pa.table({})
+        tables = [pq.read_table(f, filesystem=self.fs) for f in files]
+        return pa.concat_tables([t.cast(schema) if schema is not None else t for t in tables])
+
+    def count_rows(self, rel_dir: str) -> int:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(self.fs.open_input_file(f)).metadata.num_rows for f in self.files(rel_dir))
+
+    # -- stage manifests --------------------------------------------------------------------
+    def finished(self, rel_dir: str, config_hash: str) -> bool:
+        manifest = self.read_json(f"{rel_dir}/_SUCCESS")
+        return bool(manifest) and manifest.get("config_hash") == config_hash
+
+    def mark_finished(self, rel_dir: str, config_hash: str, **extra) -> dict:
+        manifest = {"rows": self.count_rows(rel_dir), "config_hash": config_hash, **extra}
+        self.write_json(f"{rel_dir}/_SUCCESS", manifest)
+        return manifest

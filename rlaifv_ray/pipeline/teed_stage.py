@@ -1,0 +1,74 @@
+"""The Ray Data adapter around a stage: run it, persist its output, quarantine its bad rows.
+
+Ray Data calls `TeedStage` on pyarrow batches inside actors. Good rows are written as a part file
+of the stage's directory (so every stage's output is auditable and a crashed run resumes), rows
+with an `error` go to `quarantine/<stage>/` with their reason, and the good rows flow on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+
+from .. import schema as S
+from .store import RunStore
+
+
+class TeedStage:
+    def __init__(self, stage: str, factory: str, kwargs: dict, run_uri: str, iter_dir: str, output: str,
+                 threads: int = 1):
+        import torch
+
+        torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (TOYWORLD lesson 6)
+        module, cls = factory.rsplit(":", 1)
+        self.stage_fn = getattr(importlib.import_module(module), cls)(**kwargs)
+        self.name, self.iter_dir, self.output = stage, iter_dir, output
+        self.schema = S.schema(output)
+        self.store = RunStore(run_uri)
+
+    def __call__(self, table):
+        import pyarrow as pa
+
+        if table.num_rows == 0:
+            return self.schema.empty_table()
+        t0 = time.perf_counter()
+        batch = table.to_pydict()
+        ids = row_ids(batch)
+        out = self.stage_fn(batch)
+        n = len(next(iter(out.values()))) if out else 0
+        errors = out.get(S.ERROR) or [None] * n
+        good = [i for i in range(n) if not errors[i]]
+        bad = [i for i in range(n) if errors[i]]
+        good_table = pa.Table.from_pydict({f.name: [out[f.name][i] for i in good] for f in self.schema},
+                                          schema=self.schema)
+        self.store.write_part(f"{self.iter_dir}/{self.name}", good_table, ids)
+        if bad:
+            q = pa.Table.from_pydict({
+                S.STAGE: [self.name] * len(bad),
+                S.REASON: [errors[i] for i in bad],
+                S.ROW: [_row_json(out, i) for i in bad],
+            }, schema=S.schema("quarantine"))
+            self.store.write_part(f"{self.iter_dir}/quarantine/{self.name}", q, ids)
+        self.store.write_json(f"{self.iter_dir}/_timings/{self.name}/{_name(ids)}.json",
+                              {"seconds": time.perf_counter() - t0, "rows_in": table.num_rows, "rows_out": len(good)})
+        return good_table
+
+
+def row_ids(batch: dict) -> list[str]:
+    if S.CHOSEN_ID in batch:
+        return [f"{c}>{r}" for c, r in zip(batch[S.CHOSEN_ID], batch[S.REJECTED_ID])]
+    return list(batch[S.ANSWER_ID] if S.ANSWER_ID in batch else batch[S.PROMPT_ID])
+
+
+def _name(ids: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:20]
+
+
+def _row_json(out: dict, i: int) -> str:
+    row = {k: v[i] for k, v in out.items() if k != S.IMAGE}
+    if S.IMAGE in out:
+        row["image_bytes"] = len(out[S.IMAGE][i] or b"")
+    return json.dumps(row, default=str)

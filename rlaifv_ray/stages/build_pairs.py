@@ -1,0 +1,94 @@
+"""Scoring, pair construction and length balancing (METHOD.md s.1 steps 5-7). Pure logic."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .. import schema as S
+from ..engines.base import derive_seed
+from ._rows import to_batch, to_rows
+
+
+@dataclass(frozen=True)
+class Scored:
+    answer_id: str
+    answer: str
+    score: int  # S = -(number of rejected claims)
+
+
+def score(verdicts: list[bool]) -> int | None:
+    """S = -rejected claims; an answer with no claims gets no score (excluded from pairs)."""
+    if not verdicts:
+        return None
+    return -sum(1 for accepted in verdicts if not accepted)
+
+
+def pairs_for_prompt(prompt_id: str, answers: list[Scored], min_gap: int, max_pairs: int, run_seed: int):
+    """Every pair with |S_a - S_b| >= min_gap (higher score chosen, ties and identical texts out),
+    then at most max_pairs of them, drawn with a seed derived from (run seed, prompt id)."""
+    ordered = sorted(answers, key=lambda a: a.answer_id)
+    candidates = []
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if abs(a.score - b.score) < min_gap or a.answer.strip() == b.answer.strip():
+                continue
+            chosen, rejected = (a, b) if a.score > b.score else (b, a)
+            candidates.append((chosen, rejected))
+    if len(candidates) > max_pairs:
+        rng = random.Random(derive_seed(run_seed, "pairs", prompt_id))
+        candidates = rng.sample(candidates, max_pairs)
+    return candidates
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | None]:
+    """Keep-mask over (chosen, rejected) texts and the cut r.
+
+    Finds r in {0, 0.02, ..., 0.98} such that dropping pairs whose rejected answer is longer by
+    more than r (relative: (len_rej - len_ch) / len_rej > r) makes mean chosen and mean rejected
+    lengths closest; this stops DPO from learning "shorter is safer".
+    """
+    if not pairs:
+        return [], None
+    lens = [(_words(c), _words(r)) for c, r in pairs]
+    best_r, best_gap = None, None
+    for step in reversed(range(50)):  # from 0.98 down: on a tie keep the cut that drops fewest pairs
+        r = step / 50
+        kept = [(c, j) for c, j in lens if not (j > 0 and (j - c) / j > r)]
+        if not kept:
+            continue
+        gap = abs(sum(c for c, _ in kept) / len(kept) - sum(j for _, j in kept) / len(kept))
+        if best_gap is None or gap < best_gap - 1e-12:
+            best_r, best_gap = r, gap
+    keep = [not (j > 0 and (j - c) / j > best_r) for c, j in lens]
+    return keep, best_r
+
+
+class BuildPairs:
+    """Group of one prompt's labelled answers -> its preference pairs (before length balancing)."""
+
+    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE, S.INSTRUCTION)
+    writes = (S.CHOSEN, S.REJECTED, S.CHOSEN_ID, S.REJECTED_ID, S.CHOSEN_SCORE, S.REJECTED_SCORE)
+
+    def __init__(self, min_gap: int, max_per_prompt: int, run_seed: int):
+        self.min_gap, self.max_per_prompt, self.run_seed = min_gap, max_per_prompt, run_seed
+
+    def __call__(self, group: dict[str, list]) -> dict[str, list]:
+        S.require_columns(group, self.reads, type(self).__name__)
+        rows = to_rows(group)
+        keys = [S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.TRUTH, *self.writes]
+        if not rows:
+            return to_batch([], keys)
+        first = rows[0]
+        scored = [Scored(r[S.ANSWER_ID], r[S.ANSWER], r[S.SCORE]) for r in rows if r[S.SCORE] is not None]
+        out = [
+            {S.PROMPT_ID: first[S.PROMPT_ID], S.IMAGE: first[S.IMAGE], S.INSTRUCTION: first[S.INSTRUCTION],
+             S.TRUTH: first.get(S.TRUTH), S.CHOSEN: c.answer, S.REJECTED: r.answer, S.CHOSEN_ID: c.answer_id,
+             S.REJECTED_ID: r.answer_id, S.CHOSEN_SCORE: c.score, S.REJECTED_SCORE: r.score}
+            for c, r in pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)
+        ]
+        return to_batch(out, keys)

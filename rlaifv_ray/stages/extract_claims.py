@@ -1,0 +1,86 @@
+"""ExtractClaims: answer -> atomic facts -> yes/no questions (METHOD s.1 steps 2-3).
+
+Two calls to a claim LLM with the templates of prompts.py and a strict parser. A count mismatch,
+an empty or an unparseable output is recorded in `claim_error` (the answer then gets no score and
+is excluded from pairs, with that reason), never silently truncated as the official code does.
+`mode="rules"` is the explicit ShapesWorld extractor (object mentions), never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from .. import schema as S
+from ..engines import GenerateRequest, SamplingParams, load_engine
+from ..engines.base import user_message
+from ..prompts import FACTS_PROMPT, QUESTIONS_PROMPT, bullets, parse_bullets
+from ._rows import output_keys, to_batch, to_rows
+
+MAX_ANSWER_WORDS = 300  # official: answers are truncated to 300 words before extraction
+
+
+class ExtractClaims:
+    reads = (S.ANSWER,)
+    writes = (S.CLAIMS, S.QUESTIONS, S.CLAIM_ERROR)
+
+    def __init__(self, mode: str = "llm", model: str | None = None, engine: str = "hf",
+                 engine_options: dict | None = None, max_new_tokens: int = 256):
+        if mode not in ("llm", "rules"):
+            raise ValueError(f"claims mode must be 'llm' or 'rules', got {mode!r}")
+        if mode == "llm" and not model:
+            raise ValueError("claims mode 'llm' needs a claim LLM model")
+        self.mode = mode
+        self.engine = load_engine(model, engine, **(engine_options or {})) if mode == "llm" else None
+        # greedy: extraction is a rewrite, and a rerun must reproduce the same claims
+        self.params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        S.require_columns(batch, self.reads, type(self).__name__)
+        rows = to_rows(batch)
+        live = [r for r in rows if not r.get(S.ERROR)]
+        for r in rows:
+            r.update({S.CLAIMS: [], S.QUESTIONS: [], S.CLAIM_ERROR: None})
+        if self.mode == "rules":
+            for r in live:
+                self._rules(r)
+        else:
+            self._llm(live)
+        return to_batch(rows, output_keys(batch, self.writes))
+
+    def _rules(self, row: dict) -> None:
+        from ..toyworld.metrics import mentions
+
+        kinds = mentions(row[S.ANSWER])
+        row[S.CLAIMS] = [f"There is a {k}." for k in kinds]
+        row[S.QUESTIONS] = [f"Is there a {k} in the image?" for k in kinds]
+        if not kinds:
+            row[S.CLAIM_ERROR] = "no claims: the answer names no object"
+
+    def _llm(self, rows: list[dict]) -> None:
+        facts_out = self._ask([FACTS_PROMPT.format(answer=_truncate(r[S.ANSWER])) for r in rows])
+        asked = []
+        for r, text in zip(rows, facts_out):
+            try:
+                r[S.CLAIMS] = parse_bullets(text)
+                asked.append(r)
+            except ValueError as exc:
+                r[S.CLAIM_ERROR] = f"facts output unparseable: {exc}"
+        questions_out = self._ask([QUESTIONS_PROMPT.format(facts=bullets(r[S.CLAIMS])) for r in asked])
+        for r, text in zip(asked, questions_out):
+            try:
+                questions = parse_bullets(text)
+            except ValueError as exc:
+                r[S.CLAIM_ERROR] = f"questions output unparseable: {exc}"
+                continue
+            if len(questions) != len(r[S.CLAIMS]):
+                r[S.CLAIM_ERROR] = f"{len(r[S.CLAIMS])} facts but {len(questions)} questions"
+                continue
+            r[S.QUESTIONS] = questions
+
+    def _ask(self, prompts: list[str]) -> list[str]:
+        if not prompts:
+            return []
+        return self.engine.generate([GenerateRequest(user_message(p, False), None, self.params) for p in prompts])
+
+
+def _truncate(answer: str) -> str:
+    words = answer.split()
+    return answer if len(words) <= MAX_ANSWER_WORDS else " ".join(words[:MAX_ANSWER_WORDS])

@@ -1,0 +1,84 @@
+"""LabelClaims: the labeler answers each question from the image alone (METHOD s.1 step 4).
+
+Input rows are answers with their question lists; all questions of a batch go to the engine in
+one call, grouped by image so each image is encoded once. p_yes = P(yes)+P(Yes), p_no likewise,
+from one forward pass; a claim is accepted iff p_yes > p_no. `GroundTruthLabels` is the
+ShapesWorld control (truth, optionally with seeded flips): an experiment, never the default.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .. import schema as S
+from ..engines import YesNoRequest, derive_seed, load_engine
+from ..prompts import LABEL_PROMPT
+from ._rows import decode_images, output_keys, to_batch, to_rows
+
+
+class LabelClaims:
+    reads = (S.IMAGE, S.QUESTIONS)
+    writes = (S.P_YES, S.P_NO, S.ACCEPTED, S.SCORE)
+
+    def __init__(self, model: str, engine: str = "hf", engine_options: dict | None = None,
+                 max_pixels: int = 1024 * 1024):
+        self.engine = load_engine(model, engine, **(engine_options or {}))
+        self.max_pixels = max_pixels
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        S.require_columns(batch, self.reads, type(self).__name__)
+        rows = to_rows(batch)
+        images = decode_images(rows, S.IMAGE, self.max_pixels)
+        requests, owners = [], []
+        for i, row in enumerate(rows):
+            if row.get(S.ERROR) or isinstance(images[i], str):
+                row[S.ERROR] = row.get(S.ERROR) or images[i]
+                continue
+            for q in row[S.QUESTIONS]:
+                requests.append(YesNoRequest(LABEL_PROMPT.format(question=q), images[i]))
+                owners.append(i)
+        probs = self.engine.yes_no(requests) if requests else []
+        verdicts: dict[int, list] = {i: [] for i in range(len(rows))}
+        for i, p in zip(owners, probs):
+            verdicts[i].append(p)
+        for i, row in enumerate(rows):
+            _fill(row, verdicts[i])
+        return to_batch(rows, output_keys(batch, self.writes))
+
+
+class GroundTruthLabels:
+    """Labels from ShapesWorld truth; each verdict flipped with probability flip_rate (seeded)."""
+
+    reads = (S.TRUTH, S.CLAIMS, S.ANSWER_ID)
+    writes = LabelClaims.writes
+
+    def __init__(self, flip_rate: float = 0.0, run_seed: int = 0):
+        if not 0 <= flip_rate <= 1:
+            raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
+        self.flip_rate, self.run_seed = flip_rate, run_seed
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        from ..toyworld.metrics import claim_truth
+
+        S.require_columns(batch, self.reads, type(self).__name__)
+        rows = to_rows(batch)
+        for row in rows:
+            probs = []
+            for k, claim in enumerate(row[S.CLAIMS] if not row.get(S.ERROR) else []):
+                true = bool(claim_truth(claim, row[S.TRUTH] or []))
+                rng = random.Random(derive_seed(self.run_seed, "flip", row[S.ANSWER_ID], k))
+                if rng.random() < self.flip_rate:
+                    true = not true
+                probs.append((1.0, 0.0) if true else (0.0, 1.0))
+            _fill(row, probs)
+        return to_batch(rows, output_keys(batch, self.writes))
+
+
+def _fill(row: dict, probs: list[tuple[float, float]]) -> None:
+    from .build_pairs import score
+
+    row[S.P_YES] = [y for y, _ in probs]
+    row[S.P_NO] = [n for _, n in probs]
+    row[S.ACCEPTED] = [y > n for y, n in probs]
+    usable = not row.get(S.ERROR) and not row.get(S.CLAIM_ERROR)
+    row[S.SCORE] = score(row[S.ACCEPTED]) if usable else None

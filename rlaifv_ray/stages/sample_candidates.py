@@ -1,0 +1,71 @@
+"""SampleCandidates: N answers per prompt from the policy, one recorded seed each (METHOD s.1.1)."""
+
+from __future__ import annotations
+
+from .. import schema as S
+from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
+from ..engines.base import user_message
+from ._rows import decode_images, output_keys, to_batch, to_rows
+
+
+class SampleCandidates:
+    reads = (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION)
+    writes = (S.ANSWER_ID, S.SAMPLE_INDEX, S.SEED, S.ANSWER, S.ERROR)
+
+    def __init__(self, model: str, n: int, temperature: float, top_p: float, max_new_tokens: int,
+                 run_seed: int, engine: str = "hf", engine_options: dict | None = None,
+                 max_pixels: int = 1024 * 1024):
+        self.engine = load_engine(model, engine, **(engine_options or {}))
+        self.n, self.run_seed, self.max_pixels = n, run_seed, max_pixels
+        self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        S.require_columns(batch, self.reads, type(self).__name__)
+        rows = to_rows(batch)
+        images = decode_images(rows, S.IMAGE, self.max_pixels)
+        out, requests, slots = [], [], []
+        for i, row in enumerate(rows):
+            problem = row.get(S.ERROR) or _problem(row, images[i])
+            if problem:
+                out.append({**row, S.ERROR: problem, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/-", S.SAMPLE_INDEX: -1,
+                            S.SEED: 0, S.ANSWER: ""})
+                continue
+            for k in range(self.n):
+                seed = derive_seed(self.run_seed, row[S.PROMPT_ID], k)
+                requests.append(GenerateRequest(user_message(row[S.INSTRUCTION], True), images[i], self.params, seed))
+                out.append({**row, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/{k}", S.SAMPLE_INDEX: k, S.SEED: seed,
+                            S.ERROR: None})
+                slots.append(len(out) - 1)
+        for slot, text in zip(slots, _generate_isolating_failures(self.engine, requests)):
+            if isinstance(text, Exception):
+                out[slot].update({S.ANSWER: "", S.ERROR: f"engine error: {text}"})
+            elif not text.strip():
+                out[slot].update({S.ANSWER: "", S.ERROR: "empty answer"})
+            else:
+                out[slot][S.ANSWER] = text
+        return to_batch(out, output_keys(batch, self.writes))
+
+
+def _problem(row: dict, image) -> str | None:
+    if isinstance(image, str):
+        return image
+    if not str(row.get(S.INSTRUCTION) or "").strip():
+        return "empty instruction"
+    return None
+
+
+def _generate_isolating_failures(engine, requests):
+    """One engine call for the batch; if it fails, retry per request so one bad row cannot sink
+    the others (its exception is returned in its slot)."""
+    if not requests:
+        return []
+    try:
+        return engine.generate(requests)
+    except Exception:  # noqa: BLE001
+        out = []
+        for r in requests:
+            try:
+                out.append(engine.generate([r])[0])
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out

@@ -1,0 +1,37 @@
+import json
+import subprocess
+import sys
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", *args], capture_output=True, text=True)
+
+
+def test_eval_policy_prints_one_json_object(toy_models):
+    out = _cli("eval", "--model", str(toy_models / "policy"), "--num", "12", "--seed", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["n"] == 12
+    for key in ("chair_s", "chair_i", "recall", "mean_words"):
+        assert 0 <= result[key] <= (100 if key == "mean_words" else 1)
+
+
+def test_eval_labeler_prints_accuracy(toy_models):
+    out = _cli("eval", "--labeler", str(toy_models / "labeler"), "--num", "10", "--json")
+    assert out.returncode == 0, out.stderr
+    assert 0 <= json.loads(out.stdout)["accuracy"] <= 1
+
+
+def test_missing_model_is_one_clear_line_not_a_traceback(tmp_path):
+    out = _cli("eval", "--model", str(tmp_path / "no-model"), "--num", "2", "--json")
+    assert out.returncode == 2
+    assert "no-model" in out.stderr and "no such folder" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_config_is_reported_with_every_problem(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: x\nmodels: {policy: {path: p}, claims: rules}\nsampling: {n: 0, top_p: 3}\n")
+    out = _cli("config", str(cfg))
+    assert out.returncode == 2
+    assert "sampling.n" in out.stderr and "sampling.top_p" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,24 @@
+"""`rlaifv-ray toy build` from seed 0 reproduces models that meet the bars (about 12 minutes)."""
+
+import json
+import subprocess
+import sys
+
+from .bars import failures, measure
+
+
+def test_toy_build_reproduces_models_that_meet_the_bars(tmp_path):
+    out = tmp_path / "toy"
+    proc = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "toy", "build", "--out", str(out), "--seed", "0"],
+                          capture_output=True, text=True, timeout=40 * 60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads(proc.stdout)
+    assert "toy build: policy" in proc.stderr  # progress was shown
+    assert manifest["vision_tower"]["per_object"] > 0.99
+    metrics = measure(out)
+    print(json.dumps({"manifest": manifest, "metrics": metrics}, indent=2))
+    assert not failures(metrics), json.dumps(metrics, indent=2)
+    # a second build finds everything in place and trains nothing
+    again = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "toy", "build", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "nothing to do" in again.stderr
