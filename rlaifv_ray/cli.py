@@ -118,6 +118,10 @@ def _cmd_feedback(args) -> int:
     metrics = run_feedback(config, args.iteration, args.policy or config.models.policy.path, spec,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(metrics, indent=2))
+    rows = metrics["rows"]
+    print(" -> ".join(f"{k} {v}" for k, v in rows.items())
+          + f" | quarantined {sum(metrics['quarantined'].values())} | yield {metrics['pair_yield']:.2f} pairs/prompt"
+          + f" | {metrics['wall_seconds']['total']:.0f} s", file=sys.stderr)
     return 0
 
 

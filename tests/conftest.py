@@ -38,3 +38,38 @@ def torch_threads():
     import torch
 
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray (2 CPUs), shared by the tests of a session."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}})
+    yield ray
+    ray.shutdown()
+
+
+def toy_config(tmp_path, toy_models, **over):
+    """A small ShapesWorld run config (dict) over the committed models."""
+    cfg = {
+        "run_dir": str(tmp_path / "run"),
+        "seed": 0,
+        "iterations": 1,
+        "models": {
+            "policy": {"path": str(toy_models / "policy")},
+            "labeler": {"path": str(toy_models / "labeler")},
+            "claim_llm": {"path": str(toy_models / "claim_llm")},
+        },
+        "sampling": {"n": 4, "max_new_tokens": 40},
+        "resources": {k: {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.25}
+                      for k in ("sample", "claims", "label", "reference")},
+    }
+    for key, value in over.items():
+        node = cfg
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg

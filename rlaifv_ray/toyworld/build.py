@@ -27,7 +27,7 @@ class BuildPlan:
     vision_steps: int = 1600
     labeler_steps: int = 900
     policy_steps: int = 1500
-    claim_steps: int = 700
+    claim_steps: int = 1300
     batch: int = 48
     lr: float = 1e-3
 
