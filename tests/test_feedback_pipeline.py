@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from PIL import Image
 
@@ -28,16 +30,23 @@ def _pairs(run_dir):
     return sorted(rows, key=lambda r: (r[S.CHOSEN_ID], r[S.REJECTED_ID]))
 
 
-def test_toy_iteration_produces_audited_pairs_and_is_deterministic(tmp_path, toy_models, ray_local):
-    a = validate_config(toy_config(tmp_path / "a", toy_models))
-    metrics = run_feedback(a, 0, a.models.policy.path, "toy:16")
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory, toy_models, ray_local):
+    """One uninterrupted toy iteration (16 prompts x 4), the reference the other tests compare to."""
+    root = tmp_path_factory.mktemp("clean")
+    config = validate_config(toy_config(root, toy_models))
+    return config, run_feedback(config, 0, config.models.policy.path, "toy:16")
+
+
+def test_toy_iteration_produces_audited_pairs_and_is_deterministic(clean_run, tmp_path, toy_models):
+    a, metrics = clean_run
     assert metrics["rows"]["prompts"] == 16 and metrics["rows"]["candidates"] == 64
     assert metrics["pairs"] > 0
     audit = metrics["audit"]
     assert audit["false_claims"] > 0 and audit["false_claim_rejection"] >= 0.8
     assert audit["true_claim_acceptance"] >= 0.9
     assert 0 <= audit["pair_accuracy"] <= 1
-    saved = json.loads((tmp_path / "a" / "run" / "iter_000" / "metrics.json").read_text())
+    saved = json.loads((Path(a.run_dir) / "iter_000" / "metrics.json").read_text())
     assert saved["pairs"] == metrics["pairs"]
     pairs = _pairs(a.run_dir)
     assert all(p[S.REF_CHOSEN_LOGP] < 0 and p[S.REF_REJECTED_LOGP] < 0 for p in pairs)
@@ -85,11 +94,11 @@ def test_bad_inputs_are_quarantined_and_good_rows_processed(tmp_path, toy_models
     assert sum(metrics["quarantined"].values()) == 4
 
 
-def test_killed_after_labels_resumes_without_recomputing(tmp_path, toy_models):
+def test_killed_after_labels_resumes_without_recomputing(clean_run, tmp_path, toy_models):
     cfg = toy_config(tmp_path, toy_models)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "rlaifv_ray.cli", "feedback", str(path), "--toy", "12"]
+    cmd = [sys.executable, "-m", "rlaifv_ray.cli", "feedback", str(path), "--toy", "16"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
@@ -109,10 +118,4 @@ def test_killed_after_labels_resumes_without_recomputing(tmp_path, toy_models):
         now = sorted(p.stat().st_mtime_ns for p in (tmp_path / "run" / "iter_000" / stage).glob("*.parquet"))
         assert now == stage_files[stage]  # untouched: not recomputed
     # the resumed pairs equal an uninterrupted run's
-    clean = toy_config(tmp_path / "clean", toy_models)
-    clean_path = tmp_path / "clean.yaml"
-    clean_path.write_text(yaml.safe_dump(clean))
-    full = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "feedback", str(clean_path), "--toy", "12"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert full.returncode == 0, full.stderr[-3000:]
-    assert _pairs(str(tmp_path / "run")) == _pairs(clean["run_dir"])
+    assert _pairs(str(tmp_path / "run")) == _pairs(clean_run[0].run_dir)

@@ -98,8 +98,6 @@ class HFEngine:
 
     # ---- yes/no --------------------------------------------------------------------------
     def yes_no(self, requests: list[YesNoRequest]) -> list[tuple[float, float]]:
-        import torch
-
         results: list[tuple[float, float] | None] = [None] * len(requests)
         groups: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
@@ -111,7 +109,6 @@ class HFEngine:
                 no = probs[:, self.no_ids].sum(-1)
                 for i, y, n in zip(chunk, yes.tolist(), no.tolist()):
                     results[i] = (y, n)
-        del torch
         return results  # type: ignore[return-value]
 
     def _next_token_probs(self, requests: list[YesNoRequest]):

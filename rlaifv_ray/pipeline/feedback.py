@@ -157,40 +157,54 @@ class FeedbackRun:
             self.log(f"[{self.dir}] pairs: finished earlier, skipped")
             return
         self._fresh("pairs")
-        self._fresh("unbalanced_pairs")
         t0 = time.time()
-        balance = {"cut": None, "before": 0, "after": 0}
-        if self.store.count_rows(f"{self.dir}/labels"):
-            p = self.config.pairs
-            # Ray's default of 200 shuffle partitions costs ~50 s on a laptop for a few KB of rows
-            partitions = min(200, 1 + self.store.count_rows(f"{self.dir}/labels") // 20_000)
-            unbalanced = self._read("labels").groupby(S.PROMPT_ID, num_partitions=partitions).map_groups(
-                _pairs_of_prompt, fn_args=(p.min_gap, p.max_per_prompt, self.config.seed),
-                batch_format="pyarrow").materialize()
-            texts = unbalanced.select_columns([S.CHOSEN_ID, S.REJECTED_ID, S.CHOSEN, S.REJECTED]).take_all()
-            keep_ids, balance = _length_balance(texts, self.config.pairs.length_balance)
-            self.walls["build_pairs"] = time.time() - t0
-            kept = unbalanced.filter(fn=lambda row: (row[S.CHOSEN_ID], row[S.REJECTED_ID]) in keep_ids)
-            t1 = time.time()
-            if keep_ids:
-                for _ in self._apply(kept, "reference", out_dir="pairs").iter_batches(batch_size=None):
-                    pass
-            self.walls["reference"] = time.time() - t1
+        # Pairs are built in the driver from the labels without their images (a few hundred bytes
+        # per answer even at 40K answers): a Ray shuffle costs tens of seconds of start-up here.
+        labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels")).drop_columns([S.IMAGE])
+        pairs = _build_pairs(labels.to_pydict(), self.config)
+        keep_ids, balance = _length_balance(pairs, self.config.pairs.length_balance)
+        pairs = [p for p in pairs if (p[S.CHOSEN_ID], p[S.REJECTED_ID]) in keep_ids]
+        self.walls["build_pairs"] = time.time() - t0
+        t1 = time.time()
+        if pairs:
+            import ray
+
+            ds = ray.data.from_items(pairs).map_batches(
+                _attach_images, fn_args=(self.store.uri, self.store.path(self.dir, "prompts")), batch_format="pyarrow")
+            for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
+                pass
+        self.walls["reference"] = time.time() - t1
         manifest = self.store.mark_finished(rel, self.hash, length_balance=balance)
         self.log(f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
                  f"{balance['before']} -> {balance['after']})")
 
 
-def _pairs_of_prompt(table, min_gap: int, max_per_prompt: int, seed: int):
-    """Ray Data group function: one prompt's labelled answers -> its pairs (pure logic, tasks)."""
-    import pyarrow as pa
-
+def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
+    from ..stages._rows import to_rows
     from ..stages.build_pairs import BuildPairs
 
-    out = BuildPairs(min_gap, max_per_prompt, seed)(table.to_pydict())
-    schema = S.schema("pairs")
-    cols = {f.name: out.get(f.name, [None] * len(out[S.CHOSEN])) for f in schema}
-    return pa.Table.from_pydict(cols, schema=schema)
+    build = BuildPairs(config.pairs.min_gap, config.pairs.max_per_prompt, config.seed)
+    groups: dict[str, list[dict]] = {}
+    for row in to_rows(labels):
+        row[S.IMAGE] = b""  # attached later, next to the reference model
+        groups.setdefault(row[S.PROMPT_ID], []).append(row)
+    pairs = []
+    for pid in sorted(groups):
+        out = build({k: [r[k] for r in groups[pid]] for k in groups[pid][0]})
+        pairs += to_rows({k: v for k, v in out.items() if k != S.IMAGE})
+    return pairs
+
+
+def _attach_images(table, run_uri: str, prompts_dir: str):
+    """Ray Data task: look up each pair's image in the prompts parquet by prompt id."""
+    import pyarrow.parquet as pq
+
+    store = RunStore(run_uri)
+    wanted = sorted(set(table.column(S.PROMPT_ID).to_pylist()))
+    prompts = pq.read_table(prompts_dir, filesystem=store.fs, columns=[S.PROMPT_ID, S.IMAGE],
+                            filters=[(S.PROMPT_ID, "in", wanted)])
+    images = dict(zip(prompts.column(S.PROMPT_ID).to_pylist(), prompts.column(S.IMAGE).to_pylist()))
+    return table.append_column(S.IMAGE, [[images[p] for p in table.column(S.PROMPT_ID).to_pylist()]])
 
 
 def _length_balance(rows: list[dict], enabled: bool):

@@ -38,7 +38,12 @@ PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 
 
 def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
-    """Build whatever is missing under `out`; returns the build manifest."""
+    """Build whatever is missing under `out`; returns the build manifest.
+
+    After the vision tower, two lanes train side by side, one core each (tiny models use a
+    second thread poorly): labeler then policy, and the claim LLM.
+    """
+    import resource
     import torch
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -50,42 +55,65 @@ def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
     if all(_is_model(out / r) for r in ROLES):
         log(f"toy build: all models present in {out}, nothing to do")
         return manifest
+    t0 = time.time()
+    processor = models.build_processor(models.train_tokenizer(data.corpus(plan.seed)))
+    _vision_tower(out, plan, processor, manifest, log)
 
-    tokenizer = models.train_tokenizer(data.corpus(plan.seed))
-    processor = models.build_processor(tokenizer)
-    tower = _vision_tower(out, plan, processor, manifest, log)
+    lanes = [[r for r in lane if not _is_model(out / r)] for lane in (("labeler", "policy"), ("claim_llm",))]
+    lanes = [lane for lane in lanes if lane]
+    threads = max(1, (os.cpu_count() or 1) // len(lanes))
+    if len(lanes) == 1:
+        results = [_train_lane(str(out), plan, lanes[0], threads, 0)]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
-    for role, make_batch, steps in (
-        ("labeler", _vlm_batches(plan, qa_share=0.75, bias_rate=0.0), plan.labeler_steps),
-        ("policy", _vlm_batches(plan, qa_share=0.5, bias_rate=plan.bias_rate), plan.policy_steps),
-    ):
-        if _is_model(out / role):
-            log(f"toy build: {role} present, skipped")
-            continue
-        model = models.build_vlm(tokenizer, tower, seed=plan.seed)
-        for p in model.model.vision_tower.parameters():  # the eyes stay as pre-trained
-            p.requires_grad_(False)
-        t0 = time.time()
-        sft.train(model, processor, make_batch, steps, plan.lr, _progress(role, log))
-        manifest[role] = {"steps": steps, "seconds": round(time.time() - t0, 1)}
-        _save(out / role, model, processor)
-
-    if not _is_model(out / "claim_llm"):
-        model = models.build_claim_llm(tokenizer, seed=plan.seed)
-        t0 = time.time()
-
-        def claim_batch(step: int):
-            start = step * (plan.batch // 2)
-            return [e for i in range(start, start + plan.batch // 2) for e in data.claim_examples(plan.seed, i)]
-
-        sft.train(model, tokenizer, claim_batch, plan.claim_steps, plan.lr, _progress("claim_llm", log))
-        manifest["claim_llm"] = {"steps": plan.claim_steps, "seconds": round(time.time() - t0, 1)}
-        _save(out / "claim_llm", model, tokenizer)
-    import resource
-
-    manifest["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        with ProcessPoolExecutor(len(lanes), mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_train_lane, str(out), plan, lane, threads, i) for i, lane in enumerate(lanes)]
+            results = [f.result() for f in futures]
+    for result in results:
+        manifest.update(result)
+    usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    manifest["peak_rss_mb"] = round(max(usage) / 1024, 1)  # the largest single process
+    manifest["seconds"] = round(time.time() - t0, 1)
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _train_lane(out: str, plan: BuildPlan, roles: list[str], threads: int, position: int) -> dict:
+    """Train the given roles in order (a separate process); returns their manifest entries."""
+    import torch
+    from transformers import CLIPVisionModel
+
+    torch.set_num_threads(threads)
+    out_path = Path(out)
+    tokenizer = models.train_tokenizer(data.corpus(plan.seed))  # deterministic: same tokenizer in every lane
+    processor = models.build_processor(tokenizer)
+    done = {}
+    for role in roles:
+        t0 = time.time()
+        progress = _progress(role, position)
+        if role == "claim_llm":
+            model = models.build_claim_llm(tokenizer, seed=plan.seed)
+
+            def claim_batch(step: int):
+                start = step * (plan.batch // 2)
+                return [e for i in range(start, start + plan.batch // 2) for e in data.claim_examples(plan.seed, i)]
+
+            sft.train(model, tokenizer, claim_batch, plan.claim_steps, plan.lr, progress)
+            _save(out_path / role, model, tokenizer)
+            steps = plan.claim_steps
+        else:
+            tower = CLIPVisionModel.from_pretrained(out_path / "vision_tower")
+            model = models.build_vlm(tokenizer, tower, seed=plan.seed)
+            for p in model.model.vision_tower.parameters():  # the eyes stay as pre-trained
+                p.requires_grad_(False)
+            qa_share, bias, steps = ((0.75, 0.0, plan.labeler_steps) if role == "labeler"
+                                     else (0.5, plan.bias_rate, plan.policy_steps))
+            sft.train(model, processor, _vlm_batches(plan, qa_share, bias), steps, plan.lr, progress)
+            _save(out_path / role, model, processor)
+        done[role] = {"steps": steps, "seconds": round(time.time() - t0, 1), "threads": threads}
+    return done
 
 
 def _vision_tower(out: Path, plan: BuildPlan, processor, manifest: dict, log):
@@ -96,7 +124,7 @@ def _vision_tower(out: Path, plan: BuildPlan, processor, manifest: dict, log):
         return CLIPVisionModel.from_pretrained(path)
     t0 = time.time()
     tower, head = vision.pretrain_vision(models.vision_config(), processor.image_processor, plan.vision_steps,
-                                         128, plan.lr, plan.seed, _progress("vision", log))
+                                         128, plan.lr, plan.seed, _progress("vision", 0))
     manifest["vision_tower"] = {
         "steps": plan.vision_steps,
         "seconds": round(time.time() - t0, 1),
@@ -121,7 +149,7 @@ def _vlm_batches(plan: BuildPlan, qa_share: float, bias_rate: float):
     return make_batch
 
 
-def _progress(name: str, log):
+def _progress(name: str, position: int):
     from tqdm import tqdm
 
     bar = None
@@ -129,7 +157,7 @@ def _progress(name: str, log):
     def update(step: int, total: int, **stats):
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=f"toy build: {name}", unit="step", mininterval=2.0)
+            bar = tqdm(total=total, desc=f"toy build: {name}", unit="step", mininterval=2.0, position=position)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if isinstance(v, float)}, refresh=False)
         if step == total:

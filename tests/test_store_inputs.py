@@ -1,0 +1,68 @@
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from rlaifv_ray import schema as S
+from rlaifv_ray.errors import InputError
+from rlaifv_ray.inputs import read_prompts
+from rlaifv_ray.pipeline.store import RunStore
+
+
+def test_parts_are_named_by_their_ids_so_a_retry_overwrites(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    t = pa.table({"x": [1, 2]})
+    store.write_part("iter_000/stage", t, ["b", "a"])
+    store.write_part("iter_000/stage", t, ["a", "b"])  # the same batch retried
+    store.write_part("iter_000/stage", t, ["c"])
+    assert len(store.files("iter_000/stage")) == 2 and store.count_rows("iter_000/stage") == 4
+    assert not store.finished("iter_000/stage", "h1")
+    assert store.mark_finished("iter_000/stage", "h1")["rows"] == 4
+    assert store.finished("iter_000/stage", "h1") and not store.finished("iter_000/stage", "other-config")
+    store.clear("iter_000/stage")
+    assert store.files("iter_000/stage") == [] and not store.finished("iter_000/stage", "h1")
+
+
+def _png():
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_inputs_folder_parquet_jsonl_and_toy(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "b.png").write_bytes(_png())
+    (folder / "a.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("ignored")
+    rows = read_prompts(str(folder), instruction="What is this?")
+    assert [r[S.PROMPT_ID] for r in rows] == ["a.jpg", "b.png"]
+    assert {r[S.INSTRUCTION] for r in rows} == {"What is this?"}
+
+    pq.write_table(pa.table({"id": ["x"], "image": [_png()], "instruction": ["Describe."]}), tmp_path / "p.parquet")
+    assert read_prompts(str(tmp_path / "p.parquet"))[0][S.PROMPT_ID] == "x"
+
+    toy = read_prompts("toy:5", iteration=1, seed=0)
+    assert len(toy) == 5 and all(r[S.TRUTH] for r in toy)
+    assert {r[S.PROMPT_ID] for r in toy}.isdisjoint(r[S.PROMPT_ID] for r in read_prompts("toy:5", iteration=0))
+
+
+def test_input_spec_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "a.png", "instruction": "x"}\nnot json\n["list"]\n')
+    with pytest.raises(InputError, match="2 bad line"):
+        read_prompts(str(bad))
+    with pytest.raises(InputError, match="toy:N"):
+        read_prompts("toy:abc")
+    with pytest.raises(InputError, match="not toy:N"):
+        read_prompts(str(tmp_path / "nothing.csv"))
+    pq.write_table(pa.table({"picture": [b""]}), tmp_path / "q.parquet")
+    with pytest.raises(InputError, match="missing column"):
+        read_prompts(str(tmp_path / "q.parquet"))
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(json.dumps({"image": "missing.png", "instruction": "x"}) + "\n")
+    row = read_prompts(str(ok))[0]
+    assert row[S.ERROR] and "missing.png" in row[S.ERROR]  # kept, with its reason, for quarantine
