@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .. import schema as S
 from ..config import RunConfig, StageResources, config_hash
+from ..errors import ConfigError
 from ..inputs import read_prompts
 from .store import RunStore
 from .teed_stage import TeedStage
@@ -220,4 +221,6 @@ def _length_balance(rows: list[dict], enabled: bool):
 
 def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, log=print) -> dict:
     """Run (or resume) one iteration's feedback collection; returns its metrics."""
+    if config.models.labeler_mode == "ground_truth" and not input_spec.startswith("toy:"):
+        raise ConfigError(f"models.labeler_mode ground_truth needs ShapesWorld input (toy:N), got {input_spec!r}")
     return FeedbackRun(config, iteration, policy, input_spec, log).run()
