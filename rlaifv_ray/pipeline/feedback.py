@@ -20,6 +20,7 @@ from .store import RunStore
 from .teed_stage import TeedStage
 
 STREAM = ("candidates", "claims", "labels")
+IO_CPUS = 0.1
 
 
 @dataclass
@@ -82,7 +83,12 @@ class FeedbackRun:
     def _read(self, stage: str):
         import ray
 
-        return ray.data.read_parquet(self.store.path(self.dir, stage), filesystem=self.store.fs)
+        # Not ray.data.read_parquet: its file-listing task always asks for a whole CPU and waits
+        # forever behind model actors that already hold a small machine's cores. Reading each
+        # part file in a task of our own keeps I/O at a sliver of a CPU.
+        files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
+        return ray.data.from_items(files).map_batches(
+            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", num_cpus=IO_CPUS)
 
     def _fresh(self, stage: str) -> None:
         for rel in (stage, f"quarantine/{stage}", f"_timings/{stage}"):
@@ -171,7 +177,8 @@ class FeedbackRun:
             import ray
 
             ds = ray.data.from_items(pairs).map_batches(
-                _attach_images, fn_args=(self.store.uri, self.store.path(self.dir, "prompts")), batch_format="pyarrow")
+                _attach_images, fn_args=(self.store.uri, self.store.path(self.dir, "prompts")), batch_format="pyarrow",
+                num_cpus=IO_CPUS)
             for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
                 pass
         self.walls["reference"] = time.time() - t1
@@ -194,6 +201,14 @@ def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
         out = build({k: [r[k] for r in groups[pid]] for k in groups[pid][0]})
         pairs += to_rows({k: v for k, v in out.items() if k != S.IMAGE})
     return pairs
+
+
+def _read_parts(batch, run_uri: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs = RunStore(run_uri).fs
+    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in batch.column("path").to_pylist()])
 
 
 def _attach_images(table, run_uri: str, prompts_dir: str):
