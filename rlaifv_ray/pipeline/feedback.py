@@ -20,7 +20,14 @@ from .store import RunStore
 from .teed_stage import TeedStage
 
 STREAM = ("candidates", "claims", "labels")
-IO_CPUS = 0.1
+
+
+def _io_task() -> dict:
+    """I/O tasks: a sliver of a CPU each (at a whole CPU they wait forever behind model actors
+    holding a small machine's cores) and at most two at once (or they crowd the actors out)."""
+    import ray
+
+    return {"num_cpus": 0.1, "compute": ray.data.TaskPoolStrategy(size=2)}
 
 
 @dataclass
@@ -83,12 +90,11 @@ class FeedbackRun:
     def _read(self, stage: str):
         import ray
 
-        # Not ray.data.read_parquet: its file-listing task always asks for a whole CPU and waits
-        # forever behind model actors that already hold a small machine's cores. Reading each
-        # part file in a task of our own keeps I/O at a sliver of a CPU.
+        # Not ray.data.read_parquet: its file-listing task always asks for a whole CPU and
+        # deadlocks behind model actors on a 2-core machine.
         files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
         return ray.data.from_items(files).map_batches(
-            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", num_cpus=IO_CPUS)
+            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", **_io_task())
 
     def _fresh(self, stage: str) -> None:
         for rel in (stage, f"quarantine/{stage}", f"_timings/{stage}"):
@@ -176,9 +182,9 @@ class FeedbackRun:
         if pairs:
             import ray
 
-            ds = ray.data.from_items(pairs).map_batches(
-                _attach_images, fn_args=(self.store.uri, self.store.path(self.dir, "prompts")), batch_format="pyarrow",
-                num_cpus=IO_CPUS)
+            ds = ray.data.from_items(pairs, override_num_blocks=max(1, len(pairs) // 256)).map_batches(
+                _attach_images, fn_args=(self.store.uri, self.store.path(self.dir, "prompts")),
+                batch_format="pyarrow", **_io_task())
             for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
                 pass
         self.walls["reference"] = time.time() - t1
