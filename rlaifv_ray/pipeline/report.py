@@ -72,7 +72,7 @@ def audit(store, d: str, rows: dict) -> dict:
         })
     if rows["pairs"]:
         pairs = store.read_table(f"{d}/pairs", S.schema("pairs")).select([S.TRUTH, S.CHOSEN, S.REJECTED]).to_pylist()
-        better = ties = 0
+        better = ties = worse = 0
         words_c = words_r = 0
         for p in pairs:
             truth = set(p[S.TRUTH] or [])
@@ -80,11 +80,12 @@ def audit(store, d: str, rows: dict) -> dict:
             h_r = sum(1 for k in mentions(p[S.REJECTED]) if k not in truth)
             better += h_c < h_r
             ties += h_c == h_r
+            worse += h_c > h_r
             words_c += len(p[S.CHOSEN].split())
             words_r += len(p[S.REJECTED].split())
         n = len(pairs)
         out.update({
-            "pair_accuracy": better / n, "pair_ties_in_truth": ties / n,
+            "pair_accuracy": better / n, "pair_ties_in_truth": ties / n, "pair_inverted_in_truth": worse / n,
             "mean_words_chosen": words_c / n, "mean_words_rejected": words_r / n,
         })
     return out
