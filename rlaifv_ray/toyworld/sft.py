@@ -14,7 +14,6 @@ from .data import Example
 
 def encode_examples(examples: list[Example], processor):
     """Tokenize chat-formatted examples; labels are -100 except on the answer and its end token."""
-    import torch
 
     tokenizer = getattr(processor, "tokenizer", processor)
     prompts, fulls, images = [], [], []
