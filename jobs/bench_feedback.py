@@ -1,8 +1,8 @@
 """Benchmark one feedback iteration three ways on the same prompts and models; prints JSON.
 
 (a) ours: the streaming Ray Data pipeline (actor pools, stages overlapped, batched engines);
-(b) official-style: each stage to completion in one process, one request at a time, labeling by
-    generating a word per question (the RLAIF-V scripts' way);
+(b) official-style: each stage to completion in one process, one request at a time (one candidate
+    per generate call, one answer per claim call), labeling by generating a word per question;
 (c) the limit: the same batched stage calls in one process, no Ray, no I/O.
 Ratios a/c (pipeline overhead) and b/a (speed-up over the official way) come from one run.
 
@@ -116,7 +116,7 @@ def pipeline(config, spec):
 def official(config, spec):
     """(b): stage by stage to completion, one request at a time, labels by generating a word."""
     from rlaifv_ray import schema as S
-    from rlaifv_ray.engines import GenerateRequest, SamplingParams
+    from rlaifv_ray.engines import GenerateRequest, SamplingParams, derive_seed
     from rlaifv_ray.engines.base import user_message
     from rlaifv_ray.inputs import read_prompts
     from rlaifv_ray.media import load_image
@@ -125,10 +125,15 @@ def official(config, spec):
     sample, claims, label, reference = _stages(config, threads=os.cpu_count() or 1)
     prompts = read_prompts(spec, 0, config.seed)
     t0 = time.perf_counter()
-    answers = []
-    for r in prompts:  # sampling: one prompt at a time
-        answers.append(sample({k: [r[k]] for k in r}))
-    extracted = [claims(a) for a in answers]
+    extracted = []
+    for r in prompts:  # sampling: one candidate per generate call, as the official scripts do
+        image = load_image(r[S.IMAGE])
+        for k in range(config.sampling.n):
+            request = GenerateRequest(user_message(r[S.INSTRUCTION], True), image, sample.params,
+                                      derive_seed(config.seed, r[S.PROMPT_ID], k))
+            answer = sample.engine.generate([request])[0]
+            # claim extraction: one answer per pair of LLM calls
+            extracted.append(claims({S.ANSWER: [answer], S.IMAGE: [r[S.IMAGE]], S.ERROR: [None]}))
     word = SamplingParams(temperature=0.0, max_new_tokens=2)
     for batch in extracted:  # labeling: one question at a time, generating the answer word
         for image_bytes, questions in zip(batch[S.IMAGE], batch[S.QUESTIONS]):
