@@ -88,15 +88,28 @@ class DataConfig(_Strict):
     max_image_pixels: int = Field(1024 * 1024, ge=64 * 64, description="Larger images are downscaled to this many pixels.")
     default_instruction: str = Field("Describe the image.", min_length=1,
                                      description="Instruction for a folder-of-images input.")
+    input: str | None = Field(None, description="Prompts for `rlaifv-ray run`: FILE.jsonl, FILE.parquet, a folder of "
+                                                "images, s3://..., or toy:N (N fresh ShapesWorld prompts per iteration).")
 
 
 class TrainConfig(_Strict):
     beta: float = Field(0.1, gt=0, description="DPO beta.")
     lr: float = Field(5e-5, gt=0, lt=1.0, description="Learning rate; tiny models collapse above ~1.5e-4 (TOYWORLD lesson 3).")
     epochs: int = Field(1, ge=1, description="Epochs over each iteration's pairs.")
-    batch_size: int = Field(8, ge=1, description="Global batch size (pairs per optimizer step).")
-    workers: int = Field(1, ge=1, description="Ray Train workers.")
+    batch_size: int = Field(8, ge=1, description="Global batch size (pairs per optimizer step), split over workers.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warm-up (cosine after).")
+    workers: int = Field(1, ge=1, description="Ray Train workers (data parallel).")
     use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
+    num_cpus_per_worker: float = Field(1.0, gt=0, description="CPUs per Ray Train worker (also its torch threads).")
+    checkpoint_steps: int = Field(10, ge=1, description="Save a resumable Ray Train checkpoint every this many steps.")
+    max_failures: int = Field(2, ge=0, description="Worker-group restarts (from the last checkpoint) before DPO fails.")
+
+
+class EvalConfig(_Strict):
+    toy_heldout: int = Field(200, ge=0, description="Held-out ShapesWorld images for CHAIR/recall after each iteration "
+                                                    "(0 = skip; only meaningful for ShapesWorld policies).")
+    seed: int = Field(1, ge=0, description="Held-out image seed (disjoint from every training seed).")
+    temperature: float = Field(0.7, gt=0, le=2.0, description="Sampling temperature of the evaluated answers.")
 
 
 class StageResources(_Strict):
@@ -131,15 +144,20 @@ class RunConfig(_Strict):
     pairs: PairsConfig = Field(default_factory=PairsConfig, description="Preference pair construction.")
     data: DataConfig = Field(default_factory=DataConfig, description="Input handling.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="DPO training.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
 
 
-def config_hash(config: RunConfig, **extra) -> str:
-    """Hash of everything that changes results (not run_dir or resources): names a stage's inputs."""
+def config_hash(config: RunConfig, *, sections: tuple[str, ...] = (), **extra) -> str:
+    """Hash of what changes a step's results: the feedback settings, plus the named `sections`
+    (e.g. "train" for DPO), plus `extra`. Run dir, resources and iteration count never count."""
     import hashlib
     import json
 
-    data = config.model_dump(mode="json", exclude={"run_dir", "resources", "iterations"})
+    later = {"train", "eval"} - set(sections)  # settings of later steps must not invalidate feedback
+    exclude = {k: True for k in {"run_dir", "resources", "iterations"} | later}
+    exclude["data"] = {"input"}  # the input is hashed by the caller, as the spec actually used
+    data = config.model_dump(mode="json", exclude=exclude)
     return hashlib.sha256(json.dumps([data, extra], sort_keys=True).encode()).hexdigest()[:16]
 
 

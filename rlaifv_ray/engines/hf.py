@@ -4,7 +4,8 @@
   generator, so a candidate depends only on its seed (HF's own sampling shares one RNG per batch).
 - yes_no: one forward pass; for LLaVA-style models the questions about one image share a single
   encoding of the image prefix (its KV cache is computed once and repeated across the questions).
-- sequence_logprobs: per-token log-probs of a given answer (plus the end-of-turn token).
+- sequence_logprobs: per-token log-probs of a given answer as the chat template closes the
+  assistant turn (the tokens TRL's DPO trains on).
 """
 
 from __future__ import annotations
@@ -157,20 +158,47 @@ class HFEngine:
             out += self._logprobs_chunk(chunk)
         return out
 
+    def completion_text(self, messages: list[dict], answer: str) -> str:
+        """The answer as the chat template renders an assistant turn (e.g. "answer<|im_end|>\n"):
+        the text after the generation prompt, which is what TRL's DPO trains on."""
+        prompt = self._prompt(messages)
+        turn = {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}
+        template_owner = self.processor if self.multimodal else self.tokenizer
+        if not self.multimodal:
+            messages = [{**m, "content": _text_of(m["content"])} for m in messages]
+        full = template_owner.apply_chat_template(messages + [turn], tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template renders the prompt differently with an answer appended")
+        return full[len(prompt):]
+
     def _logprobs_chunk(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
+        # Prompt (with its image) and completion are tokenized separately and concatenated, exactly as
+        # TRL's DPO collator does, so stored reference log-probs cover the same tokens DPO trains on.
         import torch
 
         prompts = [self._prompt(r.messages) for r in requests]
-        fulls = [p + r.answer + self.tokenizer.eos_token for p, r in zip(prompts, requests)]
-        images = [r.image for r in requests]
-        batch = self._encode(fulls, images, "right")
-        prompt_lens = self._encode(prompts, images, "right")["attention_mask"].sum(1).tolist()
-        lens = batch["attention_mask"].sum(1).tolist()
+        completions = [self.completion_text(r.messages, r.answer) for r in requests]
+        enc_p = self._encode(prompts, [r.image for r in requests], "right")
+        enc_c = self._encode(completions, [None] * len(requests), "right")
+        rows, spans = [], []
+        for i in range(len(requests)):
+            p_ids = enc_p["input_ids"][i][enc_p["attention_mask"][i].bool()]
+            c_ids = enc_c["input_ids"][i][enc_c["attention_mask"][i].bool()]
+            rows.append(torch.cat([p_ids, c_ids]))
+            spans.append((len(p_ids), len(p_ids) + len(c_ids)))
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=rows[0].dtype, device=self.device)
+        attention = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):  # right padding keeps every real token at its true position
+            input_ids[i, :len(r)], attention[i, :len(r)] = r, 1
+        extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
         with torch.no_grad():
-            logp = torch.log_softmax(self.model(**batch).logits.float(), dim=-1)
+            logits = self.model(input_ids=input_ids, attention_mask=attention, **extra).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
         out = []
-        for row, (start, end) in enumerate(zip(prompt_lens, lens)):
-            targets = batch["input_ids"][row, start:end]
+        for row, (start, end) in enumerate(spans):
+            targets = input_ids[row, start:end]
             token_logps = logp[row, start - 1:end - 1].gather(-1, targets[:, None])[:, 0]
             out.append(SequenceLogprobs(float(token_logps.sum()), token_logps.tolist()))
         return out

@@ -49,6 +49,13 @@ class RunStore:
     def write_json(self, rel: str, obj) -> None:
         self.write_bytes(rel, json.dumps(obj, indent=2, sort_keys=True).encode())
 
+    def upload_dir(self, local_dir: str, rel: str) -> None:
+        """Copy a local folder (a saved model) to REL; the caller marks it finished afterwards."""
+        from pyarrow.fs import copy_files
+
+        self.fs.create_dir(self.path(rel), recursive=True)
+        copy_files(local_dir, self.path(rel), destination_filesystem=self.fs)
+
     def clear(self, rel: str) -> None:
         from pyarrow.fs import FileType
 

@@ -1,0 +1,1 @@
+"""DPO training: `dpo` (TRL, no Ray) and `launch` (Ray Train)."""

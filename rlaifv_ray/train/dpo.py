@@ -1,0 +1,126 @@
+"""DPO with TRL on pairs that carry their reference log-probs (METHOD s.2). No Ray in here.
+
+TRL refuses precomputed reference log-probs for vision data and its vision collator drops them,
+so two thin pieces fill the gap: a collator that passes `ref_chosen_logps`/`ref_rejected_logps`
+through, and a trainer that takes them from the batch instead of holding a reference model. The
+reference values come from the pipeline's ReferenceLogps stage, which tokenizes prompt and
+completion the way TRL's collator does (tests/test_train.py checks the loss against TRL's own
+live-reference computation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from trl import DPOConfig, DPOTrainer
+from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+from .. import schema as S
+
+# Where the image encoder sits in the HF multimodal families we support.
+_VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model")
+REF_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
+
+
+def pair_examples(pairs: dict[str, list], max_pixels: int) -> list[dict]:
+    """Pairs columns -> TRL conversational vision examples with their reference log-probs."""
+    from ..media import load_image
+
+    out = []
+    for i, pid in enumerate(pairs[S.PROMPT_ID]):
+        if pairs[S.REF_CHOSEN_LOGP][i] is None or pairs[S.REF_REJECTED_LOGP][i] is None:
+            raise ValueError(f"pair of prompt {pid} has no reference log-probs (rerun the pairs stage)")
+        out.append({
+            "images": [load_image(pairs[S.IMAGE][i], name=f"image of {pid}", max_pixels=max_pixels)],
+            "prompt": [{"role": "user", "content": pairs[S.INSTRUCTION][i]}],
+            "chosen": [{"role": "assistant", "content": pairs[S.CHOSEN][i]}],
+            "rejected": [{"role": "assistant", "content": pairs[S.REJECTED][i]}],
+            "ref_chosen_logps": float(pairs[S.REF_CHOSEN_LOGP][i]),
+            "ref_rejected_logps": float(pairs[S.REF_REJECTED_LOGP][i]),
+        })
+    return out
+
+
+@dataclass
+class PrecomputedRefCollator(DataCollatorForVisionPreference):
+    """TRL's vision preference collator, plus the stored reference log-probs as tensors."""
+
+    def torch_call(self, examples: list[dict]) -> dict:
+        refs = {k: torch.tensor([float(e[k]) for e in examples], dtype=torch.float32) for k in REF_KEYS}
+        out = super().torch_call([{k: v for k, v in e.items() if k not in REF_KEYS} for e in examples])
+        out.update(refs)
+        return out
+
+
+class PrecomputedRefDPOTrainer(DPOTrainer):
+    def __init__(self, *args, processing_class, **kwargs):
+        import trl.trainer.dpo_trainer as trl_dpo
+
+        kwargs.setdefault("data_collator", PrecomputedRefCollator(processor=processing_class))
+        # Without a ref_model TRL loads a second copy of the policy as the reference; we never use
+        # it, so its loader returns nothing while the trainer is built (every later use is guarded
+        # by `ref_model is not None`).
+        load = trl_dpo.create_model_from_path
+        trl_dpo.create_model_from_path = lambda *a, **k: None
+        try:
+            super().__init__(*args, processing_class=processing_class, **kwargs)
+        finally:
+            trl_dpo.create_model_from_path = load
+        self.ref_model = None
+        # TRL's loss then reads ref_chosen_logps / ref_rejected_logps from each batch
+        self.precompute_ref_logps = True
+
+
+def freeze_vision_tower(model) -> list[str]:
+    """No gradients into the image encoder (METHOD s.2); returns the frozen module's name."""
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in _VISION_TOWER_NAMES:
+            module.requires_grad_(False)
+            return [name]
+    raise ValueError(f"{type(model).__name__}: no vision tower found (looked for {', '.join(_VISION_TOWER_NAMES)})")
+
+
+def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_steps: int | None = None) -> DPOConfig:
+    """TRL arguments from our TrainConfig: plain sigmoid DPO, beta and lr from the config."""
+    per_device = max(1, train.batch_size // world_size)
+    return DPOConfig(
+        output_dir=output_dir,
+        beta=train.beta,
+        loss_type=["sigmoid"],
+        learning_rate=train.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=train.warmup_ratio,
+        weight_decay=0.01,
+        num_train_epochs=train.epochs,
+        per_device_train_batch_size=per_device,
+        max_length=None,  # truncation would cut image tokens
+        bf16=train.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        use_cpu=not train.use_gpu,
+        remove_unused_columns=False,  # the collator needs images and reference log-probs
+        save_strategy="steps",  # RayTrainReportCallback reports on save
+        save_steps=save_steps or train.checkpoint_steps,
+        logging_steps=1,
+        report_to="none",
+        seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callbacks=()) -> PrecomputedRefDPOTrainer:
+    import datasets
+
+    if not examples:
+        raise ValueError("no preference pairs to train on")
+    freeze_vision_tower(model)
+    return PrecomputedRefDPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
+                                    processing_class=processor, callbacks=list(callbacks))
+
+
+def load_policy(path: str, dtype: str = "float32"):
+    import transformers
+
+    processor = transformers.AutoProcessor.from_pretrained(path)
+    model = transformers.AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
+    return model, processor

@@ -1,0 +1,135 @@
+"""DPO on Ray Train: a TorchTrainer whose workers each run TRL's DPOTrainer (data parallel).
+
+RUN/iter_NNN/dpo/      Ray Train's run storage: resumable checkpoints (model, optimizer, step)
+RUN/iter_NNN/checkpoint/   the trained policy in HF format (+ processor), with a _SUCCESS manifest
+RUN/iter_NNN/train_log.json  loss and reward metrics per step
+
+A lost worker restarts the group from the last reported checkpoint (FailureConfig), and a rerun
+of a killed driver finds Ray Train's snapshot in the same storage and continues from it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+from .. import schema as S
+from ..config import RunConfig, config_hash
+from ..pipeline.store import RunStore
+
+RUN_NAME = "dpo"
+
+
+def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict:
+    """Train `policy` on iteration K's pairs (their reference log-probs came from `policy`).
+    Returns {"checkpoint": path or uri of the new policy, ...metrics}; skips finished work."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    store = RunStore(config.run_dir)
+    d = f"iter_{iteration:03d}"
+    digest = config_hash(config, sections=("train",), policy=policy, iteration=iteration)
+    out = f"{d}/checkpoint"
+    if store.finished(out, digest):
+        log(f"[{d}] dpo: finished earlier, skipped")
+        return store.read_json(f"{out}/_SUCCESS")
+    n_pairs = store.count_rows(f"{d}/pairs")
+    if not n_pairs:
+        raise RuntimeError(f"{d}: no preference pairs to train on (see {d}/metrics.json: yield, quarantine)")
+    store.clear(out)
+    t = config.train
+    log(f"[{d}] dpo: {n_pairs} pairs, {t.workers} worker(s), {t.epochs} epoch(s), batch {t.batch_size}, "
+        f"lr {t.lr}, beta {t.beta}")
+    t0 = time.time()
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"run_uri": store.uri, "iter_dir": d, "policy": policy, "train": t.model_dump(),
+                           "seed": config.seed, "max_pixels": config.data.max_image_pixels,
+                           "dtype": config.models.policy.dtype},
+        scaling_config=ray.train.ScalingConfig(num_workers=t.workers, use_gpu=t.use_gpu,
+                                               resources_per_worker={"CPU": t.num_cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=RUN_NAME, storage_path=store.path(d), storage_filesystem=store.fs,
+            failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+    )
+    trainer.fit()
+    train_log = store.read_json(f"{d}/train_log.json") or {}
+    steps = train_log.get("steps", [])
+    losses = [s["loss"] for s in steps if "loss" in s]
+    manifest = {
+        "checkpoint": store.uri_of(out),
+        "pairs": n_pairs,
+        "steps": len(losses),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "reward_accuracy_last": next((s["rewards/accuracies"] for s in reversed(steps) if "rewards/accuracies" in s),
+                                     None),
+        "resumed_from_step": train_log.get("resumed_from_step", 0),
+        "seconds": round(time.time() - t0, 1),
+    }
+    store.write_json(f"{out}/_SUCCESS", {"config_hash": digest, **manifest})
+    log(f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
+        f"{manifest['seconds']} s")
+    return manifest
+
+
+def _worker_loop(cfg: dict) -> None:
+    """One Ray Train worker: the whole pairs table (TRL's accelerate sampler shards it by rank)."""
+    import ray.train
+    import torch
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from transformers import TrainerCallback
+
+    from ..config import TrainConfig
+    from .dpo import build_trainer, dpo_args, load_policy, pair_examples
+
+    ctx = ray.train.get_context()
+    train = TrainConfig(**cfg["train"])
+    torch.set_num_threads(max(1, int(train.num_cpus_per_worker)))  # workers share the node's cores
+    store = RunStore(cfg["run_uri"])
+    pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs")).to_pydict()
+    examples = pair_examples(pairs, cfg["max_pixels"])
+    model, processor = load_policy(cfg["policy"], _train_dtype(cfg["dtype"]))
+    history: list[dict] = []
+
+    class _History(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                history.append({"step": state.global_step, **logs})
+
+    local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
+    args = dpo_args(train, os.path.join(local, "trainer"), world_size=ctx.get_world_size(), seed=cfg["seed"])
+    trainer = prepare_trainer(build_trainer(model, processor, examples, args,
+                                            callbacks=[RayTrainReportCallback(), _History()]))
+    resume, resumed_step = None, 0
+    checkpoint = ray.train.get_checkpoint()
+    with (checkpoint.as_directory() if checkpoint else _nothing()) as ckpt_dir:
+        if ckpt_dir:  # a restarted worker group or a rerun driver: continue from the last save
+            resume = os.path.join(ckpt_dir, RayTrainReportCallback.CHECKPOINT_NAME)
+            with open(os.path.join(resume, "trainer_state.json")) as f:
+                state = json.load(f)
+            resumed_step = state["global_step"]
+            history += [h for h in state["log_history"] if "loss" in h]
+        trainer.train(resume_from_checkpoint=resume)
+    final = os.path.join(local, "final")
+    trainer.save_model(final)  # every rank calls it (FSDP/DeepSpeed gather); rank 0 writes
+    if ctx.get_world_rank() == 0:
+        processor.save_pretrained(final)
+        store.upload_dir(final, f"{cfg['iter_dir']}/checkpoint")
+        store.write_json(f"{cfg['iter_dir']}/train_log.json", {"resumed_from_step": resumed_step, "steps": history})
+
+
+def _train_dtype(dtype: str) -> str:
+    # fp32 master weights by default; on GPUs the DPOConfig turns on bf16 autocast
+    return "float32" if dtype == "auto" else dtype
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
