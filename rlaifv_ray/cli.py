@@ -79,12 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object only")
     e.set_defaults(func=_cmd_eval)
 
-    d = sub.add_parser("demo", help="build ShapesWorld models if missing and evaluate them",
-                       description="Evaluate the ShapesWorld models (the committed ones, or those in --workdir, "
-                                   "built there first when missing) and print their held-out metrics as JSON.")
-    d.add_argument("--workdir", help="model folder (default: the committed models shipped with the package)")
-    d.add_argument("--build", action="store_true", help="train the models into --workdir even if present")
-    d.add_argument("--num", type=int, default=200, help="held-out images (default 200)")
+    r = sub.add_parser("run", help="run the whole RLAIF-V loop: feedback -> DPO -> evaluate, per iteration",
+                       description="Run config.iterations iterations of feedback collection, DPO on Ray Train and "
+                                   "evaluation; writes RUN/summary.json and RUN/report.html. Rerunning the same "
+                                   "command after a crash continues at the first unfinished step.")
+    r.add_argument("config", help="run config YAML")
+    r.add_argument("--input", help="prompts (overrides data.input): FILE.jsonl, FILE.parquet, image folder, toy:N")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("demo", help="the ShapesWorld loop on this machine, end to end, with a metrics table",
+                       description="Build the ShapesWorld models if missing (the committed ones are used by default), "
+                                   "then run the RLAIF-V loop locally (jobs/configs/toy.yaml settings) and print "
+                                   "held-out CHAIRs / CHAIRi / recall / mean words per iteration.")
+    d.add_argument("--workdir", default="runs/demo", help="run directory (default runs/demo)")
+    d.add_argument("--models", help="ShapesWorld model folder (default: the committed models; built when missing)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a toy.yaml field, e.g. --set models.labeler_mode=ground_truth")
     d.set_defaults(func=_cmd_demo)
     return p
 
@@ -168,28 +179,54 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    from .config import load_config
+
+    overrides = list(args.set) + ([f"data.input={args.input}"] if args.input else [])
+    config = load_config(args.config, overrides)  # every config problem, before any work
+    summary = _run_loop(config)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_loop(config) -> list[dict]:
+    from .driver import run
+    from .pipeline.store import RunStore
+
+    _init_ray()
+    RunStore(config.run_dir).write_bytes("config.yaml", _config_yaml(config))
+    summary = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(_table(summary), file=sys.stderr)
+    print(f"report: {RunStore(config.run_dir).uri_of('report.html')}", file=sys.stderr)
+    return summary
+
+
+def _table(summary: list[dict]) -> str:
+    cols = ("iteration", "chair_s", "chair_i", "recall", "mean_words", "pairs", "pair_accuracy")
+    fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = ["  ".join(f"{c:>13}" for c in cols)]
+    lines += ["  ".join(f"{fmt(r.get(c)):>13}" for c in cols) for r in summary]
+    return "\n".join(lines)
+
+
 def _cmd_demo(args) -> int:
     from pathlib import Path
 
-    from .engines import load_engine
-    from .toyworld import evaluate
+    from .config import load_config
     from .toyworld.build import PRETRAINED, ROLES, build
 
-    work = Path(args.workdir) if args.workdir else PRETRAINED
-    if args.build or not all((work / r / "config.json").exists() for r in ROLES):
-        print(f"demo: building ShapesWorld models in {work} (about 15 minutes on 2 cores)", file=sys.stderr)
-        build(work, log=lambda m: print(m, file=sys.stderr))
-    print(f"demo: evaluating the models in {work} on {args.num} held-out images", file=sys.stderr)
-    policy = load_engine(str(work / "policy"))
-    labeler = load_engine(str(work / "labeler"))
-    report = {
-        "models": str(work),
-        "policy": evaluate.eval_policy(policy, args.num, seed=1),
-        "labeler": evaluate.eval_labeler(labeler, args.num, seed=1, policy_engine=policy),
-        "policy_as_self_labeler": evaluate.eval_labeler(policy, args.num, seed=1, policy_engine=policy),
-        "claim_llm": evaluate.eval_claim_llm(load_engine(str(work / "claim_llm")), min(args.num, 100), seed=1),
-    }
-    print(json.dumps(report, indent=2))
+    models = Path(args.models) if args.models else PRETRAINED
+    if not all((models / r / "config.json").exists() for r in ROLES):
+        print(f"demo: building ShapesWorld models in {models} (about 15 minutes on 2 cores)", file=sys.stderr)
+        build(models, log=lambda m: print(m, file=sys.stderr))
+    overrides = [f"run_dir={args.workdir}"] + [f"models.{r}.path={models / r}" for r in ROLES] + list(args.set)
+    toy_yaml = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "toy.yaml"
+    if not toy_yaml.exists():
+        raise RlaifvError(f"demo: {toy_yaml} not found; run the demo from a clone of the repository")
+    config = load_config(toy_yaml, overrides)
+    print(f"demo: {config.iterations} iterations of RLAIF-V on ShapesWorld in {config.run_dir}", file=sys.stderr)
+    summary = _run_loop(config)
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -73,3 +73,29 @@ def toy_config(tmp_path, toy_models, **over):
             node = node.setdefault(p, {})
         node[last] = value
     return cfg
+
+
+@pytest.fixture(scope="session")
+def clean_run(tmp_path_factory, toy_models, ray_local):
+    """One uninterrupted toy feedback iteration (16 prompts x 4): the reference later tests compare
+    to, and the finished feedback the driver tests start from."""
+    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.pipeline.feedback import run_feedback
+
+    root = tmp_path_factory.mktemp("clean")
+    config = validate_config(toy_config(root, toy_models))
+    return config, run_feedback(config, 0, config.models.policy.path, "toy:16")
+
+
+def stage_pairs(run_dir):
+    """The pairs of iteration 0 without images, sorted, reference log-probs rounded to 1e-3."""
+    import pyarrow.parquet as pq
+
+    from rlaifv_ray import schema as S
+
+    table = pq.read_table(os.path.join(run_dir, "iter_000", "pairs"))
+    rows = table.drop([S.IMAGE]).to_pylist()
+    for r in rows:  # batch composition may move float sums in the last bits; texts and ids are exact
+        r[S.REF_CHOSEN_LOGP] = round(r[S.REF_CHOSEN_LOGP], 3)
+        r[S.REF_REJECTED_LOGP] = round(r[S.REF_REJECTED_LOGP], 3)
+    return sorted(rows, key=lambda r: (r[S.CHOSEN_ID], r[S.REJECTED_ID]))

@@ -18,24 +18,8 @@ from rlaifv_ray import schema as S
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
 
+from .conftest import stage_pairs as _pairs
 from .conftest import toy_config
-
-
-def _pairs(run_dir):
-    table = pq.read_table(os.path.join(run_dir, "iter_000", "pairs"))
-    rows = table.drop([S.IMAGE]).to_pylist()
-    for r in rows:  # batch composition may move float sums in the last bits; texts and ids are exact
-        r[S.REF_CHOSEN_LOGP] = round(r[S.REF_CHOSEN_LOGP], 3)
-        r[S.REF_REJECTED_LOGP] = round(r[S.REF_REJECTED_LOGP], 3)
-    return sorted(rows, key=lambda r: (r[S.CHOSEN_ID], r[S.REJECTED_ID]))
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory, toy_models, ray_local):
-    """One uninterrupted toy iteration (16 prompts x 4), the reference the other tests compare to."""
-    root = tmp_path_factory.mktemp("clean")
-    config = validate_config(toy_config(root, toy_models))
-    return config, run_feedback(config, 0, config.models.policy.path, "toy:16")
 
 
 def test_toy_iteration_produces_audited_pairs_and_is_deterministic(clean_run, tmp_path, toy_models):

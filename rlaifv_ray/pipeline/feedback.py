@@ -110,7 +110,9 @@ class FeedbackRun:
         from .report import feedback_metrics
 
         metrics = feedback_metrics(self)
-        self.store.write_json(f"{self.dir}/metrics.json", metrics)
+        # merged: the driver adds its train/eval sections to the same file
+        self.store.write_json(f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}),
+                                                          **metrics})
         return metrics
 
     def _prompts(self) -> None:

@@ -39,6 +39,9 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
     if not n_pairs:
         raise RuntimeError(f"{d}: no preference pairs to train on (see {d}/metrics.json: yield, quarantine)")
     store.clear(out)
+    if (store.read_json(f"{d}/{RUN_NAME}_config.json") or {}).get("config_hash") != digest:
+        store.clear(f"{d}/{RUN_NAME}")  # checkpoints of other settings must not be resumed
+        store.write_json(f"{d}/{RUN_NAME}_config.json", {"config_hash": digest})
     t = config.train
     log(f"[{d}] dpo: {n_pairs} pairs, {t.workers} worker(s), {t.epochs} epoch(s), batch {t.batch_size}, "
         f"lr {t.lr}, beta {t.beta}")

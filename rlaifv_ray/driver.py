@@ -1,0 +1,78 @@
+"""The RLAIF-V loop (METHOD s.1-2). Each iteration: collect feedback with the current policy,
+train it with DPO against itself as the reference, evaluate; the trained policy samples the next
+iteration. Every step persists its result in the run directory, so rerunning the same command
+after a crash continues at the first unfinished step.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .config import RunConfig
+from .errors import ConfigError
+from .pipeline.evaluate import evaluate_policy, toy_evaluation
+from .pipeline.feedback import run_feedback
+from .pipeline.store import RunStore
+from .train.launch import train_dpo
+
+SUMMARY = "summary.json"
+
+
+def run(config: RunConfig, log=print) -> list[dict]:
+    if not config.data.input:
+        raise ConfigError("data.input: `run` needs prompts (a JSONL/parquet file, an image folder, s3://..., or toy:N)")
+    store = RunStore(config.run_dir)
+    summary = {row["iteration"]: row for row in store.read_json(SUMMARY) or []}
+    policy = config.models.policy.path
+
+    if 0 not in summary:
+        summary[0] = _row(0, policy, _timed(log, "iter_000", "evaluate start policy", {}, _evaluate, config, policy))
+        store.write_json(SUMMARY, _ordered(summary))
+    for k in range(config.iterations):
+        d, seconds = f"iter_{k:03d}", {}
+        feedback = _timed(log, d, "feedback", seconds, run_feedback, config, k, policy, config.data.input, log=log)
+        trained = _timed(log, d, "dpo", seconds, train_dpo, config, k, policy, log=log)
+        policy = trained["checkpoint"]  # samples iteration k+1 and is its reference
+        if k + 1 not in summary:
+            evaluation = _timed(log, d, "evaluate", seconds, _evaluate, config, policy)
+            summary[k + 1] = _row(k + 1, policy, evaluation, feedback, trained)
+            store.write_json(f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation,
+                                                   "step_seconds": seconds})
+            store.write_json(SUMMARY, _ordered(summary))
+    from .report import write_report
+
+    write_report(store, _ordered(summary))
+    return _ordered(summary)
+
+
+def _evaluate(config: RunConfig, policy: str) -> dict | None:
+    return evaluate_policy(config, policy) if toy_evaluation(config) else None
+
+
+def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | None = None,
+         trained: dict | None = None) -> dict:
+    """One evaluated policy: iteration 0 is the starting policy, k+1 the policy trained in iter_k."""
+    ev, audit = evaluation or {}, (feedback or {}).get("audit", {})
+    return {
+        "iteration": iteration,
+        "policy": policy,
+        **{k: ev.get(k) for k in ("chair_s", "chair_i", "recall", "mean_words")},
+        "pairs": (feedback or {}).get("pairs"),
+        "pair_accuracy": audit.get("pair_accuracy"),
+        "false_claim_rejection": audit.get("false_claim_rejection"),
+        "dpo_loss_last": (trained or {}).get("loss_last"),
+        "dpo_steps": (trained or {}).get("steps"),
+    }
+
+
+def _ordered(summary: dict) -> list[dict]:
+    return [summary[k] for k in sorted(summary)]
+
+
+def _timed(say, d: str, name: str, seconds: dict, fn, *args, **kwargs):
+    t0 = time.time()
+    say(f"[{d}] {name} ...")
+    out = fn(*args, **kwargs)
+    seconds[name] = round(time.time() - t0, 1)
+    say(f"[{d}] {name}: done in {seconds[name]} s")
+    return out

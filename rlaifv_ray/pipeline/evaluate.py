@@ -1,0 +1,31 @@
+"""Held-out evaluation of a policy after each iteration, as a Ray task placed like a sampling
+actor (a GPU node on a cluster, not the driver's head node)."""
+
+from __future__ import annotations
+
+from ..config import RunConfig
+
+
+def toy_evaluation(config: RunConfig) -> bool:
+    """CHAIR and recall need ground truth: only ShapesWorld runs are evaluated."""
+    return bool(config.eval.toy_heldout) and (config.data.input or "").startswith("toy:")
+
+
+def evaluate_policy(config: RunConfig, policy: str) -> dict:
+    import ray
+
+    res = config.resources.sample
+    task = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=1)(_evaluate)
+    engine = config.models.policy
+    return ray.get(task.remote(policy, engine.engine, engine.dtype, config.eval.model_dump(),
+                               max(1, int(res.num_cpus))))
+
+
+def _evaluate(policy: str, engine: str, dtype: str, ev: dict, threads: int) -> dict:
+    import torch
+
+    from ..engines import load_engine
+    from ..toyworld.evaluate import eval_policy
+
+    torch.set_num_threads(threads)
+    return eval_policy(load_engine(policy, engine, dtype=dtype), ev["toy_heldout"], ev["seed"], ev["temperature"])

@@ -1,0 +1,150 @@
+"""RUN/report.html and its PNG plots: what a person looks at first after a run.
+
+metrics.png  CHAIRs / CHAIRi / recall and mean words per evaluated policy
+lengths.png  mean words of chosen vs rejected answers in each iteration's pairs (length bias)
+scores.png   distribution of candidate scores S = -(rejected claims) per iteration
+times.png    seconds per driver step (feedback, dpo, evaluate) per iteration
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+from . import schema as S
+
+_COLUMNS = ("iteration", "chair_s", "chair_i", "recall", "mean_words", "pairs", "pair_accuracy",
+            "false_claim_rejection", "dpo_steps", "dpo_loss_last")
+
+
+def write_report(store, summary: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on cluster nodes
+    iters = sorted({int(p.rsplit("/", 1)[-1][5:]) for p in _iter_dirs(store)})
+    per_iter = {k: store.read_json(f"iter_{k:03d}/metrics.json") or {} for k in iters}
+    plots = {
+        "metrics.png": _plot_metrics(summary),
+        "lengths.png": _plot_lengths(store, iters),
+        "scores.png": _plot_scores(store, iters),
+        "times.png": _plot_times(per_iter),
+    }
+    for name, png in plots.items():
+        store.write_bytes(name, png)
+    store.write_bytes("report.html", _html(summary, per_iter, list(plots)).encode())
+
+
+def _iter_dirs(store) -> list[str]:
+    from pyarrow.fs import FileSelector, FileType
+
+    infos = store.fs.get_file_info(FileSelector(store.root, allow_not_found=True))
+    return [i.path for i in infos if i.type == FileType.Directory and i.path.rsplit("/", 1)[-1].startswith("iter_")]
+
+
+def _figure():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    return fig, ax
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plot_metrics(summary: list[dict]) -> bytes:
+    fig, ax = _figure()
+    xs = [r["iteration"] for r in summary]
+    for key, label in (("chair_s", "CHAIRs"), ("chair_i", "CHAIRi"), ("recall", "recall")):
+        ax.plot(xs, [r.get(key) if r.get(key) is not None else float("nan") for r in summary], marker="o", label=label)
+    ax.set_xlabel("policy after iteration (0 = start)")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(xs)
+    words = ax.twinx()
+    words.plot(xs, [r.get("mean_words") or float("nan") for r in summary], "k--", marker="s", label="mean words")
+    words.set_ylabel("mean words")
+    ax.legend(loc="upper left", fontsize=8)
+    words.legend(loc="upper right", fontsize=8)
+    ax.set_title("held-out hallucination and recall")
+    return _png(fig)
+
+
+def _plot_lengths(store, iters: list[int]) -> bytes:
+    fig, ax = _figure()
+    chosen, rejected = [], []
+    for k in iters:
+        t = store.read_table(f"iter_{k:03d}/pairs", S.schema("pairs")).select([S.CHOSEN, S.REJECTED]).to_pydict()
+        chosen.append(_mean_words(t[S.CHOSEN]))
+        rejected.append(_mean_words(t[S.REJECTED]))
+    ax.bar([k - 0.2 for k in iters], chosen, width=0.4, label="chosen")
+    ax.bar([k + 0.2 for k in iters], rejected, width=0.4, label="rejected")
+    ax.set_xticks(iters)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("mean words")
+    ax.legend(fontsize=8)
+    ax.set_title("answer length in preference pairs")
+    return _png(fig)
+
+
+def _plot_scores(store, iters: list[int]) -> bytes:
+    fig, ax = _figure()
+    for k in iters:
+        scores = [s for s in store.read_table(f"iter_{k:03d}/labels", S.schema("labels")).column(S.SCORE).to_pylist()
+                  if s is not None]
+        if scores:
+            lo = min(scores)
+            ax.hist(scores, bins=range(lo, 2), alpha=0.5, label=f"iter {k}", align="left")
+    ax.set_xlabel("candidate score S = -(rejected claims)")
+    ax.set_ylabel("candidates")
+    ax.legend(fontsize=8)
+    ax.set_title("feedback score distribution")
+    return _png(fig)
+
+
+def _plot_times(per_iter: dict[int, dict]) -> bytes:
+    fig, ax = _figure()
+    bottoms = {k: 0.0 for k in per_iter}
+    for step in ("feedback", "dpo", "evaluate"):
+        vals = [per_iter[k].get("step_seconds", {}).get(step, 0.0) for k in per_iter]
+        ax.bar(list(per_iter), vals, bottom=[bottoms[k] for k in per_iter], label=step)
+        for k, v in zip(per_iter, vals):
+            bottoms[k] += v
+    ax.set_xticks(list(per_iter))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=8)
+    ax.set_title("time per step")
+    return _png(fig)
+
+
+def _mean_words(texts: list[str]) -> float:
+    return sum(len(t.split()) for t in texts) / len(texts) if texts else 0.0
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _html(summary: list[dict], per_iter: dict[int, dict], images: list[str]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in _COLUMNS) + "</tr>" for r in summary)
+    figs = "".join(f'<img src="{name}" alt="{name}">' for name in images)
+    notes = "".join(
+        f"<li>iter {k}: {m.get('rows', {})} | length balance {m.get('length_balance')} | "
+        f"quarantined {m.get('quarantined', {})}</li>" for k, m in per_iter.items())
+    return (
+        "<!doctype html><meta charset='utf-8'><title>RLAIF-V run report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
+        "img{max-width:48%;margin:4px}</style>"
+        "<h1>RLAIF-V run report</h1><p>Row k is the policy after iteration k (0 = the starting policy); "
+        "pairs and feedback audit are those it was trained on.</p>"
+        f"<table><tr>{head}</tr>{body}</table><div>{figs}</div><h2>Feedback per iteration</h2><ul>{notes}</ul>"
+    )
