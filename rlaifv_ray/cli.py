@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the whole RLAIF-V loop: feedback -> DPO -> evaluate, per iteration",
                        description="Run config.iterations iterations of feedback collection, DPO on Ray Train and "
                                    "evaluation; writes RUN/summary.json and RUN/report.html. Rerunning the same "
-                                   "command after a crash continues at the first unfinished step.")
+                                   "command after a crash resumes at the first unfinished step.")
     r.add_argument("config", help="run config YAML")
     r.add_argument("--input", help="prompts (overrides data.input): FILE.jsonl, FILE.parquet, image folder, toy:N")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
@@ -190,9 +190,10 @@ def _cmd_run(args) -> int:
 
 
 def _run_loop(config) -> list[dict]:
-    from .driver import run
+    from .driver import preflight, run
     from .pipeline.store import RunStore
 
+    preflight(config)
     _init_ray()
     RunStore(config.run_dir).write_bytes("config.yaml", _config_yaml(config))
     summary = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))

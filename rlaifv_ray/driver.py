@@ -18,9 +18,14 @@ from .train.launch import train_dpo
 SUMMARY = "summary.json"
 
 
-def run(config: RunConfig, log=print) -> list[dict]:
+def preflight(config: RunConfig) -> None:
+    """Problems that only `run` has, raised before Ray starts or anything is written."""
     if not config.data.input:
         raise ConfigError("data.input: `run` needs prompts (a JSONL/parquet file, an image folder, s3://..., or toy:N)")
+
+
+def run(config: RunConfig, log=print) -> list[dict]:
+    preflight(config)
     store = RunStore(config.run_dir)
     summary = {row["iteration"]: row for row in store.read_json(SUMMARY) or []}
     policy = config.models.policy.path

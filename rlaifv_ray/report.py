@@ -99,7 +99,7 @@ def _plot_scores(store, iters: list[int]) -> bytes:
                   if s is not None]
         if scores:
             lo = min(scores)
-            ax.hist(scores, bins=range(lo, 2), alpha=0.5, label=f"iter {k}", align="left")
+            ax.hist(scores, bins=range(lo, 2), histtype="step", linewidth=2, label=f"iter {k}", align="left")
     ax.set_xlabel("candidate score S = -(rejected claims)")
     ax.set_ylabel("candidates")
     ax.legend(fontsize=8)

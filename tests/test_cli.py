@@ -35,3 +35,17 @@ def test_bad_config_is_reported_with_every_problem(tmp_path):
     out = _cli("config", str(cfg))
     assert out.returncode == 2
     assert "sampling.n" in out.stderr and "sampling.top_p" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_run_without_prompts_fails_fast_with_one_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run_dir: {tmp_path / 'run'}\nmodels: {{policy: {{path: p}}, labeler_mode: self, claims: rules}}\n")
+    out = _cli("run", str(cfg))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "data.input" in out.stderr
+    assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_run_help_names_resume_and_outputs():
+    out = _cli("run", "--help")
+    assert out.returncode == 0 and "summary.json" in out.stdout and "resume" in out.stdout.lower()

@@ -27,8 +27,8 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
     run = tmp_path / "run"
     shutil.copytree(clean_run[0].run_dir, run)
     cfg = toy_config(tmp_path, toy_models, **{
-        "data.input": "toy:16", "eval.toy_heldout": 16, "train.batch_size": 2, "train.epochs": 12,
-        "train.checkpoint_steps": 2, "train.num_cpus_per_worker": 1})
+        "data.input": "toy:16", "eval.toy_heldout": 16, "train.batch_size": 2, "train.epochs": 6,
+        "train.checkpoint_steps": 3, "train.num_cpus_per_worker": 1})
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     before = _mtimes(run)
     cmd = [sys.executable, "-m", "rlaifv_ray.cli", "run", str(tmp_path / "run.yaml")]
@@ -61,31 +61,48 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
 
 
 @pytest.fixture
-def ray_head(tmp_path):
-    """A real `ray start --head` cluster (2 CPUs), stopped afterwards."""
-    ray_bin = str(Path(sys.executable).parent / "ray")
+def ray_head():
+    """A real `ray start --head` cluster (2 CPUs) in its own process group, killed afterwards
+    (`ray stop` would also stop the test session's own local Ray)."""
+    import tempfile
+    import urllib.request
+
+    temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     env = {**ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    port = "6391"
-    start = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2",
-                            "--dashboard-host=127.0.0.1", "--dashboard-port=8296", "--include-dashboard=true",
-                            f"--temp-dir={tmp_path / 'ray'}"],
-                           capture_output=True, text=True, env=env, timeout=120)
-    assert start.returncode == 0, start.stderr[-3000:]
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port=6391",
+                             "--num-cpus=2", "--dashboard-host=127.0.0.1", "--dashboard-port=8296",
+                             "--include-dashboard=true", f"--temp-dir={temp_dir}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    address = "http://127.0.0.1:8296"
     try:
-        yield env, "http://127.0.0.1:8296"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{address}/api/version", timeout=2)
+                break
+            except OSError:
+                assert head.poll() is None and time.time() < deadline, head.stderr.read()[-3000:]
+                time.sleep(0.5)
+        yield env, address
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_ray_job_submit_runs_one_iteration(ray_head, tmp_path, toy_models):
     env, address = ray_head
-    cfg = toy_config(tmp_path, toy_models, **{"data.input": "toy:8", "eval.toy_heldout": 8, "train.batch_size": 2})
+    cfg = toy_config(tmp_path, toy_models, **{"data.input": "toy:16", "eval.toy_heldout": 8, "train.batch_size": 2})
     config_file = tmp_path / "job.yaml"
     config_file.write_text(yaml.safe_dump(cfg))
-    job = subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
-         "--", "python", "jobs/iterate.py", "--config", str(config_file)],
-        capture_output=True, text=True, env=env, timeout=900)
+    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
+              "--working-dir", str(REPO), "--", "python", "jobs/iterate.py", "--config", str(config_file)]
+    for _ in range(30):  # the dashboard answers a few seconds before its job agent does
+        job = subprocess.run(submit, capture_output=True, text=True, env=env, timeout=900)
+        if "No available agent" not in job.stderr:
+            break
+        time.sleep(2)
     assert job.returncode == 0 and "succeeded" in job.stdout, (job.stdout + job.stderr)[-4000:]
     run = Path(cfg["run_dir"])
     summary = json.loads((run / "summary.json").read_text())

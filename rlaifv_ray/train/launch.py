@@ -17,6 +17,7 @@ import time
 
 from .. import schema as S
 from ..config import RunConfig, config_hash
+from ..errors import RlaifvError
 from ..pipeline.store import RunStore
 
 RUN_NAME = "dpo"
@@ -37,7 +38,8 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
         return store.read_json(f"{out}/_SUCCESS")
     n_pairs = store.count_rows(f"{d}/pairs")
     if not n_pairs:
-        raise RuntimeError(f"{d}: no preference pairs to train on (see {d}/metrics.json: yield, quarantine)")
+        raise RlaifvError(f"{d}: no preference pairs to train on; see {store.uri_of(d, 'metrics.json')} "
+                          "(pair yield, quarantine, length balance) - more prompts or candidates may help")
     store.clear(out)
     if (store.read_json(f"{d}/{RUN_NAME}_config.json") or {}).get("config_hash") != digest:
         store.clear(f"{d}/{RUN_NAME}")  # checkpoints of other settings must not be resumed
