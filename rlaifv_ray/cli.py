@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--labeler", help="labeler model folder or hub id")
     who.add_argument("--claim-llm", help="claim LLM folder or hub id")
     e.add_argument("--policy", help="with --labeler: also measure rejection of this policy's false claims")
+    e.add_argument("--best-of", type=int, metavar="N",
+                   help="with --model: best-of-N by the implicit reward vs the summed reward vs random")
+    e.add_argument("--reference", help="with --best-of: the reference (pre-alignment) policy")
+    e.add_argument("--beta", type=float, default=0.1, help="with --best-of: reward beta (default 0.1)")
     e.add_argument("--num", type=int, default=200, help="held-out images (default 200)")
     e.add_argument("--seed", type=int, default=1, help="held-out image seed (default 1)")
     e.add_argument("--temperature", type=float, default=0.7, help="policy sampling temperature (default 0.7)")
@@ -87,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input", help="prompts (overrides data.input): FILE.jsonl, FILE.parquet, image folder, toy:N")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     r.set_defaults(func=_cmd_run)
+
+    sv = sub.add_parser("serve", help="serve the best-of-N ranker on Ray Serve (blocks; Ctrl-C stops)",
+                        description="Deploy the ranker (POST /v1/rank, POST /v1/generate, GET /healthz) with the "
+                                    "config's serve: section and block. Binds 127.0.0.1 unless serve.host says "
+                                    "otherwise; set the variable named by serve.token_env (default "
+                                    "RLAIFV_SERVE_TOKEN) to require a bearer token.")
+    sv.add_argument("config", help="run config YAML")
+    sv.add_argument("--policy", help="aligned policy (default: the run's last trained policy)")
+    sv.add_argument("--reference", help="reference policy (default: models.policy.path)")
+    sv.add_argument("--port", type=int, help="HTTP port (default serve.port, 8000)")
+    sv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    sv.set_defaults(func=_cmd_serve)
 
     d = sub.add_parser("demo", help="the ShapesWorld loop on this machine, end to end, with a metrics table",
                        description="Build the ShapesWorld models if missing (the committed ones are used by default), "
@@ -165,7 +181,15 @@ def _cmd_eval(args) -> int:
     if args.num < 1:
         raise RlaifvError("eval: --num must be at least 1")
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    if args.model:
+    if args.best_of is not None:
+        if not (args.model and args.reference) or args.best_of < 2:
+            raise RlaifvError("eval --best-of N needs N >= 2, --model POLICY and --reference REFERENCE")
+        from .reward import Ranker
+
+        log(f"best-of-{args.best_of} with {args.model} against {args.reference} on {args.num} held-out images")
+        ranker = Ranker(load_engine(args.model, args.engine), load_engine(args.reference, args.engine), args.beta)
+        result = evaluate.eval_best_of_n(ranker, args.num, args.seed, args.best_of, args.temperature)
+    elif args.model:
         log(f"evaluating policy {args.model} on {args.num} held-out images")
         result = evaluate.eval_policy(load_engine(args.model, args.engine), args.num, args.seed, args.temperature)
     elif args.labeler:
@@ -208,6 +232,31 @@ def _table(summary: list[dict]) -> str:
     lines = ["  ".join(f"{c:>13}" for c in cols)]
     lines += ["  ".join(f"{fmt(r.get(c)):>13}" for c in cols) for r in summary]
     return "\n".join(lines)
+
+
+def _cmd_serve(args) -> int:
+    import os
+    import time
+
+    from .config import load_config
+
+    overrides = list(args.set) + [f"serve.{k}={v}" for k, v in
+                                  (("policy", args.policy), ("reference", args.reference), ("port", args.port)) if v]
+    config = load_config(args.config, overrides)
+    from ray import serve
+
+    from .serve.app import bind, resolve_models
+
+    s = config.serve
+    policy, reference = resolve_models(config)
+    _init_ray()
+    serve.start(http_options={"host": s.host, "port": s.port})
+    serve.run(bind(config), name="ranker", route_prefix="/")
+    auth = "bearer token required" if os.environ.get(s.token_env) else f"no token ({s.token_env} unset)"
+    print(f"ranker ready at http://{s.host}:{s.port} (policy {policy}, reference {reference}; {auth}); "
+          "Ctrl-C stops", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(3600)
 
 
 def _cmd_demo(args) -> int:

@@ -112,6 +112,35 @@ class EvalConfig(_Strict):
     temperature: float = Field(0.7, gt=0, le=2.0, description="Sampling temperature of the evaluated answers.")
 
 
+class ServeConfig(_Strict):
+    policy: str | None = Field(None, description="Aligned policy to serve (default: the last trained checkpoint in "
+                                                 "run_dir, else models.policy.path).")
+    reference: str | None = Field(None, description="Reference of the reward (default: models.policy.path, the "
+                                                    "policy before alignment).")
+    beta: float | None = Field(None, gt=0, description="Reward beta (default: train.beta).")
+    host: str = Field("127.0.0.1", description="HTTP bind address; 0.0.0.0 exposes the ranker to the network.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    token_env: str = Field("RLAIFV_SERVE_TOKEN", description="Environment variable holding the bearer token; "
+                                                             "when it is set, /v1/* requires it.")
+    max_batch_size: int = Field(16, ge=1, description="Dynamic batching: requests scored together (1 = off).")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill.")
+    replicas: tuple[int, int] = Field((1, 1), description="Autoscaling (min, max) replicas.")
+    target_ongoing_requests: float = Field(8, gt=0, description="Autoscaling target of in-flight requests per replica.")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per replica (also its torch threads).")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica.")
+    max_request_bytes: int = Field(8 << 20, ge=1024, description="Larger request bodies get 413.")
+    max_candidates: int = Field(32, ge=1, description="Most candidates per /v1/rank request.")
+    max_n: int = Field(16, ge=1, description="Most samples per /v1/generate request.")
+    max_answer_chars: int = Field(4000, ge=1, description="Longest candidate answer accepted.")
+
+    @field_validator("replicas")
+    @classmethod
+    def _min_le_max(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] < 1 or v[1] < v[0]:
+            raise ValueError(f"needs 1 <= min <= max, got {v}")
+        return v
+
+
 class StageResources(_Strict):
     concurrency: tuple[int, int] = Field((1, 1), description="Actor pool (min, max) size; max > min lets the pool grow.")
     batch_size: int = Field(16, ge=1, description="Rows per batch handed to one actor call.")
@@ -145,6 +174,7 @@ class RunConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig, description="Input handling.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="DPO training.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="The best-of-N ranker on Ray Serve.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
 
 
@@ -154,7 +184,7 @@ def config_hash(config: RunConfig, *, sections: tuple[str, ...] = (), **extra) -
     import hashlib
     import json
 
-    later = {"train", "eval"} - set(sections)  # settings of later steps must not invalidate feedback
+    later = {"train", "eval", "serve"} - set(sections)  # settings of later steps must not invalidate feedback
     exclude = {k: True for k in {"run_dir", "resources", "iterations"} | later}
     exclude["data"] = {"input"}  # the input is hashed by the caller, as the spec actually used
     data = config.model_dump(mode="json", exclude=exclude)

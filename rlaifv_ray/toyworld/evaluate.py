@@ -92,3 +92,25 @@ def eval_claim_llm(engine, num: int, seed: int) -> dict:
     return {"n": num, "facts_exact": sum(facts_ok) / num, "exact": sum(both_ok) / num}
 
 
+
+
+def eval_best_of_n(ranker, num: int, seed: int, n: int, temperature: float = 0.7) -> dict:
+    """Best-of-N on held-out images: hallucination metrics of the answer picked by the normalized
+    reward, by the summed reward and at random, and of all samples (METHOD s.3)."""
+    from ..reward import pick
+
+    scenes = heldout_scenes(num, seed)
+    params = SamplingParams(temperature=temperature, max_new_tokens=48)
+    samples = [ranker.sample(image, INSTRUCTIONS[i % len(INSTRUCTIONS)], n, derive_seed(seed, "bon", i), params)
+               for i, (_, image) in enumerate(scenes)]
+    scores = ranker.score([(image, INSTRUCTIONS[i % len(INSTRUCTIONS)], samples[i])
+                           for i, (_, image) in enumerate(scenes)])
+    truths = [s.kinds for s, _ in scenes]
+    result = {"n": n, "images": num, "temperature": temperature,
+              "all_samples": hallucination_metrics([a for ans in samples for a in ans],
+                                                   [t for t, ans in zip(truths, samples) for _ in ans])}
+    for how in ("normalized", "summed", "random"):
+        picked = [ans[pick(sc, how, seed=derive_seed(seed, "random-pick", i))]
+                  for i, (ans, sc) in enumerate(zip(samples, scores))]
+        result[f"by_{how}"] = hallucination_metrics(picked, truths)
+    return result

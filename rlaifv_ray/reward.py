@@ -1,0 +1,69 @@
+"""The implicit DPO reward of METHOD s.3, for best-of-N ranking.
+
+r(y) = (beta / T) * sum_t [log pi_theta(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)] over the T
+answer tokens (the tokens DPO trained on: the answer as the chat template closes the turn).
+Summing without 1/T favours short answers; the normalized form removes that bias. Both are
+returned so the bias can be measured. Every candidate is scored on its own sequence, so a score
+does not depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .engines import LogprobRequest, SamplingParams, load_engine
+from .engines.base import GenerateRequest, derive_seed, user_message
+
+
+@dataclass(frozen=True)
+class Reward:
+    normalized: float  # (beta / T) * sum log-ratio: the ranking score
+    summed: float  # beta * sum log-ratio (length-biased; for comparison)
+    tokens: int
+
+
+def rewards(policy_logps, reference_logps, beta: float) -> list[Reward]:
+    out = []
+    for p, r in zip(policy_logps, reference_logps, strict=True):
+        if len(p.tokens) != len(r.tokens):
+            raise ValueError("policy and reference tokenize the answer differently; use the same tokenizer")
+        ratio = sum(a - b for a, b in zip(p.tokens, r.tokens))
+        out.append(Reward(beta * ratio / max(1, len(p.tokens)), beta * ratio, len(p.tokens)))
+    return out
+
+
+class Ranker:
+    """Scores candidate answers by the normalized implicit reward; samples and ranks (best-of-N)."""
+
+    def __init__(self, policy, reference, beta: float):
+        self.policy, self.reference, self.beta = policy, reference, beta  # two engines
+
+    @classmethod
+    def load(cls, policy: str, reference: str, beta: float, engine: str = "hf", **engine_options) -> Ranker:
+        return cls(load_engine(policy, engine, **engine_options), load_engine(reference, engine, **engine_options), beta)
+
+    def score(self, items: list[tuple[object, str, list[str]]]) -> list[list[Reward]]:
+        """items: (image, instruction, candidates); one engine pass per model for all of them."""
+        requests = [LogprobRequest(user_message(instr, image is not None), c, image)
+                    for image, instr, cands in items for c in cands]
+        flat = rewards(self.policy.sequence_logprobs(requests), self.reference.sequence_logprobs(requests),
+                       self.beta) if requests else []
+        out, i = [], 0
+        for _, _, cands in items:
+            out.append(flat[i:i + len(cands)])
+            i += len(cands)
+        return out
+
+    def sample(self, image, instruction: str, n: int, seed: int, params: SamplingParams) -> list[str]:
+        msgs = user_message(instruction, image is not None)
+        return self.policy.generate([GenerateRequest(msgs, image, params, derive_seed(seed, "best-of-n", k))
+                                     for k in range(n)])
+
+
+def pick(scores: list[Reward], how: str, seed: int = 0) -> int:
+    """Index of the chosen candidate: 'normalized' (the method), 'summed' or 'random' (baselines)."""
+    if how == "random":
+        return random.Random(seed).randrange(len(scores))
+    key = (lambda r: r.normalized) if how == "normalized" else (lambda r: r.summed)
+    return max(range(len(scores)), key=lambda i: key(scores[i]))

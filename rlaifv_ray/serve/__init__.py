@@ -1,0 +1,1 @@
+"""The best-of-N ranker on Ray Serve (`app.build_app`)."""

@@ -1,0 +1,183 @@
+"""The best-of-N ranker: the reward, and the Ray Serve app over real HTTP (the CLI in a subprocess)."""
+
+import base64
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
+
+from .conftest import toy_config
+
+TOKEN = "s3cret-token-for-tests"
+ANSWERS = ["There is a red circle.", "There is a red circle. There is a blue square.", "A green triangle is visible."]
+
+
+@pytest.fixture(scope="module")
+def shifted_policy(toy_models, tmp_path_factory):
+    """A policy moved away from the committed one (its reference), so rewards are not all zero."""
+    import torch
+    import transformers
+
+    out = tmp_path_factory.mktemp("shifted") / "policy"
+    src = str(toy_models / "policy")
+    model = transformers.AutoModelForImageTextToText.from_pretrained(src)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.model.language_model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.02)
+    model.save_pretrained(out)
+    transformers.AutoProcessor.from_pretrained(src).save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def ranker(shifted_policy, toy_models, torch_threads):
+    from rlaifv_ray.reward import Ranker
+
+    return Ranker.load(shifted_policy, str(toy_models / "policy"), beta=0.1)
+
+
+def test_reward_is_batch_independent_and_normalized_by_length(ranker):
+    images = [scene_and_image(7, i)[1] for i in range(2)]
+    together = ranker.score([(img, "Describe the image.", ANSWERS) for img in images])
+    for img, scores in zip(images, together):
+        for answer, s in zip(ANSWERS, scores):
+            alone = ranker.score([(img, "Describe the image.", [answer])])[0][0]
+            assert s.normalized == pytest.approx(alone.normalized, abs=1e-4)
+            assert s.normalized == pytest.approx(s.summed / s.tokens, rel=1e-9)
+    assert together[0][1].tokens > together[0][0].tokens
+    assert len({round(s.normalized, 6) for s in together[0]}) == 3  # a real reward, not a constant
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(shifted_policy, toy_models, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    cfg = toy_config(tmp, toy_models, **{"serve.policy": shifted_policy, "serve.port": port, "serve.max_candidates": 8,
+                                         "serve.max_n": 4, "serve.max_request_bytes": 200_000})
+    (tmp / "serve.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RLAIFV_SERVE_TOKEN": TOKEN}
+    log = open(tmp / "serve.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp / "serve.yaml")],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                pytest.fail(f"ranker did not come up:\n{log.read()[-3000:]}")
+            time.sleep(0.5)
+    yield url, tmp / "serve.log"
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def _post(url, path, body, token=TOKEN, raw: bytes | None = None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url + path, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _image_b64(i=0):
+    return base64.b64encode(png_bytes(scene_and_image(7, i)[1])).decode()
+
+
+def test_rank_scores_match_the_reward_and_generate_returns_the_best(server, ranker):
+    url, _ = server
+    status, out = _post(url, "/v1/rank", {"image": _image_b64(), "instruction": "Describe the image.",
+                                          "candidates": ANSWERS})
+    assert status == 200, out
+    local = ranker.score([(scene_and_image(7, 0)[1], "Describe the image.", ANSWERS)])[0]
+    assert out["scores"] == pytest.approx([s.normalized for s in local], abs=1e-4)
+    assert out["best"] == max(range(3), key=lambda i: out["scores"][i])
+    status, out = _post(url, "/v1/generate", {"image": _image_b64(1), "instruction": "Describe the image.", "n": 3})
+    assert status == 200, out
+    assert len(out["candidates"]) == 3 and len(out["scores"]) == 3
+    assert out["best_answer"] == out["candidates"][out["best"]]
+
+
+@pytest.mark.parametrize("body, raw, status, says", [
+    ({"image": "%%%not base64%%%", "instruction": "x", "candidates": ["a"]}, None, 400, "base64"),
+    ({"image": base64.b64encode(b"hello").decode(), "instruction": "x", "candidates": ["a"]}, None, 400, "image"),
+    ({"instruction": "x", "candidates": ["a"]}, None, 422, "image"),
+    ({"image": "", "instruction": "x", "candidates": ["a"] * 9}, None, 422, "candidates"),
+    ({"image": "", "instruction": "x", "candidates": ["  "]}, None, 422, "empty"),
+    (None, b"{not json", 422, "error"),
+    ({"image": "A" * 300_000, "instruction": "x", "candidates": ["a"]}, None, 413, "bytes"),
+])
+def test_malformed_rank_requests_get_a_json_4xx(server, body, raw, status, says):
+    url, _ = server
+    code, out = _post(url, "/v1/rank", body, raw=raw)
+    assert code == status and says in json.dumps(out), out
+
+
+def test_generate_limits_n(server):
+    code, out = _post(server[0], "/v1/generate", {"image": _image_b64(), "instruction": "x", "n": 5})
+    assert code == 422 and "n: at most 4" in out["error"]
+
+
+def test_token_required_and_never_echoed(server):
+    url, log = server
+    body = {"image": _image_b64(), "instruction": "Describe the image.", "candidates": ANSWERS[:1]}
+    assert _post(url, "/v1/rank", body, token=None)[0] == 401
+    assert _post(url, "/v1/rank", body, token="wrong")[0] == 401
+    assert urllib.request.urlopen(f"{url}/healthz", timeout=5).status == 200  # health needs no token
+    assert TOKEN not in log.read_text()
+
+
+def test_burst_of_concurrent_requests_then_still_serving(server):
+    url, _ = server
+    body = {"image": _image_b64(2), "instruction": "Describe the image.", "candidates": ANSWERS}
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(lambda _: _post(url, "/v1/rank", body), range(24)))
+    assert all(code == 200 for code, _ in results)
+    first = results[0][1]["scores"]
+    assert all(out["scores"] == pytest.approx(first, abs=1e-4) for _, out in results)  # batching changes nothing
+    assert _post(url, "/v1/rank", {"image": "bad"}, token=TOKEN)[0] == 422
+    assert json.loads(urllib.request.urlopen(f"{url}/healthz", timeout=5).read())["status"] == "ok"
+
+
+def test_serve_config_file_is_valid_and_names_our_builder():
+    import importlib
+
+    from ray.serve.schema import ServeDeploySchema
+
+    from .conftest import REPO
+
+    spec = ServeDeploySchema.model_validate(yaml.safe_load((REPO / "cluster" / "serve_ranker.yaml").read_text()))
+    (app,) = spec.applications
+    module, attr = app.import_path.split(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+    assert (REPO / app.args["config"]).exists()
