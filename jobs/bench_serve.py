@@ -61,9 +61,9 @@ def main() -> None:
         serve.delete("ranker")
     r = result["runs"]
     result["throughput_ratio_batched_over_unbatched_c32"] = r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"]
+    print(json.dumps(result, indent=2), flush=True)
     serve.shutdown()
     ray.shutdown()
-    print(json.dumps(result, indent=2))
 
 
 def _fire(url: str, bodies: list[bytes], concurrency: int, total: int) -> dict:

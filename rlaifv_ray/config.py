@@ -124,6 +124,8 @@ class ServeConfig(_Strict):
                                                              "when it is set, /v1/* requires it.")
     max_batch_size: int = Field(16, ge=1, description="Dynamic batching: requests scored together (1 = off).")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill.")
+    max_ongoing_requests: int = Field(64, ge=1, description="Requests a replica accepts at once (more wait at the "
+                                                            "proxy); keep it above max_batch_size so batches fill.")
     replicas: tuple[int, int] = Field((1, 1), description="Autoscaling (min, max) replicas.")
     target_ongoing_requests: float = Field(8, gt=0, description="Autoscaling target of in-flight requests per replica.")
     num_cpus: float = Field(1.0, gt=0, description="CPUs per replica (also its torch threads).")

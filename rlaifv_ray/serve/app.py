@@ -160,7 +160,8 @@ def bind(config):
     autoscaling = {"min_replicas": s.replicas[0], "max_replicas": s.replicas[1],
                    "target_ongoing_requests": s.target_ongoing_requests}
     return RankerDeployment.options(
-        autoscaling_config=autoscaling, ray_actor_options={"num_cpus": s.num_cpus, "num_gpus": s.num_gpus},
+        autoscaling_config=autoscaling, max_ongoing_requests=s.max_ongoing_requests,
+        ray_actor_options={"num_cpus": s.num_cpus, "num_gpus": s.num_gpus},
     ).bind(policy, reference, s.beta or config.train.beta, limits, s.token_env, s.max_batch_size,
            s.batch_wait_timeout_s, max(1, int(s.num_cpus)))
 
