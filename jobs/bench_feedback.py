@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="candidates per prompt (default 8)")
     ap.add_argument("--models", default=None, help="toy model folder (default: the committed models)")
     ap.add_argument("--skip-official", action="store_true", help="skip (b), the slowest")
+    ap.add_argument("--sample-threads", type=int, default=None,
+                    help="torch threads of the sampling actor in (a) (default: its CPU share, 1)")
     args = ap.parse_args()
 
     from rlaifv_ray.config import validate_config
@@ -35,14 +37,14 @@ def main() -> None:
 
     models = Path(args.models) if args.models else PRETRAINED
     spec = f"toy:{args.prompts}"
-    result = {"prompts": args.prompts, "n": args.n, "cpus": os.cpu_count()}
+    result = {"prompts": args.prompts, "n": args.n, "cpus": os.cpu_count(), "sample_threads": args.sample_threads}
     with tempfile.TemporaryDirectory() as tmp:
         config = validate_config({
             "run_dir": f"{tmp}/run", "seed": 0,
             "models": {r: {"path": str(models / r)} for r in ("policy", "labeler", "claim_llm")},
             "sampling": {"n": args.n, "max_new_tokens": 48},
             "resources": {
-                "sample": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5},
+                "sample": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5, "threads": args.sample_threads},
                 "claims": {"concurrency": [1, 1], "batch_size": 64, "num_cpus": 0.5},
                 "label": {"concurrency": [1, 1], "batch_size": 64, "num_cpus": 0.5},
                 "reference": {"concurrency": [1, 1], "batch_size": 32, "num_cpus": 0.5},

@@ -148,6 +148,8 @@ class StageResources(_Strict):
     batch_size: int = Field(16, ge=1, description="Rows per batch handed to one actor call.")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (fractions share a GPU).")
     num_cpus: float = Field(0.5, gt=0, description="CPUs per actor; 0.5 keeps 2-core machines from starving.")
+    threads: int | None = Field(None, ge=1, description="torch threads per actor (default: max(1, num_cpus)); "
+                                                        "more than the reserved CPUs lets a bottleneck stage use idle cores.")
 
     @field_validator("concurrency")
     @classmethod

@@ -60,6 +60,18 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
     assert (run / "iter_000" / "checkpoint" / "model.safetensors").exists()
 
 
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 @pytest.fixture
 def ray_head():
     """A real `ray start --head` cluster (2 CPUs) in its own process group, killed afterwards
@@ -69,12 +81,16 @@ def ray_head():
 
     temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     env = {**ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--port=6391",
-                             "--num-cpus=2", "--dashboard-host=127.0.0.1", "--dashboard-port=8296",
-                             "--include-dashboard=true", f"--temp-dir={temp_dir}"],
+    ports = _free_ports(6)  # every listening port explicit: another Ray may run on this machine
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             f"--port={ports[0]}", "--num-cpus=2", "--dashboard-host=127.0.0.1",
+                             f"--dashboard-port={ports[1]}", f"--dashboard-agent-listen-port={ports[2]}",
+                             f"--dashboard-agent-grpc-port={ports[3]}", f"--metrics-export-port={ports[4]}",
+                             f"--ray-client-server-port={ports[5]}", "--include-dashboard=true",
+                             f"--temp-dir={temp_dir}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
-    address = "http://127.0.0.1:8296"
+    address = f"http://127.0.0.1:{ports[1]}"
     try:
         deadline = time.time() + 120
         while True:
@@ -98,9 +114,10 @@ def test_ray_job_submit_runs_one_iteration(ray_head, tmp_path, toy_models):
     config_file.write_text(yaml.safe_dump(cfg))
     submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
               "--working-dir", str(REPO), "--", "python", "jobs/iterate.py", "--config", str(config_file)]
-    for _ in range(30):  # the dashboard answers a few seconds before its job agent does
+    deadline = time.time() + 90
+    while True:  # the dashboard answers a few seconds before its job agent does
         job = subprocess.run(submit, capture_output=True, text=True, env=env, timeout=900)
-        if "No available agent" not in job.stderr:
+        if "No available agent" not in job.stderr or time.time() > deadline:
             break
         time.sleep(2)
     assert job.returncode == 0 and "succeeded" in job.stdout, (job.stdout + job.stderr)[-4000:]

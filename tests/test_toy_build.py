@@ -1,10 +1,14 @@
-"""`rlaifv-ray toy build` from seed 0 reproduces models that meet the bars (about 12 minutes)."""
+"""`rlaifv-ray toy build` from seed 0 reproduces models that meet the bars (about 16 minutes)."""
 
 import json
 import subprocess
 import sys
 
+import pytest
+
 from .bars import failures, measure
+
+pytestmark = pytest.mark.slow  # ~16 min on 2 cores: `make test-slow` (CI runs it after `make test`)
 
 
 def test_toy_build_reproduces_models_that_meet_the_bars(tmp_path):

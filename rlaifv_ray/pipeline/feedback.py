@@ -82,7 +82,7 @@ class FeedbackRun:
         return ds.map_batches(
             TeedStage,
             fn_constructor_kwargs=dict(stage=out_dir or name, factory=factory, kwargs=kwargs, run_uri=self.store.uri,
-                                       iter_dir=self.dir, output=output, threads=max(1, int(res.num_cpus))),
+                                       iter_dir=self.dir, output=output, threads=res.threads or max(1, int(res.num_cpus))),
             compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
             batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus, num_gpus=res.num_gpus,
         )
