@@ -28,33 +28,37 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="candidates per prompt (default 8)")
     ap.add_argument("--models", default=None, help="toy model folder (default: the committed models)")
     ap.add_argument("--skip-official", action="store_true", help="skip (b), the slowest")
-    ap.add_argument("--sample-threads", type=int, default=None,
-                    help="torch threads of the sampling actor in (a) (default: its CPU share, 1)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override the pipeline's config, e.g. --set resources.claims.threads=2")
     args = ap.parse_args()
 
-    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.config import _apply_override, validate_config
     from rlaifv_ray.toyworld.build import PRETRAINED
 
     models = Path(args.models) if args.models else PRETRAINED
     spec = f"toy:{args.prompts}"
-    result = {"prompts": args.prompts, "n": args.n, "cpus": os.cpu_count(), "sample_threads": args.sample_threads}
+    result = {"prompts": args.prompts, "n": args.n, "cpus": os.cpu_count(), "overrides": args.set}
     with tempfile.TemporaryDirectory() as tmp:
-        config = validate_config({
+        raw = {
             "run_dir": f"{tmp}/run", "seed": 0,
             "models": {r: {"path": str(models / r)} for r in ("policy", "labeler", "claim_llm")},
             "sampling": {"n": args.n, "max_new_tokens": 48},
             "resources": {
-                "sample": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5, "threads": args.sample_threads},
+                "sample": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5},
                 "claims": {"concurrency": [1, 1], "batch_size": 64, "num_cpus": 0.5},
                 "label": {"concurrency": [1, 1], "batch_size": 64, "num_cpus": 0.5},
                 "reference": {"concurrency": [1, 1], "batch_size": 32, "num_cpus": 0.5},
             },
-        })
+        }
+        for item in args.set:
+            _apply_override(raw, item)
+        config = validate_config(raw)
         result["c_engine_only_s"], counts = engine_only(config, spec)
         result.update(counts)
         result["a_pipeline_s"], result["a_without_ray_init_s"], metrics = pipeline(config, spec)
         result["a_pairs"] = metrics["pairs"]
         result["a_stage_busy_s"] = metrics["stage_busy_seconds"]
+        result["a_stage_wall_s"] = metrics["wall_seconds"]
         if not args.skip_official:
             result["b_official_s"] = official(config, spec)
     result["a_over_c"] = result["a_pipeline_s"] / result["c_engine_only_s"]
