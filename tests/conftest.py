@@ -99,3 +99,19 @@ def stage_pairs(run_dir):
         r[S.REF_CHOSEN_LOGP] = round(r[S.REF_CHOSEN_LOGP], 3)
         r[S.REF_REJECTED_LOGP] = round(r[S.REF_REJECTED_LOGP], 3)
     return sorted(rows, key=lambda r: (r[S.CHOSEN_ID], r[S.REJECTED_ID]))
+
+
+def wait_for_http(url: str, proc, timeout: float, output) -> None:
+    """Poll URL until it answers 200 while PROC runs; fail with the tail of output() otherwise."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"{url} did not come up:\n{output()[-3000:]}")
+            time.sleep(0.5)

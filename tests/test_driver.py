@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO, stage_pairs, toy_config
+from .conftest import REPO, stage_pairs, toy_config, wait_for_http
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 
@@ -77,7 +77,6 @@ def ray_head():
     """A real `ray start --head` cluster (2 CPUs) in its own process group, killed afterwards
     (`ray stop` would also stop the test session's own local Ray)."""
     import tempfile
-    import urllib.request
 
     temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     env = {**ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -92,14 +91,7 @@ def ray_head():
                             start_new_session=True)
     address = f"http://127.0.0.1:{ports[1]}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{address}/api/version", timeout=2)
-                break
-            except OSError:
-                assert head.poll() is None and time.time() < deadline, head.stderr.read()[-3000:]
-                time.sleep(0.5)
+        wait_for_http(f"{address}/api/version", head, 120, lambda: head.stderr.read())
         yield env, address
     finally:
         os.killpg(head.pid, signal.SIGKILL)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -17,7 +16,7 @@ import yaml
 
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
-from .conftest import toy_config
+from .conftest import toy_config, wait_for_http
 
 TOKEN = "s3cret-token-for-tests"
 ANSWERS = ["There is a red circle.", "There is a red circle. There is a blue square.", "A green triangle is visible."]
@@ -78,16 +77,7 @@ def server(shifted_policy, toy_models, tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp / "serve.yaml")],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                pytest.fail(f"ranker did not come up:\n{log.read()[-3000:]}")
-            time.sleep(0.5)
+    wait_for_http(f"{url}/healthz", proc, 180, lambda: (log.seek(0), log.read())[1])
     yield url, tmp / "serve.log"
     os.killpg(proc.pid, signal.SIGTERM)
     try:

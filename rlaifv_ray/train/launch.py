@@ -10,6 +10,7 @@ of a killed driver finds Ray Train's snapshot in the same storage and continues 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -111,7 +112,7 @@ def _worker_loop(cfg: dict) -> None:
                                             callbacks=[RayTrainReportCallback(), _History()]))
     resume, resumed_step = None, 0
     checkpoint = ray.train.get_checkpoint()
-    with (checkpoint.as_directory() if checkpoint else _nothing()) as ckpt_dir:
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
         if ckpt_dir:  # a restarted worker group or a rerun driver: continue from the last save
             resume = os.path.join(ckpt_dir, RayTrainReportCallback.CHECKPOINT_NAME)
             with open(os.path.join(resume, "trainer_state.json")) as f:
@@ -130,11 +131,3 @@ def _worker_loop(cfg: dict) -> None:
 def _train_dtype(dtype: str) -> str:
     # fp32 master weights by default; on GPUs the DPOConfig turns on bf16 autocast
     return "float32" if dtype == "auto" else dtype
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
