@@ -26,7 +26,10 @@ class HFEngine:
         import torch
         import transformers
 
+        from ..fetch import local_model
+
         self.name = model
+        model = local_model(model)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if dtype == "auto":
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"

@@ -121,6 +121,10 @@ def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callb
 def load_policy(path: str, dtype: str = "float32"):
     import transformers
 
+    from ..fetch import local_model
+
+    path = local_model(path)
+
     processor = transformers.AutoProcessor.from_pretrained(path)
     model = transformers.AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
     return model, processor
