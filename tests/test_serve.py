@@ -159,15 +159,3 @@ def test_burst_of_concurrent_requests_then_still_serving(server):
     assert json.loads(urllib.request.urlopen(f"{url}/healthz", timeout=5).read())["status"] == "ok"
 
 
-def test_serve_config_file_is_valid_and_names_our_builder():
-    import importlib
-
-    from ray.serve.schema import ServeDeploySchema
-
-    from .conftest import REPO
-
-    spec = ServeDeploySchema.model_validate(yaml.safe_load((REPO / "cluster" / "serve_ranker.yaml").read_text()))
-    (app,) = spec.applications
-    module, attr = app.import_path.split(":")
-    assert callable(getattr(importlib.import_module(module), attr))
-    assert (REPO / app.args["config"]).exists()
