@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import time
 
 from .. import schema as S
@@ -26,13 +27,17 @@ class TeedStage:
         self.name, self.iter_dir, self.output = stage, iter_dir, output
         self.schema = S.schema(output)
         self.store = RunStore(run_uri)
+        import ray
+
+        # which actor did the work, for the audit of elastic pools (timings show pool size over time)
+        self.actor = f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
 
     def __call__(self, table):
         import pyarrow as pa
 
         if table.num_rows == 0:
             return self.schema.empty_table()
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         batch = table.to_pydict()
         ids = row_ids(batch)
         out = self.stage_fn(batch)
@@ -51,7 +56,8 @@ class TeedStage:
             }, schema=S.schema("quarantine"))
             self.store.write_part(f"{self.iter_dir}/quarantine/{self.name}", q, ids)
         self.store.write_json(f"{self.iter_dir}/_timings/{self.name}/{_name(ids)}.json",
-                              {"seconds": time.perf_counter() - t0, "rows_in": table.num_rows, "rows_out": len(good)})
+                              {"seconds": time.perf_counter() - t0, "rows_in": table.num_rows, "rows_out": len(good),
+                               "actor": self.actor, "start": started, "end": time.time()})
         return good_table
 
 
