@@ -38,7 +38,7 @@ def run(config: RunConfig, log=print) -> list[dict]:
         feedback = _timed(log, d, "feedback", seconds, run_feedback, config, k, policy, config.data.input, log=log)
         trained = _timed(log, d, "dpo", seconds, train_dpo, config, k, policy, log=log)
         policy = trained["checkpoint"]  # samples iteration k+1 and is its reference
-        if k + 1 not in summary:
+        if summary.get(k + 1, {}).get("dpo_config_hash") != trained["config_hash"]:  # new or retrained
             evaluation = _timed(log, d, "evaluate", seconds, _evaluate, config, policy)
             summary[k + 1] = _row(k + 1, policy, evaluation, feedback, trained)
             store.write_json(f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation,
@@ -67,6 +67,7 @@ def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | 
         "false_claim_rejection": audit.get("false_claim_rejection"),
         "dpo_loss_last": (trained or {}).get("loss_last"),
         "dpo_steps": (trained or {}).get("steps"),
+        "dpo_config_hash": (trained or {}).get("config_hash"),
     }
 
 

@@ -76,7 +76,8 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
         "resumed_from_step": train_log.get("resumed_from_step", 0),
         "seconds": round(time.time() - t0, 1),
     }
-    store.write_json(f"{out}/_SUCCESS", {"config_hash": digest, **manifest})
+    manifest["config_hash"] = digest
+    store.write_json(f"{out}/_SUCCESS", manifest)
     log(f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
         f"{manifest['seconds']} s")
     return manifest
