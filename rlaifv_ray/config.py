@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -20,11 +20,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class VLLMOptions(_Strict):
+    max_model_len: int = Field(4096, ge=64, description="Longest prompt + answer in tokens (sizes the KV cache).")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of the actor's GPU memory vLLM may use; "
+                                                                       "lower it when actors share a GPU.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine shards the model over.")
+    enable_prefix_caching: bool = Field(True, description="Reuse the KV cache of shared prefixes (the image and "
+                                                           "prompt of one row's candidates and questions).")
+    enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation (faster start, slower steps).")
+    yes_no_top_k: int = Field(20, ge=4, description="Log-probs read at the first answer token; yes/Yes/no/No "
+                                                     "outside the top k count as 0.")
+
+
 class ModelSpec(_Strict):
     path: str = Field(description="Local model folder or Hugging Face hub id.")
     engine: Literal["hf", "vllm"] = Field("hf", description="Backend: hf (transformers) or vllm (GPU clusters).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
+    vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="Engine options used when engine is vllm.")
+
+    def engine_options(self) -> dict:
+        """Keyword arguments for `load_engine(path, engine, ...)`."""
+        return {"dtype": self.dtype, **(self.vllm.model_dump() if self.engine == "vllm" else {})}
 
     @field_validator("path")
     @classmethod
@@ -180,6 +197,20 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The best-of-N ranker on Ray Serve.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
+
+    @model_validator(mode="after")
+    def _tensor_parallel_fits(self) -> "RunConfig":
+        m, r = self.models, self.resources
+        labeler = m.labeler if m.labeler_mode == "model" else m.policy if m.labeler_mode == "self" else None
+        uses = {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": m.claim_llm}
+        short = [f"resources.{stage}.num_gpus is {getattr(r, stage).num_gpus:g} but its vLLM model shards over "
+                 f"tensor_parallel_size={spec.vllm.tensor_parallel_size} GPUs"
+                 for stage, spec in uses.items()
+                 if spec is not None and spec.engine == "vllm" and spec.vllm.tensor_parallel_size > 1
+                 and getattr(r, stage).num_gpus < spec.vllm.tensor_parallel_size]
+        if short:
+            raise ValueError("; ".join(short))
+        return self
 
 
 def config_hash(config: RunConfig, *, sections: tuple[str, ...] = (), **extra) -> str:

@@ -19,7 +19,7 @@ def local_model(path: str) -> str:
         return path
     from pyarrow.fs import FileSystem, FileType, copy_files
 
-    cache = Path(os.environ.get("RLAIFV_CACHE", Path.home() / ".cache" / "rlaifv-ray")) / "models"
+    cache = cache_dir() / "models"
     target = cache / hashlib.sha1(path.rstrip("/").encode()).hexdigest()[:16]
     if (target / ".complete").exists():
         return str(target)
@@ -37,3 +37,7 @@ def local_model(path: str) -> str:
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)
     return str(target)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RLAIFV_CACHE", Path.home() / ".cache" / "rlaifv-ray"))

@@ -62,3 +62,24 @@ def test_every_field_has_a_description():
     assert len(lines) > 30
     empty = [line for line in lines if line.rstrip().endswith(":")]
     assert not empty, empty
+
+
+def test_vllm_options_reach_the_engine_and_tensor_parallel_needs_gpus(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    vllm = {"engine": "vllm", "vllm": {"tensor_parallel_size": 2, "max_model_len": 1024}}
+    raw = {"run_dir": "r", "models": {"policy": {"path": "p", **vllm}, "claims": "rules", "labeler_mode": "self"},
+           "resources": {"sample": {"num_gpus": 2}}}
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)
+    # the reference and (self-)label stages run the policy too and have no GPUs
+    assert "resources.reference.num_gpus" in str(err.value) and "resources.label.num_gpus" in str(err.value)
+    assert "resources.sample" not in str(err.value)
+    raw["resources"] = {k: {"num_gpus": 2} for k in ("sample", "reference", "label")}
+    config = validate_config(raw)
+    options = config.models.policy.engine_options()
+    assert options["tensor_parallel_size"] == 2 and options["max_model_len"] == 1024 and options["dtype"] == "auto"
+    assert validate_config({"run_dir": "r", "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"}}
+                           ).models.policy.engine_options() == {"dtype": "auto"}

@@ -1,4 +1,4 @@
-"""Model backends behind one Protocol (`Engine`): `hf` (transformers) and, later, `vllm`.
+"""Model backends behind one Protocol (`Engine`): `hf` (transformers) and `vllm`.
 
 `load_engine(spec)` imports the backend lazily so that `import rlaifv_ray` stays light.
 """
@@ -20,7 +20,11 @@ def load_engine(model: str, engine: str = "hf", **options) -> Engine:
         from .hf import HFEngine
 
         return HFEngine(model, **options)
-    raise ValueError(f"unknown engine {engine!r} (available: hf)")
+    if engine == "vllm":
+        from .vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, **options)
+    raise ValueError(f"unknown engine {engine!r} (available: hf, vllm)")
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,3 +70,14 @@ def user_message(text: str, with_image: bool) -> list[dict]:
     if with_image:
         content.insert(0, {"type": "image"})
     return [{"role": "user", "content": content}]
+
+
+def check_model_path(model: str) -> None:
+    """Fail with a readable message for a local path that is not a saved model (hub ids pass)."""
+    from ..errors import ModelLoadError
+
+    looks_local = model.startswith((".", "/", "~")) or os.sep in model and os.path.exists(os.path.dirname(model))
+    if looks_local and not os.path.isdir(os.path.expanduser(model)):
+        raise ModelLoadError(f"model {model!r}: no such folder")
+    if os.path.isdir(model) and not os.path.exists(os.path.join(model, "config.json")):
+        raise ModelLoadError(f"model {model!r}: folder has no config.json (not a saved model)")

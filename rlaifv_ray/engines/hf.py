@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import os
-
 from ..errors import ModelLoadError
-from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest
+from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest, check_model_path, user_message
+from .chat import ChatFormat
 
 _YES, _NO = ("yes", "Yes"), ("no", "No")
 # Models whose positions are plain 1-D offsets, so a shared prefix cache can be extended safely.
@@ -34,30 +33,19 @@ class HFEngine:
         if dtype == "auto":
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         self.batch_size = batch_size
-        _check_model_path(model)
+        check_model_path(model)
         try:
             config = transformers.AutoConfig.from_pretrained(model)
             self.multimodal = hasattr(config, "vision_config")
-            if self.multimodal:
-                self.processor = transformers.AutoProcessor.from_pretrained(model)
-                self.tokenizer = self.processor.tokenizer
-                cls = transformers.AutoModelForImageTextToText
-            else:
-                self.processor = self.tokenizer = transformers.AutoTokenizer.from_pretrained(model)
-                cls = transformers.AutoModelForCausalLM
+            self.chat = ChatFormat.load(model, self.multimodal)
+            self.processor, self.tokenizer = self.chat.processor, self.chat.tokenizer
+            cls = transformers.AutoModelForImageTextToText if self.multimodal else transformers.AutoModelForCausalLM
             self.model = cls.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"model {model!r}: cannot be loaded ({exc})") from None
         self.share_image_prefix = share_image_prefix and config.model_type in _PREFIX_SHARING_TYPES
-        self.yes_ids = _first_token_ids(self.tokenizer, _YES)
-        self.no_ids = _first_token_ids(self.tokenizer, _NO)
-
-    # ---- prompts -------------------------------------------------------------------------
-    def _prompt(self, messages: list[dict]) -> str:
-        template_owner = self.processor if self.multimodal else self.tokenizer
-        if not self.multimodal:  # text-only chat templates want string content
-            messages = [{**m, "content": _text_of(m["content"])} for m in messages]
-        return template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        self.yes_ids = self.chat.first_token_ids(_YES)
+        self.no_ids = self.chat.first_token_ids(_NO)
 
     def _encode(self, texts: list[str], images: list, padding_side: str):
         import torch
@@ -85,7 +73,7 @@ class HFEngine:
         params = requests[0].params
         if any(r.params != params for r in requests):
             raise ValueError("one generate batch must share sampling params")
-        batch = self._encode([self._prompt(r.messages) for r in requests], [r.image for r in requests], "left")
+        batch = self._encode([self.chat.prompt(r.messages) for r in requests], [r.image for r in requests], "left")
         sampler = _SeededSampler([r.seed for r in requests], params.temperature, params.top_p, self.device)
         with torch.no_grad():
             seqs = self.model.generate(
@@ -120,7 +108,7 @@ class HFEngine:
         import torch
 
         image = requests[0].image
-        texts = [self._prompt(_user(r.question, r.image is not None)) for r in requests]
+        texts = [self.chat.prompt(user_message(r.question, r.image is not None)) for r in requests]
         batch = self._encode(texts, [r.image for r in requests], "right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
         last = mask.sum(1) - 1
@@ -162,24 +150,14 @@ class HFEngine:
         return out
 
     def completion_text(self, messages: list[dict], answer: str) -> str:
-        """The answer as the chat template renders an assistant turn (e.g. "answer<|im_end|>\n"):
-        the text after the generation prompt, which is what TRL's DPO trains on."""
-        prompt = self._prompt(messages)
-        turn = {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}
-        template_owner = self.processor if self.multimodal else self.tokenizer
-        if not self.multimodal:
-            messages = [{**m, "content": _text_of(m["content"])} for m in messages]
-        full = template_owner.apply_chat_template(messages + [turn], tokenize=False)
-        if not full.startswith(prompt):
-            raise ValueError("the chat template renders the prompt differently with an answer appended")
-        return full[len(prompt):]
+        return self.chat.completion(messages, answer)
 
     def _logprobs_chunk(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
         # Prompt (with its image) and completion are tokenized separately and concatenated, exactly as
         # TRL's DPO collator does, so stored reference log-probs cover the same tokens DPO trains on.
         import torch
 
-        prompts = [self._prompt(r.messages) for r in requests]
+        prompts = [self.chat.prompt(r.messages) for r in requests]
         completions = [self.completion_text(r.messages, r.answer) for r in requests]
         enc_p = self._encode(prompts, [r.image for r in requests], "right")
         enc_c = self._encode(completions, [None] * len(requests), "right")
@@ -233,18 +211,6 @@ class _SeededSampler:
         return forced
 
 
-def _user(text: str, with_image: bool) -> list[dict]:
-    from .base import user_message
-
-    return user_message(text, with_image)
-
-
-def _text_of(content) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(item.get("text", "") for item in content if item.get("type") == "text")
-
-
 def _common_prefix(ids, mask) -> int:
     """Length of the token prefix shared by every row (at least one token left per row)."""
     shortest = int(mask.sum(1).min())
@@ -253,19 +219,6 @@ def _common_prefix(ids, mask) -> int:
     return min(prefix, shortest - 1)
 
 
-def _first_token_ids(tokenizer, words) -> list[int]:
-    ids = {tokenizer.encode(w, add_special_tokens=False)[0] for w in words}
-    return sorted(ids)
-
-
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def _check_model_path(model: str) -> None:
-    looks_local = model.startswith((".", "/", "~")) or os.sep in model and os.path.exists(os.path.dirname(model))
-    if looks_local and not os.path.isdir(os.path.expanduser(model)):
-        raise ModelLoadError(f"model {model!r}: no such folder")
-    if os.path.isdir(model) and not os.path.exists(os.path.join(model, "config.json")):
-        raise ModelLoadError(f"model {model!r}: folder has no config.json (not a saved model)")

@@ -17,15 +17,15 @@ def evaluate_policy(config: RunConfig, policy: str) -> dict:
     res = config.resources.sample
     task = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=1)(_evaluate)
     engine = config.models.policy
-    return ray.get(task.remote(policy, engine.engine, engine.dtype, config.eval.model_dump(),
+    return ray.get(task.remote(policy, engine.engine, engine.engine_options(), config.eval.model_dump(),
                                max(1, int(res.num_cpus))))
 
 
-def _evaluate(policy: str, engine: str, dtype: str, ev: dict, threads: int) -> dict:
+def _evaluate(policy: str, engine: str, options: dict, ev: dict, threads: int) -> dict:
     import torch
 
     from ..engines import load_engine
     from ..toyworld.evaluate import eval_policy
 
     torch.set_num_threads(threads)
-    return eval_policy(load_engine(policy, engine, dtype=dtype), ev["toy_heldout"], ev["seed"], ev["temperature"])
+    return eval_policy(load_engine(policy, engine, **options), ev["toy_heldout"], ev["seed"], ev["temperature"])

@@ -49,7 +49,7 @@ class FeedbackRun:
     def _stage_specs(self) -> dict[str, tuple[str, dict, StageResources, str]]:
         c, m = self.config, self.config.models
         px = c.data.max_image_pixels
-        policy_opts = {"dtype": m.policy.dtype}
+        policy_opts = m.policy.engine_options()
         specs = {
             "candidates": ("rlaifv_ray.stages.sample_candidates:SampleCandidates", dict(
                 model=self.policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
@@ -58,7 +58,7 @@ class FeedbackRun:
             "claims": ("rlaifv_ray.stages.extract_claims:ExtractClaims", dict(
                 mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
                 engine=m.claim_llm.engine if m.claim_llm else "hf",
-                engine_options={"dtype": m.claim_llm.dtype} if m.claim_llm else None), c.resources.claims, "claims"),
+                engine_options=m.claim_llm.engine_options() if m.claim_llm else None), c.resources.claims, "claims"),
             "reference": ("rlaifv_ray.stages.reference_logps:ReferenceLogps", dict(
                 model=self.policy, engine=m.policy.engine, engine_options=policy_opts, max_pixels=px),
                 c.resources.reference, "pairs"),
@@ -70,7 +70,7 @@ class FeedbackRun:
             labeler = m.labeler if m.labeler_mode == "model" else m.policy
             path = labeler.path if m.labeler_mode == "model" else self.policy
             specs["labels"] = ("rlaifv_ray.stages.label_claims:LabelClaims", dict(
-                model=path, engine=labeler.engine, engine_options={"dtype": labeler.dtype}, max_pixels=px),
+                model=path, engine=labeler.engine, engine_options=labeler.engine_options(), max_pixels=px),
                 c.resources.label, "labels")
         return specs
 

@@ -97,13 +97,14 @@ def _ranked(candidates: list[str], scores) -> dict:
 @serve.ingress(app)
 class RankerDeployment:
     def __init__(self, policy: str, reference: str, beta: float, limits: dict, token_env: str,
-                 max_batch_size: int, batch_wait_timeout_s: float, threads: int):
+                 max_batch_size: int, batch_wait_timeout_s: float, threads: int, engine: str = "hf",
+                 engine_options: dict | None = None):
         import torch
 
         from ..reward import Ranker
 
         torch.set_num_threads(threads)
-        self.ranker = Ranker.load(policy, reference, beta)
+        self.ranker = Ranker.load(policy, reference, beta, engine, **(engine_options or {}))
         self.info = {"policy": policy, "reference": reference, "beta": beta}
         state.LIMITS.update(limits, token=os.environ.get(token_env) or None)
         self._score.set_max_batch_size(max_batch_size)
@@ -163,7 +164,8 @@ def bind(config):
         autoscaling_config=autoscaling, max_ongoing_requests=s.max_ongoing_requests,
         ray_actor_options={"num_cpus": s.num_cpus, "num_gpus": s.num_gpus},
     ).bind(policy, reference, s.beta or config.train.beta, limits, s.token_env, s.max_batch_size,
-           s.batch_wait_timeout_s, max(1, int(s.num_cpus)))
+           s.batch_wait_timeout_s, max(1, int(s.num_cpus)), config.models.policy.engine,
+           config.models.policy.engine_options())
 
 
 def resolve_models(config) -> tuple[str, str]:

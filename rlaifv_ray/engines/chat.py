@@ -1,0 +1,53 @@
+"""Chat-template rendering shared by every backend, so all of them see the same prompt text and
+score the same completion tokens (the ones TRL's DPO trains on)."""
+
+from __future__ import annotations
+
+
+class ChatFormat:
+    def __init__(self, processor, tokenizer, multimodal: bool):
+        self.processor, self.tokenizer, self.multimodal = processor, tokenizer, multimodal
+
+    @classmethod
+    def load(cls, model: str, multimodal: bool) -> "ChatFormat":
+        import transformers
+
+        if multimodal:
+            processor = transformers.AutoProcessor.from_pretrained(model)
+            return cls(processor, processor.tokenizer, True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+        return cls(tokenizer, tokenizer, False)
+
+    def _owner_and_messages(self, messages: list[dict]):
+        if self.multimodal:
+            return self.processor, messages
+        # text-only chat templates want string content
+        return self.tokenizer, [{**m, "content": text_of(m["content"])} for m in messages]
+
+    def prompt(self, messages: list[dict]) -> str:
+        owner, messages = self._owner_and_messages(messages)
+        return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def completion(self, messages: list[dict], answer: str) -> str:
+        """The answer as the chat template renders an assistant turn (e.g. "answer<|im_end|>\\n"):
+        the text after the generation prompt, which is what TRL's DPO trains on."""
+        prompt = self.prompt(messages)
+        turn = {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}
+        owner, messages = self._owner_and_messages(messages)
+        full = owner.apply_chat_template(messages + [turn], tokenize=False)
+        if not full.startswith(prompt):
+            raise ValueError("the chat template renders the prompt differently with an answer appended")
+        return full[len(prompt):]
+
+    def token_ids(self, text: str) -> list[int]:
+        """Plain tokenization (special tokens as written in the text, none added)."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def first_token_ids(self, words) -> list[int]:
+        return sorted({self.tokenizer.encode(w, add_special_tokens=False)[0] for w in words})
+
+
+def text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(item.get("text", "") for item in content if item.get("type") == "text")
