@@ -26,7 +26,11 @@ def preflight(config: RunConfig) -> None:
 
 def run(config: RunConfig, log=print) -> list[dict]:
     preflight(config)
-    store = RunStore(config.run_dir)
+    with RunStore(config.run_dir).reachable() as store:
+        return _iterate(config, store, log)
+
+
+def _iterate(config: RunConfig, store: RunStore, log) -> list[dict]:
     summary = {row["iteration"]: row for row in store.read_json(SUMMARY) or []}
     policy = config.models.policy.path
 

@@ -15,3 +15,29 @@ class InputError(RlaifvError):
 
 class ModelLoadError(RlaifvError):
     """A model folder or hub id cannot be loaded; the message names it."""
+
+
+class StorageError(RlaifvError):
+    """The run directory's storage (S3 endpoint, mount) cannot be reached."""
+
+
+# What pyarrow / the AWS SDK say when no connection can be made (not: access denied, no such key)
+_UNREACHABLE = ("NETWORK_CONNECTION", "Could not connect", "Couldn't connect", "Connection refused",
+                "Failed to connect", "Name or service not known")
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """The 'cannot connect' OSError message anywhere in EXC's chain, or None when EXC is something
+    else. An error raised in a Ray worker reaches the driver as text (the remote traceback), so the
+    OSError line is looked for in the text as well."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        lines = str(exc).splitlines() or [""]
+        if isinstance(exc, OSError):
+            lines[0] = f"OSError: {lines[0]}"
+        for line in lines:
+            if line.strip().startswith("OSError:") and any(m in line for m in _UNREACHABLE):
+                return line.strip()[len("OSError:"):].strip()
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None

@@ -45,7 +45,7 @@ def ray_local():
     """A real local Ray (2 CPUs), shared by the tests of a session."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}})
     yield ray
     ray.shutdown()

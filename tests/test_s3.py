@@ -57,3 +57,53 @@ def test_toy_iteration_with_an_s3_run_directory(s3, tmp_path, toy_models):
     for key in keys:
         if key.endswith((".json", ".yaml", ".html", "_SUCCESS")):
             assert SECRET not in client.get_object(Bucket="rlaifv-runs", Key=key)["Body"].read().decode()
+
+
+def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_run):
+    """The store goes away while stages write: one clear message, and a rerun against the restarted
+    store resumes and ends with the undisturbed run's pairs."""
+    import time
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from .conftest import stage_pairs
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key=SECRET,
+                          region_name="us-east-1")
+    client.create_bucket(Bucket="flaky")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(toy_config(tmp_path, toy_models, run_dir="s3://flaky/run")))
+    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": SECRET,
+           "AWS_DEFAULT_REGION": "us-east-1", "RAY_AUTH_MODE": "disabled", "RLAIFV_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "rlaifv_ray.cli", "feedback", str(tmp_path / "run.yaml"), "--toy", "16"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def keys(prefix):
+        return [o["Key"] for o in client.list_objects_v2(Bucket="flaky", Prefix=prefix).get("Contents", [])]
+
+    deadline = time.time() + 300
+    while not keys("run/iter_000/claims/part-") and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    server.stop()  # mid-write: sampling and claim extraction are streaming parts to the bucket
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2, err[-3000:]
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("rlaifv-ray: error:") and "s3://flaky/run" in message and "rerun" in message, err[-3000:]
+    assert "Traceback" not in err and SECRET not in out + err
+
+    server = ThreadedMotoServer(ip_address=host, port=port)  # same endpoint; moto keeps its objects
+    server.start()
+    try:
+        again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        local = tmp_path / "copy"
+        for key in [k for k in keys("run/iter_000/pairs/") if k.endswith(".parquet")]:
+            (local / key).parent.mkdir(parents=True, exist_ok=True)
+            client.download_file("flaky", key, str(local / key))
+        assert stage_pairs(str(local / "run")) == stage_pairs(clean_run[0].run_dir)
+    finally:
+        server.stop()

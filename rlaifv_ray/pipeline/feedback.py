@@ -246,4 +246,5 @@ def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str
     """Run (or resume) one iteration's feedback collection; returns its metrics."""
     if config.models.labeler_mode == "ground_truth" and not input_spec.startswith("toy:"):
         raise ConfigError(f"models.labeler_mode ground_truth needs ShapesWorld input (toy:N), got {input_spec!r}")
-    return FeedbackRun(config, iteration, policy, input_spec, log).run()
+    with RunStore(config.run_dir).reachable():
+        return FeedbackRun(config, iteration, policy, input_spec, log).run()

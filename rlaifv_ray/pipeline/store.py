@@ -7,6 +7,7 @@ are named by a hash of their row ids, so a retried batch overwrites its own file
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +23,23 @@ class RunStore:
         else:
             self.fs, self.root = LocalFileSystem(), os.path.abspath(root)
             self.uri = self.root
+
+    @contextlib.contextmanager
+    def reachable(self):
+        """Turn 'cannot connect to the store' anywhere below (driver or Ray workers) into one
+        message; what was finished is kept, so the same command resumes."""
+        from ..errors import RlaifvError, StorageError, unreachable_reason
+
+        try:
+            yield self
+        except RlaifvError:
+            raise
+        except Exception as exc:
+            reason = unreachable_reason(exc)
+            if reason is None:
+                raise
+            raise StorageError(f"the run directory {self.uri} cannot be reached ({reason}). Finished stages "
+                               "are kept: rerun the same command to resume once it is back.") from None
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])

@@ -85,6 +85,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
 
 def _worker_loop(cfg: dict) -> None:
     """One Ray Train worker: the whole pairs table (TRL's accelerate sampler shards it by rank)."""
+    import ray
     import ray.train
     import torch
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
@@ -123,10 +124,15 @@ def _worker_loop(cfg: dict) -> None:
         trainer.train(resume_from_checkpoint=resume)
     final = os.path.join(local, "final")
     trainer.save_model(final)  # every rank calls it (FSDP/DeepSpeed gather); rank 0 writes
+    nodes = [ray.get_runtime_context().get_node_id()]  # where each rank ran: the audit of multi-node runs
+    if torch.distributed.is_initialized():
+        nodes = [None] * ctx.get_world_size()
+        torch.distributed.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     if ctx.get_world_rank() == 0:
         processor.save_pretrained(final)
         store.upload_dir(final, f"{cfg['iter_dir']}/checkpoint")
-        store.write_json(f"{cfg['iter_dir']}/train_log.json", {"resumed_from_step": resumed_step, "steps": history})
+        store.write_json(f"{cfg['iter_dir']}/train_log.json",
+                         {"resumed_from_step": resumed_step, "steps": history, "worker_nodes": nodes})
 
 
 def _train_dtype(dtype: str) -> str:
