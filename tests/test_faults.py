@@ -39,6 +39,27 @@ def _wait_for(pattern: str, thread, timeout: float = 300) -> list[str]:
     raise AssertionError(f"nothing matched {pattern} before the run ended")
 
 
+def _registered(snapshot: str) -> bool:
+    try:
+        with open(snapshot) as f:
+            return bool(json.load(f)["checkpoint_results"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _processes(title: str) -> list[int]:
+    """PIDs whose command line (Ray sets it to ray::<actor class>...) contains TITLE."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if title.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
     config = validate_config(toy_config(tmp_path, toy_models, **{"resources.label.batch_size": 4}))
     thread, result = _in_thread(run_feedback, config, 0, config.models.policy.path, "toy:16")
@@ -51,3 +72,43 @@ def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
     assert len({t["actor"] for t in timings} - {actor}) >= 1, "a new labeler actor should have taken over"
     assert stage_pairs(config.run_dir) == stage_pairs(clean_run[0].run_dir)
     assert result["value"]["rows"]["labels"] == clean_run[1]["rows"]["labels"]
+
+
+def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models):
+    """Ray Train restarts the worker group from the last checkpoint: every step is logged once, and
+    the losses are those of an undisturbed training on the same pairs."""
+    import shutil
+
+    from rlaifv_ray.train.launch import train_dpo
+
+    settings = {"train.workers": 2, "train.batch_size": 2, "train.epochs": 3, "train.checkpoint_steps": 1,
+                "train.max_failures": 2}
+    runs = {}
+    for name in ("undisturbed", "killed"):
+        shutil.copytree(os.path.join(clean_run[0].run_dir, "iter_000", "pairs"), tmp_path / name / "run" / "iter_000" / "pairs")
+        runs[name] = validate_config(toy_config(tmp_path / name, toy_models, **settings))
+    policy = str(toy_models / "policy")
+    train_dpo(runs["undisturbed"], 0, policy, log=lambda _: None)
+
+    config = runs["killed"]
+    thread, result = _in_thread(train_dpo, config, 0, policy, lambda _: None)
+    # a checkpoint counts once Ray Train has registered it (the snapshot lists it), not when its files appear
+    snapshot = os.path.join(config.run_dir, "iter_000", "dpo", "checkpoint_manager_snapshot.json")
+    deadline = time.time() + 300
+    while thread.is_alive() and time.time() < deadline and not _registered(snapshot):
+        time.sleep(0.05)
+    workers = _processes("RayTrainWorker")  # the session's Ray runs without a dashboard (no state API)
+    assert workers
+    os.kill(workers[-1], signal.SIGKILL)
+    thread.join(600)
+    assert "error" not in result, result.get("error")
+
+    def log(name):
+        with open(os.path.join(runs[name].run_dir, "iter_000", "train_log.json")) as f:
+            return json.load(f)
+
+    killed, undisturbed = log("killed"), log("undisturbed")
+    assert killed["resumed_from_step"] >= 1
+    assert [s["step"] for s in killed["steps"]] == [s["step"] for s in undisturbed["steps"]]
+    for a, b in zip(killed["steps"], undisturbed["steps"]):
+        assert abs(a["loss"] - b["loss"]) < 1e-3, (a, b)
