@@ -3,7 +3,8 @@ concurrency 1, 8 and 32, with dynamic batching on and off, in one run; prints JS
 
     python jobs/bench_serve.py [--requests 96] [--candidates 4]
 
-Starts a local Ray, deploys the app twice (serve.max_batch_size 16, then 1) on 127.0.0.1 with
+First scores the same requests in-process, 1 and 32 at a time (the ceiling without HTTP). Then
+starts a local Ray, deploys the app twice (serve.max_batch_size 16, then 1) on 127.0.0.1 with
 the committed ShapesWorld policy as both policy and reference (the cost does not depend on the
 weights), and fires identical-size requests from a thread pool.
 """
@@ -48,7 +49,8 @@ def main() -> None:
                           "instruction": "Describe the image.",
                           "candidates": [answers[(i + k) % 4] for k in range(args.candidates)]}).encode()
               for i in range(16)]
-    result = {"requests": args.requests, "candidates": args.candidates, "cpus": os.cpu_count(), "runs": {}}
+    result = {"requests": args.requests, "candidates": args.candidates, "cpus": os.cpu_count(),
+              "engine_only": _engine_only(bodies), "runs": {}}
     for mode, batch in (("batched", 16), ("unbatched", 1)):
         config = validate_config({"run_dir": "/tmp/bench-serve", "models": {"policy": {"path": str(PRETRAINED / "policy")},
                                   "labeler_mode": "self", "claims": "rules"},
@@ -64,6 +66,34 @@ def main() -> None:
     print(json.dumps(result, indent=2), flush=True)
     serve.shutdown()
     ray.shutdown()
+
+
+def _engine_only(bodies: list[bytes]) -> dict:
+    """The ceiling without HTTP: Ranker.score in this process on the same requests, 1 vs 32 at a time."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from rlaifv_ray.reward import Ranker
+    from rlaifv_ray.toyworld.build import PRETRAINED
+
+    torch.set_num_threads(os.cpu_count())
+    ranker = Ranker.load(str(PRETRAINED / "policy"), str(PRETRAINED / "policy"), 0.1)
+    items = []
+    for i in range(32):
+        body = json.loads(bodies[i % len(bodies)])
+        items.append((Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB"), body["instruction"],
+                      body["candidates"]))
+    ranker.score(items[:2])  # warm-up
+    out = {}
+    for size in (1, 32):
+        t0 = time.perf_counter()
+        for start in range(0, 64, size):
+            ranker.score([items[(start + k) % 32] for k in range(size)])
+        out[f"ms_per_request_batch{size}"] = round(1000 * (time.perf_counter() - t0) / 64, 1)
+    out["ratio_batch32_over_batch1"] = round(out["ms_per_request_batch1"] / out["ms_per_request_batch32"], 2)
+    return out
 
 
 def _fire(url: str, bodies: list[bytes], concurrency: int, total: int) -> dict:

@@ -4,9 +4,20 @@ score the same completion tokens (the ones TRL's DPO trains on)."""
 from __future__ import annotations
 
 
+_SENTINEL = "\x00ANSWER\x00"
+# Leading/trailing whitespace and markup: a template that trims or escapes the answer fails the probe
+_PROBE = "  probe {answer} <b>&amp;</b>\n two lines  "
+
+
 class ChatFormat:
+    """Rendering is cached per conversation: a ranker renders one prompt for many candidates, and
+    the answer is substituted into the rendered assistant turn (checked once per conversation
+    against a real rendering; a template that transforms the answer is always rendered)."""
+
     def __init__(self, processor, tokenizer, multimodal: bool):
         self.processor, self.tokenizer, self.multimodal = processor, tokenizer, multimodal
+        self._prompts: dict[str, str] = {}
+        self._turns: dict[str, str | None] = {}
 
     @classmethod
     def load(cls, model: str, multimodal: bool) -> "ChatFormat":
@@ -25,12 +36,28 @@ class ChatFormat:
         return self.tokenizer, [{**m, "content": text_of(m["content"])} for m in messages]
 
     def prompt(self, messages: list[dict]) -> str:
-        owner, messages = self._owner_and_messages(messages)
-        return owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        key = _key(messages)
+        if key not in self._prompts:
+            if len(self._prompts) > 4096:
+                self._prompts.clear()
+            owner, msgs = self._owner_and_messages(messages)
+            self._prompts[key] = owner.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return self._prompts[key]
 
     def completion(self, messages: list[dict], answer: str) -> str:
         """The answer as the chat template renders an assistant turn (e.g. "answer<|im_end|>\\n"):
         the text after the generation prompt, which is what TRL's DPO trains on."""
+        key = _key(messages)
+        if key not in self._turns:
+            if len(self._turns) > 4096:
+                self._turns.clear()
+            turn = self._render_completion(messages, _SENTINEL)
+            exact = self._render_completion(messages, _PROBE) == turn.replace(_SENTINEL, _PROBE)
+            self._turns[key] = turn if exact and turn.count(_SENTINEL) == 1 else None
+        turn = self._turns[key]
+        return turn.replace(_SENTINEL, answer) if turn is not None else self._render_completion(messages, answer)
+
+    def _render_completion(self, messages: list[dict], answer: str) -> str:
         prompt = self.prompt(messages)
         turn = {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}
         owner, messages = self._owner_and_messages(messages)
@@ -45,6 +72,12 @@ class ChatFormat:
 
     def first_token_ids(self, words) -> list[int]:
         return sorted({self.tokenizer.encode(w, add_special_tokens=False)[0] for w in words})
+
+
+def _key(messages: list[dict]) -> str:
+    import json
+
+    return json.dumps(messages, sort_keys=True)
 
 
 def text_of(content) -> str:

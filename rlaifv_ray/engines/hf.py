@@ -132,15 +132,12 @@ class HFEngine:
         n = ids.shape[0]
         head = {k: v[:1] for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
         out = self.model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **head)
-        # transformers >= 5.24 names the KV cache `cache`; older releases `past_key_values`
-        new_api = hasattr(out, "cache")
-        cache = out.cache if new_api else out.past_key_values
+        cache, cache_kw = _cache_of(out)
         cache.batch_repeat_interleave(n)
         suffix = ids[:, prefix:]
         positions = torch.arange(prefix, ids.shape[1], device=ids.device).expand(n, -1)
-        cache_arg = {"cache" if new_api else "past_key_values": cache}
         return self.model(input_ids=suffix, attention_mask=mask, position_ids=positions, use_cache=True,
-                          **cache_arg).logits
+                          **{cache_kw: cache}).logits
 
     # ---- sequence log-probs --------------------------------------------------------------
     def sequence_logprobs(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
@@ -159,11 +156,27 @@ class HFEngine:
 
         prompts = [self.chat.prompt(r.messages) for r in requests]
         completions = [self.completion_text(r.messages, r.answer) for r in requests]
-        enc_p = self._encode(prompts, [r.image for r in requests], "right")
+        # candidates of one (image, prompt) share its encoding: the image is processed once
+        keys = [(id(r.image), p) for r, p in zip(requests, prompts)]
+        unique = {k: (r.image, k[1]) for k, r in zip(keys, requests)}
+        slot = {k: i for i, k in enumerate(unique)}
+        enc_p = self._encode([p for _, p in unique.values()], [img for img, _ in unique.values()], "right")
+        extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
+        index = torch.tensor([slot[k] for k in keys], device=self.device)
         enc_c = self._encode(completions, [None] * len(requests), "right")
+        per_row = all(isinstance(v, torch.Tensor) and v.shape[0] == len(unique) for v in extra.values())
+        if per_row and self.share_image_prefix:
+            return self._logprobs_shared_prefix(enc_p, extra, enc_c, index)
+        if per_row:
+            extra = {k: v.index_select(0, index) for k, v in extra.items()}  # one image tensor per row
+        elif len(unique) != len(requests):  # e.g. flattened patches (Qwen2-VL): encode row by row
+            keys, slot = list(range(len(requests))), {i: i for i in range(len(requests))}
+            enc_p = self._encode(prompts, [r.image for r in requests], "right")
+            extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
         rows, spans = [], []
         for i in range(len(requests)):
-            p_ids = enc_p["input_ids"][i][enc_p["attention_mask"][i].bool()]
+            j = slot[keys[i]]
+            p_ids = enc_p["input_ids"][j][enc_p["attention_mask"][j].bool()]
             c_ids = enc_c["input_ids"][i][enc_c["attention_mask"][i].bool()]
             rows.append(torch.cat([p_ids, c_ids]))
             spans.append((len(p_ids), len(p_ids) + len(c_ids)))
@@ -173,7 +186,6 @@ class HFEngine:
         attention = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
         for i, r in enumerate(rows):  # right padding keeps every real token at its true position
             input_ids[i, :len(r)], attention[i, :len(r)] = r, 1
-        extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=attention, **extra).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
@@ -183,6 +195,39 @@ class HFEngine:
             token_logps = logp[row, start - 1:end - 1].gather(-1, targets[:, None])[:, 0]
             out.append(SequenceLogprobs(float(token_logps.sum()), token_logps.tolist()))
         return out
+
+
+    def _logprobs_shared_prefix(self, enc_p, extra, enc_c, index) -> list[SequenceLogprobs]:
+        """The same log-probs with each distinct prompt (and its image) encoded once: a prefix pass
+        over the distinct prompts fills a KV cache, which every completion of that prompt extends
+        (padding between prompt and completion is masked; positions stay true)."""
+        import torch
+
+        p_ids, p_mask = enc_p["input_ids"], enc_p["attention_mask"]
+        p_len = p_mask.sum(1)
+        with torch.no_grad():
+            out = self.model(input_ids=p_ids, attention_mask=p_mask, use_cache=True, **extra)
+            cache, cache_kw = _cache_of(out)
+            cache.batch_select_indices(index)
+            c_ids, c_mask = enc_c["input_ids"], enc_c["attention_mask"]
+            positions = p_len.index_select(0, index)[:, None] + torch.arange(c_ids.shape[1], device=self.device)
+            logits = self.model(input_ids=c_ids, attention_mask=torch.cat([p_mask.index_select(0, index), c_mask], 1),
+                                position_ids=positions, use_cache=True, **{cache_kw: cache}).logits
+        # completion token j is predicted at prompt end (j = 0) or at completion position j - 1
+        first = out.logits[torch.arange(len(p_ids), device=self.device), p_len - 1].index_select(0, index)
+        logp = torch.log_softmax(torch.cat([first[:, None], logits[:, :-1]], 1).float(), dim=-1)
+        token_logps = logp.gather(-1, c_ids[..., None])[..., 0]
+        result = []
+        for row, n in enumerate(c_mask.sum(1).tolist()):
+            tokens = token_logps[row, :n]
+            result.append(SequenceLogprobs(float(tokens.sum()), tokens.tolist()))
+        return result
+
+
+def _cache_of(out):
+    """The KV cache of a forward pass and the keyword that passes it back (transformers >= 5.24
+    names it `cache`, older releases `past_key_values`)."""
+    return (out.cache, "cache") if hasattr(out, "cache") else (out.past_key_values, "past_key_values")
 
 
 class _SeededSampler:
