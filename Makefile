@@ -15,10 +15,10 @@ TORCH := torch==2.13.0
 
 setup: .venv/.installed
 
-# The suite (~8 min on 2 cores). test-slow rebuilds the ShapesWorld models from scratch and
+# The suite (~18 min on 2 cores). test-slow rebuilds the ShapesWorld models from scratch and
 # checks the quality bars (~16 min); CI runs both.
 test: setup
-	RAY_AUTH_MODE=disabled $(PY) -m pytest -q -m "not slow" tests
+	RAY_AUTH_MODE=disabled $(PY) -m pytest -q --durations=12 -m "not slow" tests
 
 test-slow: setup
 	RAY_AUTH_MODE=disabled $(PY) -m pytest -q -m slow tests
