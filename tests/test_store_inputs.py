@@ -66,3 +66,19 @@ def test_input_spec_errors_are_clear(tmp_path):
     ok.write_text(json.dumps({"image": "missing.png", "instruction": "x"}) + "\n")
     row = read_prompts(str(ok))[0]
     assert row[S.ERROR] and "missing.png" in row[S.ERROR]  # kept, with its reason, for quarantine
+
+
+def test_unreachable_storage_is_recognised_in_chains_and_remote_tracebacks():
+    from rlaifv_ray.errors import unreachable_reason
+
+    try:
+        try:
+            raise OSError("When creating key 'k': AWS Error NETWORK_CONNECTION during PutObject operation")
+        except OSError as inner:
+            raise RuntimeError("stage failed") from inner
+    except RuntimeError as outer:
+        assert unreachable_reason(outer) == "When creating key 'k': AWS Error NETWORK_CONNECTION during PutObject operation"
+    remote = RuntimeError("ray::MapWorker.submit()\n  File \"x.py\", line 1\nOSError: When reading 'k': Connection refused\n")
+    assert unreachable_reason(remote) == "When reading 'k': Connection refused"
+    assert unreachable_reason(OSError("AWS Error ACCESS_DENIED")) is None  # not a connection problem
+    assert unreachable_reason(ValueError("Connection refused")) is None  # only OSErrors count

@@ -5,7 +5,8 @@
 - yes_no: one forward pass; for LLaVA-style models the questions about one image share a single
   encoding of the image prefix (its KV cache is computed once and repeated across the questions).
 - sequence_logprobs: per-token log-probs of a given answer as the chat template closes the
-  assistant turn (the tokens TRL's DPO trains on).
+  assistant turn (the tokens TRL's DPO trains on); for LLaVA-style models the candidates of one
+  prompt extend a single KV cache of that prompt and its image.
 """
 
 from __future__ import annotations

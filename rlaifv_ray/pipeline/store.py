@@ -38,7 +38,7 @@ class RunStore:
             reason = unreachable_reason(exc)
             if reason is None:
                 raise
-            raise StorageError(f"the run directory {self.uri} cannot be reached ({reason}). Finished stages "
+            raise StorageError(f"storage of the run directory {self.uri} cannot be reached ({reason}). Finished stages "
                                "are kept: rerun the same command to resume once it is back.") from None
 
     def path(self, *parts: str) -> str:
