@@ -49,7 +49,7 @@ def _run(root: Path, prompts: int) -> None:
                                           "train.num_cpus_per_worker": 1, "train.batch_size": 4})
     raw["resources"] = {"sample": {"concurrency": [2, 2], "batch_size": 8, "num_cpus": 0.5},
                         "claims": {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.25},
-                        "label": {"concurrency": [1, 3], "batch_size": 8, "num_cpus": 0.5},
+                        "label": {"concurrency": [1, 2], "batch_size": 8, "num_cpus": 0.5},
                         "reference": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5}}
     config = validate_config(raw)
     run = Path(config.run_dir) / "iter_000"
