@@ -19,21 +19,35 @@ def local_model(path: str) -> str:
         return path
     from pyarrow.fs import FileSystem, FileType, copy_files
 
-    cache = cache_dir() / "models"
-    target = cache / hashlib.sha1(path.rstrip("/").encode()).hexdigest()[:16]
+    def download(folder: Path) -> None:
+        fs, root = FileSystem.from_uri(path)
+        if fs.get_file_info(root).type != FileType.Directory:
+            from .errors import ModelLoadError
+
+            raise ModelLoadError(f"model {path!r}: no such folder")
+        copy_files(root, str(folder), source_filesystem=fs)
+
+    return cached_folder("models", path.rstrip("/"), download)
+
+
+def cached_folder(kind: str, key: str, fill) -> str:
+    """RLAIFV_CACHE/KIND/<hash of KEY>, made once by fill(folder). The folder is filled under a
+    temporary name and renamed into place, so a crash leaves no half folder and a concurrent
+    maker of the same folder wins the race harmlessly."""
+    target = cache_dir() / kind / hashlib.sha1(key.encode()).hexdigest()[:16]
     if (target / ".complete").exists():
         return str(target)
-    fs, root = FileSystem.from_uri(path)
-    if fs.get_file_info(root).type != FileType.Directory:
-        from .errors import ModelLoadError
-
-        raise ModelLoadError(f"model {path!r}: no such folder")
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    partial.mkdir(parents=True, exist_ok=True)
-    copy_files(root, str(partial), source_filesystem=fs)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        fill(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     (partial / ".complete").touch()
     try:
-        os.replace(partial, target)  # atomic: a concurrent download of the same folder wins the race
+        os.replace(partial, target)
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)
     return str(target)

@@ -116,7 +116,6 @@ def vllm_loadable(model: str, config) -> str:
     """A folder vLLM's loader accepts. transformers 5 saves a LLaVA's CLIP tower flattened
     (`vision_tower.embeddings...`); vLLM expects the hub layout (`vision_tower.vision_model...`).
     Such a folder is copied once, keys renamed, into the cache; any other folder is used as is."""
-    import hashlib
     import json
     import re
     import shutil
@@ -124,7 +123,7 @@ def vllm_loadable(model: str, config) -> str:
 
     from safetensors import safe_open
 
-    from ..fetch import cache_dir
+    from ..fetch import cached_folder
 
     flat = re.compile(r"^((?:model\.)?vision_tower\.)(?!vision_model\.)")
     vision = getattr(config, "vision_config", None)
@@ -136,30 +135,22 @@ def vllm_loadable(model: str, config) -> str:
         if not any(flat.match(k) for k in f.keys()):
             return model
     stamp = "|".join(f"{w.resolve()}:{w.stat().st_mtime_ns}:{w.stat().st_size}" for w in weights)
-    target = cache_dir() / "vllm-layout" / hashlib.sha1(stamp.encode()).hexdigest()[:16]
-    if (target / ".complete").exists():
-        return str(target)
-    from safetensors.torch import load_file, save_file
-
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
 
     def rename(key: str) -> str:
         return flat.sub(r"\1vision_model.", key)
 
-    for item in src.iterdir():
-        if item.suffix == ".safetensors":
-            save_file({rename(k): v for k, v in load_file(item).items()}, partial / item.name, metadata={"format": "pt"})
-        elif item.name.endswith(".safetensors.index.json"):
-            index = json.loads(item.read_text())
-            index["weight_map"] = {rename(k): v for k, v in index["weight_map"].items()}
-            (partial / item.name).write_text(json.dumps(index))
-        elif item.is_file():
-            shutil.copy2(item, partial / item.name)
-    (partial / ".complete").touch()
-    try:
-        os.replace(partial, target)  # atomic: a concurrent copy of the same folder wins the race
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
-    return str(target)
+    def copy_renamed(folder: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        for item in src.iterdir():
+            if item.suffix == ".safetensors":
+                save_file({rename(k): v for k, v in load_file(item).items()}, folder / item.name,
+                          metadata={"format": "pt"})
+            elif item.name.endswith(".safetensors.index.json"):
+                index = json.loads(item.read_text())
+                index["weight_map"] = {rename(k): v for k, v in index["weight_map"].items()}
+                (folder / item.name).write_text(json.dumps(index))
+            elif item.is_file():
+                shutil.copy2(item, folder / item.name)
+
+    return cached_folder("vllm-layout", stamp, copy_renamed)
