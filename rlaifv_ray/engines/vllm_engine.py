@@ -14,6 +14,7 @@ the calling process (no engine-core subprocess), so it lives and dies with its a
 
 from __future__ import annotations
 
+import math
 import os
 
 from ..errors import ModelLoadError
@@ -28,8 +29,6 @@ class VLLMEngine:
                  gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
                  enable_prefix_caching: bool = True, enforce_eager: bool = False, yes_no_top_k: int = 20,
                  seed: int = 0):
-        import math
-
         import torch
         import transformers
 
@@ -57,7 +56,6 @@ class VLLMEngine:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"model {model!r}: vLLM cannot load it ({exc})") from None
         self._sampling = vllm.SamplingParams
-        self._exp = math.exp
         self.top_k = yes_no_top_k
         self.yes_ids = self.chat.first_token_ids(_YES)
         self.no_ids = self.chat.first_token_ids(_NO)
@@ -90,7 +88,7 @@ class VLLMEngine:
         result = []
         for out in self._run(inputs, params):
             top = out.outputs[0].logprobs[0]  # {token id: Logprob} at the first answer position
-            p = {t: self._exp(lp.logprob) for t, lp in top.items()}
+            p = {t: math.exp(lp.logprob) for t, lp in top.items()}
             result.append((sum(p.get(t, 0.0) for t in self.yes_ids), sum(p.get(t, 0.0) for t in self.no_ids)))
         return result
 
