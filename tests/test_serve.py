@@ -144,7 +144,27 @@ def test_token_required_and_never_echoed(server):
     assert _post(url, "/v1/rank", body, token=None)[0] == 401
     assert _post(url, "/v1/rank", body, token="wrong")[0] == 401
     assert urllib.request.urlopen(f"{url}/healthz", timeout=5).status == 200  # health needs no token
+    with pytest.raises(urllib.error.HTTPError) as err:  # the rest does, the API docs included
+        urllib.request.urlopen(f"{url}/openapi.json", timeout=5)
+    assert err.value.code == 401
     assert TOKEN not in log.read_text()
+
+
+def test_gate_holds_under_a_route_prefix(monkeypatch):
+    """A Serve config may mount the app at /ranker: the app then sees /ranker/v1/rank, and the
+    token and size checks must still apply (the gate's logic on the real ASGI app, without Serve)."""
+    from starlette.testclient import TestClient
+
+    from rlaifv_ray.serve import app as serve_app
+    from rlaifv_ray.serve import state
+
+    monkeypatch.setattr(state, "LIMITS", {"token": TOKEN, "max_request_bytes": 1000})
+    client = TestClient(serve_app.app, root_path="/ranker")
+    assert client.post("/ranker/v1/rank", json={"candidates": ["a"]}).status_code == 401
+    too_big = client.post("/ranker/v1/rank", content=b"x" * 2000, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert too_big.status_code == 413 and "over 1000 bytes" in too_big.json()["error"]
+    assert client.get("/ranker/openapi.json").status_code == 401
+    assert client.get("/ranker/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
 def test_burst_of_concurrent_requests_then_still_serving(server):

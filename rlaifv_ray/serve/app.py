@@ -62,8 +62,9 @@ async def _invalid(_request, exc: RequestValidationError):
 
 @app.middleware("http")
 async def _gate(request: Request, call_next):
-    """Size and token checks before the body is read or parsed."""
-    if request.url.path.startswith("/v1/"):
+    """Size and token checks before the body is read or parsed, on every route but the health
+    check (fail closed: under a Serve route prefix the path the app sees starts with the prefix)."""
+    if not request.url.path.endswith("/healthz"):
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > state.LIMITS.get("max_request_bytes", 1 << 62):
             return JSONResponse(status_code=413, content={"error": f"request body over {state.LIMITS['max_request_bytes']} bytes"})
