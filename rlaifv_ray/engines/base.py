@@ -44,8 +44,13 @@ class LogprobRequest:
 
 @dataclass
 class SequenceLogprobs:
+    """Log-probs of the completion tokens (the answer as the chat template closes the turn, which
+    DPO trains on). answer: the [first, end) range of those tokens that spell the answer itself,
+    without template markup such as the end-of-turn token; None when it cannot be told apart."""
+
     total: float
     tokens: list[float]
+    answer: tuple[int, int] | None = None
 
 
 class Engine(Protocol):

@@ -57,6 +57,29 @@ class ChatFormat:
         turn = self._turns[key]
         return turn.replace(_SENTINEL, answer) if turn is not None else self._render_completion(messages, answer)
 
+    def answer_spans(self, messages: list[list[dict]], answers: list[str],
+                     token_counts: list[int] | None = None) -> list[tuple[int, int] | None]:
+        """Per answer, the [first, end) range of its completion's tokens that overlap the answer text
+        (the rest is template markup). token_counts: how many tokens the caller's own tokenization
+        has; extra ones are leading special tokens, which shift the range. None where the template
+        transforms the answer or the tokenizer gives no character offsets."""
+        completions, starts = [], []
+        for m, answer in zip(messages, answers):
+            completions.append(self.completion(m, answer))
+            turn = self._turns.get(_key(m))  # where the answer starts in the rendered turn
+            starts.append(turn.index(_SENTINEL) if turn is not None else -1)
+        try:
+            offsets = self.tokenizer(completions, add_special_tokens=False,
+                                     return_offsets_mapping=True)["offset_mapping"]
+        except NotImplementedError:  # slow tokenizers have no offsets
+            return [None] * len(answers)
+        spans = []
+        for i, (start, answer) in enumerate(zip(starts, answers)):
+            inside = [j for j, (a, b) in enumerate(offsets[i]) if a < start + len(answer) and b > start]
+            shift = (token_counts[i] - len(offsets[i])) if token_counts else 0
+            spans.append((inside[0] + shift, inside[-1] + 1 + shift) if start >= 0 and inside and shift >= 0 else None)
+        return spans
+
     def _render_completion(self, messages: list[dict], answer: str) -> str:
         prompt = self.prompt(messages)
         turn = {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}

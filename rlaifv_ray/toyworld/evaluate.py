@@ -113,4 +113,18 @@ def eval_best_of_n(ranker, num: int, seed: int, n: int, temperature: float = 0.7
         picked = [ans[pick(sc, how, seed=derive_seed(seed, "random-pick", i))]
                   for i, (ans, sc) in enumerate(zip(samples, scores))]
         result[f"by_{how}"] = hallucination_metrics(picked, truths)
+    # a score's length bias: its correlation with the answer's word count over all samples
+    words = [len(a.split()) for ans in samples for a in ans]
+    flat = [r for sc in scores for r in sc]
+    result["length_correlation"] = {how: _correlation(words, [getattr(r, how) for r in flat])
+                                    for how in ("normalized", "summed")}
     return result
+
+
+def _correlation(xs: list[float], ys: list[float]) -> float | None:
+    import statistics
+
+    try:
+        return round(statistics.correlation(xs, ys), 3)
+    except statistics.StatisticsError:  # a constant series
+        return None
