@@ -1,12 +1,15 @@
 """Load benchmark of the ranker over HTTP: requests/s and p50/p99 latency of POST /v1/rank at
 concurrency 1, 8 and 32, with dynamic batching on and off, in one run; prints JSON.
 
-    python jobs/bench_serve.py [--requests 96] [--candidates 4]
+    python jobs/bench_serve.py [--requests 96] [--candidates 4] [--rounds 3]
 
 First scores the same requests in-process, 1 and 32 at a time (the ceiling without HTTP). Then
-starts a local Ray, deploys the app twice (serve.max_batch_size 16, then 1) on 127.0.0.1 with
-the committed ShapesWorld policy as both policy and reference (the cost does not depend on the
-weights), and fires identical-size requests from a thread pool.
+starts a local Ray and deploys the app twice side by side on 127.0.0.1 (serve.max_batch_size 16 at
+/batched, 1 at /unbatched), with the committed ShapesWorld policy as both policy and reference (the
+cost does not depend on the weights). Each concurrency level is measured in rounds that alternate
+the two, so drift in this machine's speed hits both alike; rps is the median over rounds. Each
+replica gets all CPUs but one (the Serve proxy and this load generator need one): on a 2-core
+machine a replica with 2 torch threads stalls whenever the proxy runs.
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+MODES = {"batched": 16, "unbatched": 1}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=96, help="requests per concurrency level (default 96)")
+    ap.add_argument("--requests", type=int, default=96, help="requests per concurrency level and round (default 96)")
     ap.add_argument("--candidates", type=int, default=4, help="candidates per request (default 4)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per concurrency level (default 3)")
+    ap.add_argument("--replica-cpus", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                    help="CPUs (and torch threads) per replica (default: all but one)")
     ap.add_argument("--port", type=int, default=8123)
     args = ap.parse_args()
 
@@ -40,36 +48,63 @@ def main() -> None:
     from rlaifv_ray.toyworld.build import PRETRAINED
     from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
-    url = f"http://127.0.0.1:{args.port}/v1/rank"
     answers = ["There is a red circle. There is a blue square.", "A green triangle is visible.",
                "I can see a yellow square and a red triangle.", "There is a blue circle."]
     bodies = [json.dumps({"image": base64.b64encode(png_bytes(scene_and_image(3, i)[1])).decode(),
                           "instruction": "Describe the image.",
                           "candidates": [answers[(i + k) % 4] for k in range(args.candidates)]}).encode()
               for i in range(16)]
-    result = {"requests": args.requests, "candidates": args.candidates, "cpus": os.cpu_count(),
-              "engine_only": _engine_only(bodies), "runs": {}}
-    for mode, batch in (("batched", 16), ("unbatched", 1)):
-        config = validate_config({"run_dir": "/tmp/bench-serve", "models": {"policy": {"path": str(PRETRAINED / "policy")},
-                                  "labeler_mode": "self", "claims": "rules"},
-                                  "serve": {"reference": str(PRETRAINED / "policy"), "max_batch_size": batch,
-                                            "num_cpus": float(os.cpu_count())}})
-        serve.run(bind(config), name="ranker", route_prefix="/")
+    configs = {mode: validate_config({
+        "run_dir": "/tmp/bench-serve", "models": {"policy": {"path": str(PRETRAINED / "policy")},
+                                                  "labeler_mode": "self", "claims": "rules"},
+        "serve": {"reference": str(PRETRAINED / "policy"), "max_batch_size": batch, "num_cpus": args.replica_cpus}})
+        for mode, batch in MODES.items()}
+    result = {"requests": args.requests, "candidates": args.candidates, "rounds": args.rounds,
+              "cpus": os.cpu_count(), "replica_cpus": args.replica_cpus,
+              "score_batch": configs["batched"].serve.score_batch,
+              "engine_only": _engine_only(bodies, args.replica_cpus, configs["batched"].serve.score_batch, args.rounds),
+              "runs": {}}
+    print(f"engine only: {result['engine_only']}", file=sys.stderr, flush=True)
+
+    ray.init(num_cpus=max(os.cpu_count() or 2, 2 * args.replica_cpus), include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+    for mode, config in configs.items():
+        serve.run(bind(config), name=mode, route_prefix=f"/{mode}")
+    urls = {mode: f"http://127.0.0.1:{args.port}/{mode}/v1/rank" for mode in MODES}
+    for url in urls.values():
         _fire(url, bodies, 4, 8)  # warm-up
-        for conc in (1, 8, 32):
-            result["runs"][f"{mode}_c{conc}"] = _fire(url, bodies, conc, args.requests)
-        serve.delete("ranker")
-    r = result["runs"]
-    result["throughput_ratio_batched_over_unbatched_c32"] = r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"]
+    # the floor: a GET /healthz costs the proxy, HTTP and Serve's routing but no model
+    health = [_fire(f"http://127.0.0.1:{args.port}/batched/healthz", None, 32, 4 * args.requests)[0]
+              for _ in range(args.rounds)]
+    floor_ms = 1000 / statistics.median(health)
+    for conc in (1, 8, 32):
+        rounds = {mode: [] for mode in MODES}
+        for r in range(args.rounds):
+            for mode, url in urls.items():
+                rounds[mode].append(_fire(url, bodies, conc, args.requests))
+                print(f"c{conc} round {r + 1} {mode}: {rounds[mode][-1][0]:.1f} rps", file=sys.stderr, flush=True)
+        for mode, runs in rounds.items():
+            lat = sorted(x for _, lats in runs for x in lats)
+            result["runs"][f"{mode}_c{conc}"] = {
+                "rps": round(statistics.median(rps for rps, _ in runs), 2),
+                "rps_per_round": [round(rps, 2) for rps, _ in runs],
+                "p50_ms": round(1000 * statistics.median(lat), 1),
+                "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)}
+    r, e = result["runs"], result["engine_only"]
+    result["http_floor_ms_per_request"] = round(floor_ms, 1)
+    # if HTTP work and scoring never overlapped: (batch-1 cost + floor) / (batch-32 cost + floor)
+    result["ratio_bound_engine_plus_http_floor"] = round(
+        (e["ms_per_request_batch1"] + floor_ms) / (e["ms_per_request_batch32"] + floor_ms), 2)
+    result["throughput_ratio_batched_over_unbatched_c32"] = round(r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"], 2)
+    result["ratio_per_round_c32"] = [round(b / u, 2) for b, u in zip(r["batched_c32"]["rps_per_round"],
+                                                                     r["unbatched_c32"]["rps_per_round"])]
+    ray.shutdown()  # before printing: Serve's shutdown chatter must not follow the JSON on stdout
     print(json.dumps(result, indent=2), flush=True)
-    serve.shutdown()
-    ray.shutdown()
 
 
-def _engine_only(bodies: list[bytes]) -> dict:
-    """The ceiling without HTTP: Ranker.score in this process on the same requests, 1 vs 32 at a time."""
+def _engine_only(bodies: list[bytes], threads: int, score_batch: int, rounds: int) -> dict:
+    """The ceiling without HTTP: Ranker.score in this process on the same requests, 1 vs 32 at a
+    time, with the replica's threads and score batch; alternating rounds, medians."""
     import io
 
     import torch
@@ -78,28 +113,31 @@ def _engine_only(bodies: list[bytes]) -> dict:
     from rlaifv_ray.reward import Ranker
     from rlaifv_ray.toyworld.build import PRETRAINED
 
-    torch.set_num_threads(os.cpu_count())
-    ranker = Ranker.load(str(PRETRAINED / "policy"), str(PRETRAINED / "policy"), 0.1)
+    torch.set_num_threads(threads)
+    ranker = Ranker.load(str(PRETRAINED / "policy"), str(PRETRAINED / "policy"), 0.1, batch_size=score_batch)
     items = []
     for i in range(32):
         body = json.loads(bodies[i % len(bodies)])
         items.append((Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB"), body["instruction"],
                       body["candidates"]))
     ranker.score(items[:2])  # warm-up
-    out = {}
-    for size in (1, 32):
-        t0 = time.perf_counter()
-        for start in range(0, 64, size):
-            ranker.score([items[(start + k) % 32] for k in range(size)])
-        out[f"ms_per_request_batch{size}"] = round(1000 * (time.perf_counter() - t0) / 64, 1)
+    ms = {1: [], 32: []}
+    for _ in range(rounds):
+        for size in ms:
+            t0 = time.perf_counter()
+            for start in range(0, 64, size):
+                ranker.score([items[(start + k) % 32] for k in range(size)])
+            ms[size].append(1000 * (time.perf_counter() - t0) / 64)
+    out = {f"ms_per_request_batch{size}": round(statistics.median(v), 1) for size, v in ms.items()}
     out["ratio_batch32_over_batch1"] = round(out["ms_per_request_batch1"] / out["ms_per_request_batch32"], 2)
     return out
 
 
-def _fire(url: str, bodies: list[bytes], concurrency: int, total: int) -> dict:
+def _fire(url: str, bodies: list[bytes] | None, concurrency: int, total: int) -> tuple[float, list[float]]:
+    """(requests/s, latencies) of `total` requests (POSTs of the bodies, else GETs) from `concurrency` threads."""
     def one(i: int) -> float:
         req = urllib.request.Request(url, data=bodies[i % len(bodies)], method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json"}) if bodies else url
         t0 = time.perf_counter()
         with urllib.request.urlopen(req, timeout=300) as r:
             r.read()
@@ -108,10 +146,8 @@ def _fire(url: str, bodies: list[bytes], concurrency: int, total: int) -> dict:
 
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        lat = sorted(pool.map(one, range(total)))
-    wall = time.perf_counter() - t0
-    return {"rps": round(total / wall, 2), "p50_ms": round(1000 * statistics.median(lat), 1),
-            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)}
+        lat = list(pool.map(one, range(total)))
+    return total / (time.perf_counter() - t0), lat
 
 
 if __name__ == "__main__":

@@ -161,12 +161,14 @@ def bind(config):
               "max_answer_chars": s.max_answer_chars, "max_image_pixels": config.data.max_image_pixels}
     autoscaling = {"min_replicas": s.replicas[0], "max_replicas": s.replicas[1],
                    "target_ongoing_requests": s.target_ongoing_requests}
+    engine, options = config.models.policy.engine, config.models.policy.engine_options()
+    if engine == "hf":  # vLLM schedules its own batches
+        options["batch_size"] = s.score_batch
     return RankerDeployment.options(
         autoscaling_config=autoscaling, max_ongoing_requests=s.max_ongoing_requests,
         ray_actor_options={"num_cpus": s.num_cpus, "num_gpus": s.num_gpus},
     ).bind(policy, reference, s.beta or config.train.beta, limits, s.token_env, s.max_batch_size,
-           s.batch_wait_timeout_s, max(1, int(s.num_cpus)), config.models.policy.engine,
-           config.models.policy.engine_options())
+           s.batch_wait_timeout_s, max(1, int(s.num_cpus)), engine, options)
 
 
 def resolve_models(config) -> tuple[str, str]:
