@@ -138,7 +138,7 @@ class ServeConfig(_Strict):
     host: str = Field("127.0.0.1", description="HTTP bind address; 0.0.0.0 exposes the ranker to the network.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     token_env: str = Field("RLAIFV_SERVE_TOKEN", description="Environment variable holding the bearer token; "
-                                                             "when it is set, /v1/* requires it.")
+                                                             "when it is set, every route but /healthz requires it.")
     max_batch_size: int = Field(16, ge=1, description="Dynamic batching: requests scored together (1 = off).")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill.")
     score_batch: int = Field(128, ge=1, description="hf engine: candidates scored in one forward pass. A dynamic "

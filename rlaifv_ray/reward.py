@@ -4,8 +4,8 @@ r(y) = (beta / T) * sum_t [log pi_theta(y_t | x, y_<t) - log pi_ref(y_t | x, y_<
 tokens of the answer text. The chat template's closing markup (end-of-turn token, newline) is left
 out although DPO trains on it: its log-ratio is one per-answer term, the policy's learned "stop
 here", and divided by T it would turn into a bias towards short answers (measured on ShapesWorld
-best-of-8: with it the picks were 10% shorter than the samples and recall fell 6 points, at the
-same CHAIRs). The unnormalized sum over the same tokens is returned for comparison. Every
+best-of-8, 200 images: with those tokens the picks were 10.7% shorter than the samples and recall
+was 0.857, without them 2.0% shorter and 0.905, CHAIRs 0.070 either way). The unnormalized sum over the same tokens is returned for comparison. Every
 candidate is scored on its own sequence, so a score does not depend on what else is in the batch.
 """
 

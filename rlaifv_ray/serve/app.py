@@ -6,7 +6,8 @@ POST /v1/generate  {image: base64, instruction, n, seed?, temperature?, max_new_
 GET  /healthz
 
 Rank requests are scored together by dynamic batching (`@serve.batch`; max_batch_size 1 turns it
-off). When the variable named by serve.token_env is set where the replica runs, /v1/* needs
+off); serve.score_batch candidates share one forward pass. When the variable named by
+serve.token_env is set where the replica runs, every route but /healthz needs
 `Authorization: Bearer <token>`; the token is never logged or returned. Every malformed request
 gets a 4xx with {"error": ...} and the replica keeps serving.
 """
