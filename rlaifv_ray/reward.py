@@ -5,8 +5,9 @@ tokens of the answer text. The chat template's closing markup (end-of-turn token
 out although DPO trains on it: its log-ratio is one per-answer term, the policy's learned "stop
 here", and divided by T it would turn into a bias towards short answers (measured on ShapesWorld
 best-of-8, 200 images: with those tokens the picks were 10.7% shorter than the samples and recall
-was 0.857, without them 2.0% shorter and 0.905, CHAIRs 0.070 either way). The unnormalized sum over the same tokens is returned for comparison. Every
-candidate is scored on its own sequence, so a score does not depend on what else is in the batch.
+was 0.857, without them 2.0% shorter and 0.905, CHAIRs 0.070 either way). The unnormalized sum
+over the same tokens is returned for comparison. Every candidate is scored on its own sequence, so
+a score does not depend on what else is in the batch.
 """
 
 from __future__ import annotations
