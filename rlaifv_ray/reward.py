@@ -26,12 +26,14 @@ class Reward:
     tokens: int  # T: the answer's tokens
 
 
-def rewards(policy_logps, reference_logps, beta: float) -> list[Reward]:
+def rewards(policy_logps, reference_logps, beta: float, spans=None) -> list[Reward]:
+    """spans: per candidate, the [first, end) range of its completion tokens that spell the answer
+    (None, or a None entry: all of them)."""
     out = []
-    for p, r in zip(policy_logps, reference_logps, strict=True):
-        if len(p.tokens) != len(r.tokens) or p.answer != r.answer:
+    for i, (p, r) in enumerate(zip(policy_logps, reference_logps, strict=True)):
+        if len(p.tokens) != len(r.tokens):
             raise ValueError("policy and reference tokenize the answer differently; use the same tokenizer")
-        first, end = p.answer or (0, len(p.tokens))
+        first, end = (spans[i] if spans else None) or (0, len(p.tokens))
         ratio = sum(a - b for a, b in zip(p.tokens[first:end], r.tokens[first:end]))
         out.append(Reward(beta * ratio / max(1, end - first), beta * ratio, end - first))
     return out
@@ -51,8 +53,12 @@ class Ranker:
         """items: (image, instruction, candidates); one engine pass per model for all of them."""
         requests = [LogprobRequest(user_message(instr, image is not None), c, image)
                     for image, instr, cands in items for c in cands]
-        flat = rewards(self.policy.sequence_logprobs(requests), self.reference.sequence_logprobs(requests),
-                       self.beta) if requests else []
+        flat = []
+        if requests:
+            policy = self.policy.sequence_logprobs(requests)
+            spans = self.policy.chat.answer_spans([r.messages for r in requests], [r.answer for r in requests],
+                                                  [len(p.tokens) for p in policy])
+            flat = rewards(policy, self.reference.sequence_logprobs(requests), self.beta, spans)
         out, i = [], 0
         for _, _, cands in items:
             out.append(flat[i:i + len(cands)])

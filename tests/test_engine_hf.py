@@ -68,12 +68,17 @@ def test_sequence_logprobs_batch_independent_and_consistent(policy, images):
                 for ans in ("There is a red circle.", "I can see a blue square and a green triangle.")]
     batched = policy.sequence_logprobs(requests)
     single = [policy.sequence_logprobs([r])[0] for r in requests]
-    for r, a, b in zip(requests, batched, single):
+    for a, b in zip(batched, single):
         assert abs(a.total - b.total) < 1e-4
         assert abs(a.total - sum(a.tokens)) < 1e-4
         assert len(a.tokens) == len(b.tokens) > 3 and all(t <= 0 for t in a.tokens)
-        # the answer's own tokens, without the closing <|im_end|> and newline
-        assert a.answer == b.answer == (0, len(policy.chat.token_ids(r.answer))) == (0, len(a.tokens) - 2)
+    # the answer's own tokens, without the closing <|im_end|> and newline
+    spans = policy.chat.answer_spans([r.messages for r in requests], [r.answer for r in requests])
+    assert spans == [(0, len(a.tokens) - 2) for a in batched]
+    assert spans == [(0, len(policy.chat.token_ids(r.answer))) for r in requests]
+    # a leading special token in the caller's tokenization shifts the range
+    assert policy.chat.answer_spans([requests[0].messages], [requests[0].answer], [len(batched[0].tokens) + 1]) == \
+        [(1, len(batched[0].tokens) - 1)]
     longer = [r.tokens for r in batched[1::2]]
     shorter = [r.tokens for r in batched[0::2]]
     assert all(len(long) > len(short) for long, short in zip(longer, shorter))

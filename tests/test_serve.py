@@ -65,13 +65,14 @@ def test_reward_counts_only_the_answer_tokens():
     from rlaifv_ray.reward import rewards
 
     # two answer tokens, then the template's end-of-turn and newline (large log-ratio: the "stop here")
-    policy = [SequenceLogprobs(-1.0, [-0.2, -0.3, -0.1, -0.4], (0, 2)), SequenceLogprobs(-1.0, [-0.5, -0.5], None)]
-    reference = [SequenceLogprobs(-3.5, [-0.4, -0.4, -2.3, -0.4], (0, 2)), SequenceLogprobs(-1.2, [-0.5, -0.7], None)]
-    first, second = rewards(policy, reference, beta=0.5)
+    policy = [SequenceLogprobs(-1.0, [-0.2, -0.3, -0.1, -0.4]), SequenceLogprobs(-1.0, [-0.5, -0.5])]
+    reference = [SequenceLogprobs(-3.5, [-0.4, -0.4, -2.3, -0.4]), SequenceLogprobs(-1.2, [-0.5, -0.7])]
+    first, second = rewards(policy, reference, beta=0.5, spans=[(0, 2), None])
     assert (first.tokens, first.summed, first.normalized) == (2, pytest.approx(0.15), pytest.approx(0.075))
     assert (second.tokens, second.summed, second.normalized) == (2, pytest.approx(0.1), pytest.approx(0.05))
+    assert rewards(policy[:1], reference[:1], beta=0.5)[0].tokens == 4  # no spans: every token
     with pytest.raises(ValueError, match="tokenize the answer differently"):
-        rewards(policy[:1], [SequenceLogprobs(-3.5, [-0.4, -0.4, -2.3, -0.4], (0, 3))], beta=0.5)
+        rewards(policy[:1], reference[1:], beta=0.5)
 
 
 def test_eval_best_of_n_reports_each_pick_rule(shifted_policy, toy_models):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .chat import ChatFormat
 
 
 @dataclass(frozen=True)
@@ -44,16 +47,13 @@ class LogprobRequest:
 
 @dataclass
 class SequenceLogprobs:
-    """Log-probs of the completion tokens (the answer as the chat template closes the turn, which
-    DPO trains on). answer: the [first, end) range of those tokens that spell the answer itself,
-    without template markup such as the end-of-turn token; None when it cannot be told apart."""
-
     total: float
     tokens: list[float]
-    answer: tuple[int, int] | None = None
 
 
 class Engine(Protocol):
+    chat: ChatFormat  # the prompt and completion rendering every backend shares
+
     def generate(self, requests: list[GenerateRequest]) -> list[str]: ...
 
     def yes_no(self, requests: list[YesNoRequest]) -> list[tuple[float, float]]:

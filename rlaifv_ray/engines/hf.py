@@ -167,7 +167,7 @@ class HFEngine:
         enc_c = self._encode(completions, [None] * len(requests), "right")
         per_row = all(isinstance(v, torch.Tensor) and v.shape[0] == len(unique) for v in extra.values())
         if per_row and self.share_image_prefix:
-            return self._logprobs_shared_prefix(enc_p, extra, enc_c, index, requests)
+            return self._logprobs_shared_prefix(enc_p, extra, enc_c, index)
         if per_row:
             extra = {k: v.index_select(0, index) for k, v in extra.items()}  # one image tensor per row
         elif len(unique) != len(requests):  # e.g. flattened patches (Qwen2-VL): encode row by row
@@ -190,17 +190,15 @@ class HFEngine:
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=attention, **extra).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
-        answers = self.chat.answer_spans([r.messages for r in requests], [r.answer for r in requests],
-                                         [end - start for start, end in spans])
         out = []
         for row, (start, end) in enumerate(spans):
             targets = input_ids[row, start:end]
             token_logps = logp[row, start - 1:end - 1].gather(-1, targets[:, None])[:, 0]
-            out.append(SequenceLogprobs(float(token_logps.sum()), token_logps.tolist(), answers[row]))
+            out.append(SequenceLogprobs(float(token_logps.sum()), token_logps.tolist()))
         return out
 
 
-    def _logprobs_shared_prefix(self, enc_p, extra, enc_c, index, requests) -> list[SequenceLogprobs]:
+    def _logprobs_shared_prefix(self, enc_p, extra, enc_c, index) -> list[SequenceLogprobs]:
         """The same log-probs with each distinct prompt (and its image) encoded once: a prefix pass
         over the distinct prompts fills a KV cache, which every completion of that prompt extends
         (padding between prompt and completion is masked; positions stay true)."""
@@ -220,12 +218,10 @@ class HFEngine:
         first = out.logits[torch.arange(len(p_ids), device=self.device), p_len - 1].index_select(0, index)
         logp = torch.log_softmax(torch.cat([first[:, None], logits[:, :-1]], 1).float(), dim=-1)
         token_logps = logp.gather(-1, c_ids[..., None])[..., 0]
-        counts = c_mask.sum(1).tolist()
-        answers = self.chat.answer_spans([r.messages for r in requests], [r.answer for r in requests], counts)
         result = []
-        for row, n in enumerate(counts):
+        for row, n in enumerate(c_mask.sum(1).tolist()):
             tokens = token_logps[row, :n]
-            result.append(SequenceLogprobs(float(tokens.sum()), tokens.tolist(), answers[row]))
+            result.append(SequenceLogprobs(float(tokens.sum()), tokens.tolist()))
         return result
 
 

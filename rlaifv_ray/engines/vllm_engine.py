@@ -102,12 +102,11 @@ class VLLMEngine:
             inputs.append(self._input(r.image, token_ids=prompt + completion))
             lengths.append(len(completion))
         params = self._sampling(temperature=0.0, max_tokens=1, prompt_logprobs=0)
-        answers = self.chat.answer_spans([r.messages for r in requests], [r.answer for r in requests], lengths)
         result = []
-        for out, n, answer in zip(self._run(inputs, params), lengths, answers):
+        for out, n in zip(self._run(inputs, params), lengths):
             ids, lps = out.prompt_token_ids[-n:], out.prompt_logprobs[-n:]
             tokens = [lp[t].logprob for t, lp in zip(ids, lps)]
-            result.append(SequenceLogprobs(float(sum(tokens)), tokens, answer))
+            result.append(SequenceLogprobs(float(sum(tokens)), tokens))
         return result
 
 
