@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per concurrency level (default 3)")
     ap.add_argument("--replica-cpus", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                     help="CPUs (and torch threads) per replica (default: all but one)")
+    ap.add_argument("--replica-gpus", type=float, default=0.0,
+                    help="GPUs per replica (default 0; 0.5 puts both replicas on one GPU)")
     ap.add_argument("--port", type=int, default=8123)
     args = ap.parse_args()
 
@@ -57,10 +59,11 @@ def main() -> None:
     configs = {mode: validate_config({
         "run_dir": "/tmp/bench-serve", "models": {"policy": {"path": str(PRETRAINED / "policy")},
                                                   "labeler_mode": "self", "claims": "rules"},
-        "serve": {"reference": str(PRETRAINED / "policy"), "max_batch_size": batch, "num_cpus": args.replica_cpus}})
+        "serve": {"reference": str(PRETRAINED / "policy"), "max_batch_size": batch, "num_cpus": args.replica_cpus,
+                  "num_gpus": args.replica_gpus}})
         for mode, batch in MODES.items()}
     result = {"requests": args.requests, "candidates": args.candidates, "rounds": args.rounds,
-              "cpus": os.cpu_count(), "replica_cpus": args.replica_cpus,
+              "cpus": os.cpu_count(), "replica_cpus": args.replica_cpus, "replica_gpus": args.replica_gpus,
               "score_batch": configs["batched"].serve.score_batch,
               "engine_only": _engine_only(bodies, args.replica_cpus, configs["batched"].serve.score_batch, args.rounds),
               "runs": {}}
