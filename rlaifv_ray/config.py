@@ -141,9 +141,9 @@ class ServeConfig(_Strict):
                                                              "when it is set, every route but /healthz requires it.")
     max_batch_size: int = Field(16, ge=1, description="Dynamic batching: requests scored together (1 = off).")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill.")
-    score_batch: int = Field(128, ge=1, description="hf engine: candidates scored in one forward pass. A dynamic "
-                                                    "batch's candidates share passes up to this many; below 32 or so "
-                                                    "batching gains little. Lower it for big models on small GPUs.")
+    score_batch: int = Field(128, ge=1, description="hf engine: candidates scored in one forward pass; a dynamic "
+                                                    "batch's candidates share passes of up to this many (each holds "
+                                                    "its own KV cache: lower it for big models on small GPUs).")
     max_ongoing_requests: int = Field(64, ge=1, description="Requests a replica accepts at once (more wait at the "
                                                             "proxy); keep it above max_batch_size so batches fill.")
     replicas: tuple[int, int] = Field((1, 1), description="Autoscaling (min, max) replicas.")
