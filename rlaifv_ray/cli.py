@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                                        "(about 20 minutes on 2 CPU cores) and save them as HF model folders.")
     b.add_argument("--out", required=True, help="output folder (models go to OUT/policy, OUT/labeler, OUT/claim_llm)")
     b.add_argument("--seed", type=int, default=0, help="build seed (default 0)")
+    b.add_argument("--scale", type=float, default=1.0, metavar="F",
+                   help="train every model for F times its steps (default 1; e.g. 0.1 is a few-minute smoke "
+                        "build of the same code, whose models learn but do not meet the quality bars)")
     b.set_defaults(func=_cmd_toy_build)
 
     e = sub.add_parser("eval", help="evaluate a model on held-out ShapesWorld",
@@ -136,13 +139,15 @@ def _cmd_feedback(args) -> int:
     from .pipeline.feedback import run_feedback
     from .pipeline.store import RunStore
 
-    config = load_config(args.config, args.set)  # every config problem, before any work
+    overrides = list(args.set) + ([f"data.input={args.input}"] if args.input else [])
+    config = load_config(args.config, overrides)  # every config problem (and path), before any work
     if args.iteration < 0:
         raise RlaifvError("feedback: --iteration must be >= 0")
-    spec = f"toy:{args.toy}" if args.toy is not None else args.input
+    policy = _model_arg("--policy", args.policy) if args.policy else config.models.policy.path
+    spec = f"toy:{args.toy}" if args.toy is not None else config.data.input
     _init_ray()
     RunStore(config.run_dir).write_bytes("config.yaml", _config_yaml(config))
-    metrics = run_feedback(config, args.iteration, args.policy or config.models.policy.path, spec,
+    metrics = run_feedback(config, args.iteration, policy, spec,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(metrics, indent=2))
     rows = metrics["rows"]
@@ -150,6 +155,19 @@ def _cmd_feedback(args) -> int:
           + f" | quarantined {sum(metrics['quarantined'].values())} | yield {metrics['pair_yield']:.2f} pairs/prompt"
           + f" | {metrics['wall_seconds']['total']:.0f} s", file=sys.stderr)
     return 0
+
+
+def _model_arg(flag: str, value: str) -> str:
+    """A model given on the command line, resolved like a config's model paths (before Ray starts)."""
+    from pathlib import Path
+
+    from .config import resolve_model_path
+    from .errors import ConfigError
+
+    try:
+        return resolve_model_path(value, Path.cwd())
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
 
 
 def _init_ray() -> None:
@@ -169,7 +187,11 @@ def _config_yaml(config) -> bytes:
 def _cmd_toy_build(args) -> int:
     from .toyworld.build import BuildPlan, build
 
-    manifest = build(args.out, BuildPlan(seed=args.seed), log=lambda m: print(m, file=sys.stderr))
+    if not 0 < args.scale <= 1:
+        raise RlaifvError(f"toy build: --scale must be in (0, 1], got {args.scale}")
+    plan = BuildPlan(seed=args.seed)
+    plan = plan.scaled(args.scale) if args.scale < 1 else plan
+    manifest = build(args.out, plan, log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(manifest, indent=2))
     return 0
 

@@ -2,17 +2,52 @@
 
 Every field has a description (shown by `rlaifv-ray config --help-fields`). A bad config raises
 ONE ConfigError listing every problem, before any work starts.
+
+Relative paths (run_dir, model folders, data.input, serve.policy/reference) mean the directory the
+command runs in (for `ray job submit --working-dir .`, the uploaded directory). They are made
+absolute once, here, so a Ray worker running elsewhere reads the same folder.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError
+
+
+# Hugging Face hub ids: "name" or "namespace/name" (huggingface_hub's validate_repo_id, simplified).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+def resolve_model_path(value: str, base: str | Path) -> str:
+    """A model location as every process will read it: s3:// URIs as given, a folder that exists
+    (relative to `base`) as its absolute path, else a hub id. Raises ValueError for anything else."""
+    if "://" in value:
+        return value
+    folder = Path(base, value).expanduser()
+    if folder.is_dir():
+        return str(folder.resolve())
+    if not Path(value).is_absolute() and _HUB_ID.fullmatch(value) and ".." not in value:
+        return value
+    raise ValueError(f"{value!r} is neither a model folder ({folder} does not exist) nor a hub id "
+                     "(name or namespace/name)")
+
+
+def resolve_local_path(value: str, base: str | Path) -> str:
+    """A local path made absolute against `base`; URIs (s3://...) and toy:N specs pass unchanged."""
+    if "://" in value or value.startswith("toy:"):
+        return value
+    return str(Path(base, value).expanduser().resolve())
+
+
+def _base(info: ValidationInfo) -> Path | None:
+    """The directory relative paths mean (validate_config passes it); None leaves paths as given."""
+    return (info.context or {}).get("base")
 
 
 class _Strict(BaseModel):
@@ -33,7 +68,8 @@ class VLLMOptions(_Strict):
 
 
 class ModelSpec(_Strict):
-    path: str = Field(description="Local model folder or Hugging Face hub id.")
+    path: str = Field(description="Model folder (relative to the directory the command runs in), s3:// folder, "
+                                  "or Hugging Face hub id.")
     engine: Literal["hf", "vllm"] = Field("hf", description="Backend: hf (transformers) or vllm (GPU clusters).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
@@ -45,10 +81,11 @@ class ModelSpec(_Strict):
 
     @field_validator("path")
     @classmethod
-    def _non_empty(cls, v: str) -> str:
+    def _folder_or_hub_id(cls, v: str, info: ValidationInfo) -> str:
         if not v.strip():
             raise ValueError("must not be empty")
-        return v
+        base = _base(info)
+        return v if base is None else resolve_model_path(v, base)
 
     @field_validator("engine")
     @classmethod
@@ -108,6 +145,12 @@ class DataConfig(_Strict):
     input: str | None = Field(None, description="Prompts for `rlaifv-ray run`: FILE.jsonl, FILE.parquet, a folder of "
                                                 "images, s3://..., or toy:N (N fresh ShapesWorld prompts per iteration).")
 
+    @field_validator("input")
+    @classmethod
+    def _absolute(cls, v: str | None, info: ValidationInfo) -> str | None:
+        base = _base(info)
+        return v if v is None or base is None else resolve_local_path(v, base)
+
 
 class TrainConfig(_Strict):
     beta: float = Field(0.1, gt=0, description="DPO beta.")
@@ -155,6 +198,12 @@ class ServeConfig(_Strict):
     max_n: int = Field(16, ge=1, description="Most samples per /v1/generate request.")
     max_answer_chars: int = Field(4000, ge=1, description="Longest candidate answer accepted.")
 
+    @field_validator("policy", "reference")
+    @classmethod
+    def _model(cls, v: str | None, info: ValidationInfo) -> str | None:
+        base = _base(info)
+        return v if v is None or base is None else resolve_model_path(v, base)
+
     @field_validator("replicas")
     @classmethod
     def _min_le_max(cls, v: tuple[int, int]) -> tuple[int, int]:
@@ -189,7 +238,8 @@ class ResourcesConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    run_dir: str = Field(description="Run directory: a local path or s3://bucket/prefix.")
+    run_dir: str = Field(description="Run directory: a local path (relative to the directory the command runs in) "
+                                     "or s3://bucket/prefix.")
     seed: int = Field(0, ge=0, description="Run seed; every candidate's seed derives from it.")
     iterations: int = Field(3, ge=1, le=100, description="Feedback + DPO iterations (official: 4).")
     models: ModelsConfig = Field(description="Which models play which role.")
@@ -200,6 +250,12 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The best-of-N ranker on Ray Serve.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
+
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir(cls, v: str, info: ValidationInfo) -> str:
+        base = _base(info)
+        return v if base is None else resolve_local_path(v, base)
 
     @model_validator(mode="after")
     def _tensor_parallel_fits(self) -> "RunConfig":
@@ -251,11 +307,13 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return validate_config(raw, source=str(path), problems=problems)
 
 
-def validate_config(raw: dict, source: str = "config", problems: list[str] | None = None) -> RunConfig:
+def validate_config(raw: dict, source: str = "config", problems: list[str] | None = None,
+                    base: str | Path | None = None) -> RunConfig:
+    """Validate a raw config; relative paths resolve against `base` (default: the current directory)."""
     problems = list(problems or [])
     config = None
     try:
-        config = RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw, context={"base": Path(base or Path.cwd())})
     except ValidationError as exc:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"

@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -115,3 +116,63 @@ def wait_for_http(url: str, proc, timeout: float, output) -> None:
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"{url} did not come up:\n{output()[-3000:]}")
             time.sleep(0.5)
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@contextlib.contextmanager
+def ray_head(env: dict):
+    """A real `ray start --head` cluster (2 CPUs) in its own process group, its processes seeing ENV
+    (as a cluster node sees its own credentials); yields the dashboard address. Killed afterwards
+    (`ray stop` would also stop the test session's own local Ray)."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    env = {**env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    ports = _free_ports(6)  # every listening port explicit: another Ray may run on this machine
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             f"--port={ports[0]}", "--num-cpus=2", "--dashboard-host=127.0.0.1",
+                             f"--dashboard-port={ports[1]}", f"--dashboard-agent-listen-port={ports[2]}",
+                             f"--dashboard-agent-grpc-port={ports[3]}", f"--metrics-export-port={ports[4]}",
+                             f"--ray-client-server-port={ports[5]}", "--include-dashboard=true",
+                             f"--temp-dir={temp_dir}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    address = f"http://127.0.0.1:{ports[1]}"
+    try:
+        wait_for_http(f"{address}/api/version", head, 120, lambda: head.stderr.read())
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def ray_job_submit(address: str, env: dict, *entrypoint: str):
+    """`ray job submit --working-dir REPO -- ENTRYPOINT`; retried while the job agent is not up yet."""
+    import subprocess
+    import sys
+    import time
+
+    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
+              "--working-dir", str(REPO), "--", *entrypoint]
+    deadline = time.time() + 90
+    while True:  # the dashboard answers a few seconds before its job agent does
+        job = subprocess.run(submit, capture_output=True, text=True, env=env, timeout=900)
+        if "No available agent" not in job.stderr or time.time() > deadline:
+            return job
+        time.sleep(2)

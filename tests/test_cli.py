@@ -49,3 +49,13 @@ def test_run_without_prompts_fails_fast_with_one_line(tmp_path):
 def test_run_help_names_resume_and_outputs():
     out = _cli("run", "--help")
     assert out.returncode == 0 and "summary.json" in out.stdout and "resume" in out.stdout.lower()
+
+
+def test_model_path_that_is_no_folder_and_no_hub_id_fails_before_ray(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run_dir: {tmp_path / 'run'}\ndata: {{input: 'toy:4'}}\n"
+                   "models: {policy: {path: rlaifv_ray/toyworld/pretrained/policyy}, labeler_mode: self, claims: rules}\n")
+    out = _cli("run", str(cfg))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "models.policy.path" in out.stderr and "policyy" in out.stderr and "neither a model folder" in out.stderr
+    assert not (tmp_path / "run").exists()  # nothing started

@@ -83,3 +83,35 @@ def test_vllm_options_reach_the_engine_and_tensor_parallel_needs_gpus(monkeypatc
     assert options["tensor_parallel_size"] == 2 and options["max_model_len"] == 1024 and options["dtype"] == "auto"
     assert validate_config({"run_dir": "r", "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"}}
                            ).models.policy.engine_options() == {"dtype": "auto"}
+
+
+def test_relative_paths_resolve_once_against_the_base_directory(tmp_path):
+    (tmp_path / "models" / "policy").mkdir(parents=True)
+    raw = {"run_dir": "runs/x", "models": {"policy": {"path": "models/policy"}, "claims": "rules",
+                                           "labeler": {"path": "org/labeler-7b"}},
+           "data": {"input": "prompts.jsonl"}, "serve": {"reference": "models/policy"}}
+    config = validate_config(raw, base=tmp_path)
+    assert config.run_dir == str(tmp_path / "runs" / "x")
+    assert config.models.policy.path == str(tmp_path / "models" / "policy")
+    assert config.models.labeler.path == "org/labeler-7b"  # no such folder: a hub id, left for from_pretrained
+    assert config.data.input == str(tmp_path / "prompts.jsonl")
+    assert config.serve.reference == str(tmp_path / "models" / "policy")
+    # a resolved config validates to itself from any directory (workers, a rerun elsewhere)
+    again = validate_config(config.model_dump(mode="json"), base=tmp_path / "models")
+    assert again == config
+    uri = {"run_dir": "s3://b/run", "models": {"policy": {"path": "s3://b/policy"}, "claims": "rules",
+                                               "labeler_mode": "self"}, "data": {"input": "toy:8"}}
+    config = validate_config(uri, base=tmp_path)
+    assert (config.run_dir, config.models.policy.path, config.data.input) == ("s3://b/run", "s3://b/policy", "toy:8")
+
+
+def test_model_path_neither_folder_nor_hub_id_is_one_problem_each(tmp_path):
+    raw = {"run_dir": "r", "models": {"policy": {"path": "rlaifv_ray/toyworld/pretrained/nope"}, "claims": "rules",
+                                      "labeler": {"path": str(tmp_path / "gone")}},
+           "sampling": {"n": 1}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw, base=tmp_path)
+    msg = str(info.value)
+    assert "3 problem(s)" in msg and "sampling.n" in msg
+    assert "models.policy.path" in msg and "neither a model folder" in msg and "nope" in msg
+    assert "models.labeler.path" in msg and "gone" in msg

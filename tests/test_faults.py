@@ -47,17 +47,15 @@ def _registered(snapshot: str) -> bool:
         return False
 
 
-def _processes(title: str) -> list[int]:
-    """PIDs whose command line (Ray sets it to ray::<actor class>...) contains TITLE."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if title.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return sorted(found)
+def _train_worker_pids() -> set[int]:
+    """PIDs of this test session's live Ray Train workers, from Ray's own actor table (the GCS):
+    never a process of another run on the machine, nor a child process that shares a worker's title."""
+    import ray
+    from ray._private import state  # the GCS actor table; the session's Ray has no dashboard (state API)
+
+    job = ray.get_runtime_context().get_job_id()
+    return {a["Pid"] for a in state.actors(actor_state_name="ALIVE").values()
+            if a["ActorClassName"] == "RayTrainWorker" and a["JobID"] == job}
 
 
 def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
@@ -81,7 +79,8 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models):
 
     from rlaifv_ray.train.launch import train_dpo
 
-    settings = {"train.workers": 2, "train.batch_size": 2, "train.epochs": 3, "train.checkpoint_steps": 1,
+    # 7 pairs x 3 epochs at 2 per step: 12 steps, a checkpoint every 4 (each costs ~1.4 s here)
+    settings = {"train.workers": 2, "train.batch_size": 2, "train.epochs": 3, "train.checkpoint_steps": 4,
                 "train.max_failures": 2}
     runs = {}
     for name in ("undisturbed", "killed"):
@@ -97,9 +96,12 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models):
     deadline = time.time() + 300
     while thread.is_alive() and time.time() < deadline and not _registered(snapshot):
         time.sleep(0.05)
-    workers = _processes("RayTrainWorker")  # the session's Ray runs without a dashboard (no state API)
-    assert workers
-    os.kill(workers[-1], signal.SIGKILL)
+    assert _registered(snapshot), "no checkpoint was registered before training ended"
+    workers = _train_worker_pids()
+    assert len(workers) == 2, workers
+    os.kill(max(workers), signal.SIGKILL)
+    while thread.is_alive() and not _train_worker_pids() - workers:  # a new worker group takes over
+        time.sleep(0.05)
     thread.join(600)
     assert "error" not in result, result.get("error")
 

@@ -21,7 +21,7 @@ from .conftest import stage_pairs as _pairs
 from .conftest import toy_config
 
 
-def test_toy_iteration_produces_audited_pairs_and_is_deterministic(clean_run, tmp_path, toy_models):
+def test_toy_iteration_produces_audited_pairs(clean_run):
     a, metrics = clean_run
     assert metrics["rows"]["prompts"] == 16 and metrics["rows"]["candidates"] == 64
     assert metrics["pairs"] > 0
@@ -38,10 +38,9 @@ def test_toy_iteration_produces_audited_pairs_and_is_deterministic(clean_run, tm
     pairs = _pairs(a.run_dir)
     assert all(p[S.REF_CHOSEN_LOGP] < 0 and p[S.REF_REJECTED_LOGP] < 0 for p in pairs)
     assert all(p[S.CHOSEN_SCORE] > p[S.REJECTED_SCORE] for p in pairs)
-    # same config and seed, another run directory: identical pairs
-    b = validate_config(toy_config(tmp_path / "b", toy_models))
-    run_feedback(b, 0, b.models.policy.path, "toy:16")
-    assert _pairs(b.run_dir) == pairs
+    # Same config and seed in another run directory gives identical pairs: every fault test reruns
+    # this iteration elsewhere and compares its pairs to these (test_faults, test_s3, and
+    # test_killed_after_labels_resumes_without_recomputing below).
 
 
 def _png(img, fmt="PNG"):

@@ -1,4 +1,5 @@
-"""A whole toy iteration with its run directory on S3: a real S3 API (moto's server) on loopback."""
+"""Run directories on S3: a real S3 API (moto's server) on loopback. The driver is submitted as a Ray job
+to a real head node here, so one iteration covers both "job submit" and "S3 run directory"."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import toy_config
+from .conftest import ray_head, ray_job_submit, toy_config
 
 SECRET = "secret-key-that-must-not-leak"
 
@@ -30,15 +31,19 @@ def s3():
     server.stop()
 
 
-def test_toy_iteration_with_an_s3_run_directory(s3, tmp_path, toy_models):
+def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path, toy_models):
+    """The driver as users run it: `ray job submit` to a `ray start --head` cluster, whose nodes hold
+    the AWS credentials; the run directory on S3 gets every stage, checkpoint, summary and report."""
     client, aws = s3
     cfg = toy_config(tmp_path, toy_models, **{"run_dir": "s3://rlaifv-runs/toy", "data.input": "toy:16",
                                               "eval.toy_heldout": 8, "train.batch_size": 2})
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, **aws, "RAY_AUTH_MODE": "disabled", "RLAIFV_CACHE": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "run", str(tmp_path / "run.yaml")],
-                         capture_output=True, text=True, env=env, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
+    env = {**os.environ, **aws, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
+           "RLAIFV_CACHE": str(tmp_path / "cache")}
+    with ray_head(env) as address:
+        job = ray_job_submit(address, env, "python", "jobs/iterate.py", "--config", str(tmp_path / "run.yaml"))
+    output = job.stdout + job.stderr
+    assert job.returncode == 0 and "succeeded" in job.stdout, output[-4000:]
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="rlaifv-runs")
             for o in page.get("Contents", [])]
     for stage in ("prompts", "candidates", "claims", "labels", "pairs"):
@@ -52,8 +57,8 @@ def test_toy_iteration_with_an_s3_run_directory(s3, tmp_path, toy_models):
     assert [r["iteration"] for r in summary] == [0, 1]
     assert summary[1]["policy"] == "s3://rlaifv-runs/toy/iter_000/checkpoint"
     assert summary[1]["chair_s"] is not None  # the trained policy was loaded back from S3 and evaluated
-    # credentials appear nowhere: not in the logs, not in any small object written to the run
-    assert SECRET not in out.stdout + out.stderr
+    # credentials appear nowhere: not in the job's logs, not in any small object written to the run
+    assert SECRET not in output
     for key in keys:
         if key.endswith((".json", ".yaml", ".html", "_SUCCESS")):
             assert SECRET not in client.get_object(Bucket="rlaifv-runs", Key=key)["Body"].read().decode()

@@ -31,6 +31,14 @@ class BuildPlan:
     batch: int = 48
     lr: float = 1e-3
 
+    def scaled(self, fraction: float) -> "BuildPlan":
+        """The same build with every model's step budget times `fraction` (at least 20 steps each):
+        a smoke build that runs every builder end to end in minutes; it does not meet the bars."""
+        from dataclasses import replace
+
+        steps = ("vision_steps", "labeler_steps", "policy_steps", "claim_steps")
+        return replace(self, **{k: max(20, round(getattr(self, k) * fraction)) for k in steps})
+
 
 ROLES = ("labeler", "policy", "claim_llm")
 # The committed models (built by `toy build` with the default plan): demo and tests use them.
