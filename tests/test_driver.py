@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import stage_pairs, toy_config
+from .conftest import checkpoint_registered, stage_pairs, toy_config
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 
@@ -35,7 +35,7 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
                             start_new_session=True)
     deadline = time.time() + 300
-    while not list((run / "iter_000" / "dpo").glob("checkpoint_*")) and proc.poll() is None \
+    while not checkpoint_registered(str(run / "iter_000" / "dpo")) and proc.poll() is None \
             and time.time() < deadline:
         time.sleep(0.1)
     assert proc.poll() is None, proc.stderr.read()[-3000:]

@@ -12,7 +12,7 @@ import time
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
 
-from .conftest import stage_pairs, toy_config
+from .conftest import checkpoint_registered, stage_pairs, toy_config
 
 
 def _in_thread(fn, *args):
@@ -37,14 +37,6 @@ def _wait_for(pattern: str, thread, timeout: float = 300) -> list[str]:
             return found
         time.sleep(0.05)
     raise AssertionError(f"nothing matched {pattern} before the run ended")
-
-
-def _registered(snapshot: str) -> bool:
-    try:
-        with open(snapshot) as f:
-            return bool(json.load(f)["checkpoint_results"])
-    except (OSError, ValueError, KeyError):
-        return False
 
 
 def _train_worker_pids() -> set[int]:
@@ -92,11 +84,11 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models):
     config = runs["killed"]
     thread, result = _in_thread(train_dpo, config, 0, policy, lambda _: None)
     # a checkpoint counts once Ray Train has registered it (the snapshot lists it), not when its files appear
-    snapshot = os.path.join(config.run_dir, "iter_000", "dpo", "checkpoint_manager_snapshot.json")
+    dpo = os.path.join(config.run_dir, "iter_000", "dpo")
     deadline = time.time() + 300
-    while thread.is_alive() and time.time() < deadline and not _registered(snapshot):
+    while thread.is_alive() and time.time() < deadline and not checkpoint_registered(dpo):
         time.sleep(0.05)
-    assert _registered(snapshot), "no checkpoint was registered before training ended"
+    assert checkpoint_registered(dpo), "no checkpoint was registered before training ended"
     workers = _train_worker_pids()
     assert len(workers) == 2, workers
     os.kill(max(workers), signal.SIGKILL)

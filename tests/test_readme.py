@@ -26,11 +26,11 @@ def readme_command(prefix: str) -> list[str]:
 
 
 def _repository_copy(root: Path) -> Path:
-    """The files the README's commands read, laid out as in the repository, so relative paths resolve
-    as they do for a user in a clone (and the run directory lands in the copy, not in this checkout)."""
+    """A copy of this checkout without environments, caches or runs: the README's relative paths
+    resolve in it as in a user's clone, and its run directory is not this checkout's."""
     copy = root / "repo"
-    shutil.copytree(REPO / "jobs", copy / "jobs")
-    shutil.copytree(REPO / "rlaifv_ray" / "toyworld" / "pretrained", copy / "rlaifv_ray" / "toyworld" / "pretrained")
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "runs", "toy", "__pycache__", "*.egg-info", ".pytest_cache"))
     return copy
 
 

@@ -109,3 +109,34 @@ def test_dpo_on_two_ray_train_workers_updates_the_language_side_only(toy_models,
     # a rerun finds the finished checkpoint and trains nothing
     assert train_dpo(config, 0, policy, log=logs.append)["checkpoint"] == result["checkpoint"]
     assert "finished earlier, skipped" in logs[-1]
+
+
+def test_resumed_training_continues_from_the_checkpoints_weights(toy_models, torch_threads, tmp_path):
+    """Resuming from a mid-run checkpoint logs the undisturbed run's losses. (Trainer's own loader
+    matched none of a multimodal checkpoint's keys and silently kept the starting weights.)"""
+    from transformers import TrainerCallback
+
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+
+    path = str(toy_models / "policy")
+    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    args = dpo_args(TrainConfig(batch_size=1, epochs=1, lr=1e-4, checkpoint_steps=2), str(tmp_path / "out"))
+
+    def losses(resume=None):
+        logged = []
+
+        class Log(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    logged.append((state.global_step, logs["loss"]))
+
+        model, processor = load_policy(path)
+        build_trainer(model, processor, examples, args, callbacks=[Log()]).train(resume_from_checkpoint=resume)
+        return logged
+
+    undisturbed = losses()
+    assert [s for s, _ in undisturbed] == [1, 2, 3, 4]
+    resumed = losses(str(tmp_path / "out" / "checkpoint-2"))
+    assert [s for s, _ in resumed] == [3, 4]
+    for (_, a), (_, b) in zip(resumed, undisturbed[2:]):
+        assert abs(a - b) < 1e-5, (resumed, undisturbed)

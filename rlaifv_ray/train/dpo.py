@@ -71,6 +71,17 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         # TRL's loss then reads ref_chosen_logps / ref_rejected_logps from each batch
         self.precompute_ref_logps = True
 
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """The weights of a resumed run, read through from_pretrained. transformers 5 saves
+        multimodal models under their hub key names (`language_model.model.*`), which match none
+        of the module's own keys (`model.language_model.*`); Trainer's non-strict load_state_dict
+        then kept the starting weights without an error, and a resumed DPO went on from the initial
+        policy with the optimizer state of a trained one. Strict here: a key mismatch raises."""
+        model = model if model is not None else self.model
+        saved = type(model).from_pretrained(resume_from_checkpoint, dtype=next(model.parameters()).dtype)
+        model.load_state_dict(saved.state_dict(), strict=True)
+        del saved
+
 
 def freeze_vision_tower(model) -> list[str]:
     """No gradients into the image encoder (METHOD s.2); returns the frozen module's name."""
