@@ -25,14 +25,15 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 
 
 def resolve_model_path(value: str, base: str | Path) -> str:
-    """A model location as every process will read it: s3:// URIs as given, a folder that exists
-    (relative to `base`) as its absolute path, else a hub id. Raises ValueError for anything else."""
-    if "://" in value:
-        return value
-    folder = Path(base, value).expanduser()
+    """A model location as every process will read it: URIs (s3://) and absolute paths as given
+    (an absolute path may name a mount that only the GPU nodes have), a relative folder that exists
+    under `base` as its absolute path, else a hub id. Raises ValueError for anything else."""
+    if "://" in value or Path(value).expanduser().is_absolute():
+        return str(Path(value).expanduser()) if "://" not in value else value
+    folder = Path(base, value)
     if folder.is_dir():
         return str(folder.resolve())
-    if not Path(value).is_absolute() and _HUB_ID.fullmatch(value) and ".." not in value:
+    if _HUB_ID.fullmatch(value) and ".." not in value:
         return value
     raise ValueError(f"{value!r} is neither a model folder ({folder} does not exist) nor a hub id "
                      "(name or namespace/name)")

@@ -107,11 +107,15 @@ def test_relative_paths_resolve_once_against_the_base_directory(tmp_path):
 
 def test_model_path_neither_folder_nor_hub_id_is_one_problem_each(tmp_path):
     raw = {"run_dir": "r", "models": {"policy": {"path": "rlaifv_ray/toyworld/pretrained/nope"}, "claims": "rules",
-                                      "labeler": {"path": str(tmp_path / "gone")}},
+                                      "labeler": {"path": "./labeler"}},
            "sampling": {"n": 1}}
     with pytest.raises(ConfigError) as info:
         validate_config(raw, base=tmp_path)
     msg = str(info.value)
     assert "3 problem(s)" in msg and "sampling.n" in msg
     assert "models.policy.path" in msg and "neither a model folder" in msg and "nope" in msg
-    assert "models.labeler.path" in msg and "gone" in msg
+    assert "models.labeler.path" in msg and "./labeler" in msg
+    # an absolute path may be a mount that only the cluster's GPU nodes have: taken as given
+    raw = {"run_dir": "r", "models": {"policy": {"path": "/mnt/models/policy"}, "claims": "rules",
+                                      "labeler_mode": "self"}}
+    assert validate_config(raw, base=tmp_path).models.policy.path == "/mnt/models/policy"
