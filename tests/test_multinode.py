@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.faults  # make test-faults
+
 
 def test_elastic_labelers_and_dpo_across_raylets(tmp_path):
     script = Path(__file__).with_name("multinode_run.py")

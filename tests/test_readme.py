@@ -1,12 +1,16 @@
 """The README's commands as written, run from the repository root with the shipped config (the only
-overrides: fewer prompts and one iteration). A broken README command fails here."""
+overrides: fewer prompts and one iteration). A broken README command fails here. (The kill-and-rerun
+below replaced test_feedback_pipeline's kill-after-labels test; resumed pairs equal to an undisturbed
+run's are checked by test_s3's outage test and test_faults.)"""
 
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -34,24 +38,51 @@ def _repository_copy(root: Path) -> Path:
     return copy
 
 
+CLI = Path(sys.executable).parent / "rlaifv-ray"  # the installed console script, as a user runs it
+
+
 def _cli(argv: list[str], cwd: Path, **kw):
     assert argv[0] == "rlaifv-ray"
-    exe = Path(sys.executable).parent / "rlaifv-ray"  # the installed console script, as a user runs it
-    return subprocess.run([str(exe), *argv[1:]], cwd=cwd, capture_output=True, text=True, env=ENV, **kw)
+    return subprocess.run([str(CLI), *argv[1:]], cwd=cwd, capture_output=True, text=True, env=ENV, **kw)
 
 
-def test_readme_run_command_works_from_the_repository_root(tmp_path):
+def _mtimes(stage_dir: Path) -> list[int]:
+    return sorted(p.stat().st_mtime_ns for p in stage_dir.glob("*.parquet"))
+
+
+def test_readme_run_command_works_from_the_repository_root_and_resumes(tmp_path):
+    """`rlaifv-ray run jobs/configs/toy.yaml`, killed (driver and its local Ray) once labels are
+    written, then the same command again, as the README says: finished stages are skipped untouched
+    and the run completes."""
     repo = _repository_copy(tmp_path)
-    command = readme_command("rlaifv-ray run jobs/configs/toy.yaml")
-    out = _cli(command + SMALLER, repo, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert "Traceback" not in out.stderr
+    command = readme_command("rlaifv-ray run jobs/configs/toy.yaml") + SMALLER
     shipped = yaml.safe_load((repo / "jobs" / "configs" / "toy.yaml").read_text())
     run = repo / shipped["run_dir"]
+    log = tmp_path / "first.log"
+    with open(log, "w") as out:
+        first = subprocess.Popen([str(CLI), *command[1:]], cwd=repo, stdout=out, stderr=subprocess.STDOUT,
+                                 env=ENV, start_new_session=True)
+    labels_done = run / "iter_000" / "labels" / "_SUCCESS"
+    deadline = time.time() + 600
+    while not labels_done.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert labels_done.exists(), log.read_text()[-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert "Traceback" not in log.read_text()
+    finished = ("candidates", "claims", "labels")
+    before = {stage: _mtimes(run / "iter_000" / stage) for stage in finished}
+
+    out = _cli(command, repo, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "Traceback" not in out.stderr
+    for stage in finished:
+        assert f"{stage}: finished earlier, skipped" in out.stderr
+        assert _mtimes(run / "iter_000" / stage) == before[stage]  # not recomputed
     summary = json.loads((run / "summary.json").read_text())
     assert [r["iteration"] for r in summary] == [0, 1]
     assert summary[1]["policy"] == str(run / "iter_000" / "checkpoint")
-    assert all(r["chair_s"] is not None for r in summary)
+    assert all(r["chair_s"] is not None for r in summary) and summary[1]["pairs"] > 0
     # the run records its config with every relative path made absolute, once
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["run_dir"] == str(run)

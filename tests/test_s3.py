@@ -64,6 +64,7 @@ def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path,
             assert SECRET not in client.get_object(Bucket="rlaifv-runs", Key=key)["Body"].read().decode()
 
 
+@pytest.mark.faults  # make test-faults
 def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_run):
     """The store goes away while stages write: one clear message, and a rerun against the restarted
     store resumes and ends with the undisturbed run's pairs."""
