@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="output folder (models go to OUT/policy, OUT/labeler, OUT/claim_llm)")
     b.add_argument("--seed", type=int, default=0, help="build seed (default 0)")
     b.add_argument("--scale", type=float, default=1.0, metavar="F",
-                   help="train every model for F times its steps (default 1; e.g. 0.1 is a few-minute smoke "
+                   help="train every model for F times its steps (default 1; e.g. 0.05 is a two-minute smoke "
                         "build of the same code, whose models learn but do not meet the quality bars)")
     b.set_defaults(func=_cmd_toy_build)
 

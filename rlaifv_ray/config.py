@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -28,14 +28,16 @@ def resolve_model_path(value: str, base: str | Path) -> str:
     """A model location as every process will read it: URIs (s3://) and absolute paths as given
     (an absolute path may name a mount that only the GPU nodes have), a relative folder that exists
     under `base` as its absolute path, else a hub id. Raises ValueError for anything else."""
-    if "://" in value or Path(value).expanduser().is_absolute():
-        return str(Path(value).expanduser()) if "://" not in value else value
-    folder = Path(base, value)
-    if folder.is_dir():
-        return str(folder.resolve())
+    if "://" in value:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if (Path(base) / path).is_dir():
+        return str((Path(base) / path).resolve())
     if _HUB_ID.fullmatch(value) and ".." not in value:
         return value
-    raise ValueError(f"{value!r} is neither a model folder ({folder} does not exist) nor a hub id "
+    raise ValueError(f"{value!r} is neither a model folder ({Path(base) / path} does not exist) nor a hub id "
                      "(name or namespace/name)")
 
 
@@ -43,12 +45,21 @@ def resolve_local_path(value: str, base: str | Path) -> str:
     """A local path made absolute against `base`; URIs (s3://...) and toy:N specs pass unchanged."""
     if "://" in value or value.startswith("toy:"):
         return value
-    return str(Path(base, value).expanduser().resolve())
+    return str((Path(base) / Path(value).expanduser()).resolve())
 
 
-def _base(info: ValidationInfo) -> Path | None:
-    """The directory relative paths mean (validate_config passes it); None leaves paths as given."""
-    return (info.context or {}).get("base")
+def _resolved_against_base(resolve):
+    """A validator applying `resolve(value, base)` when validate_config passed a base directory
+    (assignments and workers re-validating a resolved config pass none: values stay as they are)."""
+    def check(value: str, info: ValidationInfo) -> str:
+        base = (info.context or {}).get("base")
+        return value if base is None else resolve(value, base)
+
+    return AfterValidator(check)
+
+
+ModelLocation = Annotated[str, _resolved_against_base(resolve_model_path)]
+LocalPath = Annotated[str, _resolved_against_base(resolve_local_path)]
 
 
 class _Strict(BaseModel):
@@ -69,7 +80,7 @@ class VLLMOptions(_Strict):
 
 
 class ModelSpec(_Strict):
-    path: str = Field(description="Model folder (relative to the directory the command runs in), s3:// folder, "
+    path: ModelLocation = Field(description="Model folder (relative to the directory the command runs in), s3:// folder, "
                                   "or Hugging Face hub id.")
     engine: Literal["hf", "vllm"] = Field("hf", description="Backend: hf (transformers) or vllm (GPU clusters).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -80,13 +91,12 @@ class ModelSpec(_Strict):
         """Keyword arguments for `load_engine(path, engine, ...)`."""
         return {"dtype": self.dtype, **(self.vllm.model_dump() if self.engine == "vllm" else {})}
 
-    @field_validator("path")
+    @field_validator("path", mode="before")
     @classmethod
-    def _folder_or_hub_id(cls, v: str, info: ValidationInfo) -> str:
-        if not v.strip():
+    def _non_empty(cls, v):
+        if isinstance(v, str) and not v.strip():
             raise ValueError("must not be empty")
-        base = _base(info)
-        return v if base is None else resolve_model_path(v, base)
+        return v
 
     @field_validator("engine")
     @classmethod
@@ -143,14 +153,8 @@ class DataConfig(_Strict):
     max_image_pixels: int = Field(1024 * 1024, ge=64 * 64, description="Larger images are downscaled to this many pixels.")
     default_instruction: str = Field("Describe the image.", min_length=1,
                                      description="Instruction for a folder-of-images input.")
-    input: str | None = Field(None, description="Prompts for `rlaifv-ray run`: FILE.jsonl, FILE.parquet, a folder of "
+    input: LocalPath | None = Field(None, description="Prompts for `rlaifv-ray run`: FILE.jsonl, FILE.parquet, a folder of "
                                                 "images, s3://..., or toy:N (N fresh ShapesWorld prompts per iteration).")
-
-    @field_validator("input")
-    @classmethod
-    def _absolute(cls, v: str | None, info: ValidationInfo) -> str | None:
-        base = _base(info)
-        return v if v is None or base is None else resolve_local_path(v, base)
 
 
 class TrainConfig(_Strict):
@@ -174,9 +178,9 @@ class EvalConfig(_Strict):
 
 
 class ServeConfig(_Strict):
-    policy: str | None = Field(None, description="Aligned policy to serve (default: the last trained checkpoint in "
+    policy: ModelLocation | None = Field(None, description="Aligned policy to serve (default: the last trained checkpoint in "
                                                  "run_dir, else models.policy.path).")
-    reference: str | None = Field(None, description="Reference of the reward (default: models.policy.path, the "
+    reference: ModelLocation | None = Field(None, description="Reference of the reward (default: models.policy.path, the "
                                                     "policy before alignment).")
     beta: float | None = Field(None, gt=0, description="Reward beta (default: train.beta).")
     host: str = Field("127.0.0.1", description="HTTP bind address; 0.0.0.0 exposes the ranker to the network.")
@@ -198,12 +202,6 @@ class ServeConfig(_Strict):
     max_candidates: int = Field(32, ge=1, description="Most candidates per /v1/rank request.")
     max_n: int = Field(16, ge=1, description="Most samples per /v1/generate request.")
     max_answer_chars: int = Field(4000, ge=1, description="Longest candidate answer accepted.")
-
-    @field_validator("policy", "reference")
-    @classmethod
-    def _model(cls, v: str | None, info: ValidationInfo) -> str | None:
-        base = _base(info)
-        return v if v is None or base is None else resolve_model_path(v, base)
 
     @field_validator("replicas")
     @classmethod
@@ -239,7 +237,7 @@ class ResourcesConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    run_dir: str = Field(description="Run directory: a local path (relative to the directory the command runs in) "
+    run_dir: LocalPath = Field(description="Run directory: a local path (relative to the directory the command runs in) "
                                      "or s3://bucket/prefix.")
     seed: int = Field(0, ge=0, description="Run seed; every candidate's seed derives from it.")
     iterations: int = Field(3, ge=1, le=100, description="Feedback + DPO iterations (official: 4).")
@@ -251,12 +249,6 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The best-of-N ranker on Ray Serve.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
-
-    @field_validator("run_dir")
-    @classmethod
-    def _run_dir(cls, v: str, info: ValidationInfo) -> str:
-        base = _base(info)
-        return v if base is None else resolve_local_path(v, base)
 
     @model_validator(mode="after")
     def _tensor_parallel_fits(self) -> "RunConfig":
