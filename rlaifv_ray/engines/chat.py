@@ -20,13 +20,15 @@ class ChatFormat:
         self._turns: dict[str, str | None] = {}
 
     @classmethod
-    def load(cls, model: str, multimodal: bool) -> "ChatFormat":
+    def load(cls, model: str, multimodal: bool, model_type: str = "") -> "ChatFormat":
         import transformers
 
         if multimodal:
-            processor = transformers.AutoProcessor.from_pretrained(model)
-            return cls(processor, processor.tokenizer, True)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+            from .processors import load_processor
+
+            processor = load_processor(model, model_type)
+            return cls(processor, ensure_pad_token(processor.tokenizer), True)
+        tokenizer = ensure_pad_token(transformers.AutoTokenizer.from_pretrained(model))
         return cls(tokenizer, tokenizer, False)
 
     def _owner_and_messages(self, messages: list[dict]):
@@ -93,8 +95,29 @@ class ChatFormat:
         """Plain tokenization (special tokens as written in the text, none added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def first_token_ids(self, words) -> list[int]:
-        return sorted({self.tokenizer.encode(w, add_special_tokens=False)[0] for w in words})
+    def answer_token_ids(self, words) -> list[int]:
+        """Every vocabulary entry that reads as one of `words` (e.g. "Yes", "▁Yes", "ĠYes"): which
+        variant starts an answer depends on the template's last character and the tokenizer."""
+        ids = {self.tokenizer.encode(w, add_special_tokens=False)[0] for w in words}
+        for token, i in self.tokenizer.get_vocab().items():
+            if any(w in token for w in words) and self.tokenizer.convert_tokens_to_string([token]).strip() in words:
+                ids.add(i)
+        return sorted(ids)
+
+    def eos_ids(self, generation_config=None) -> list[int]:
+        """The ids that end a turn: the model's generation config may list several (Llama-3's
+        <|eot_id|> and <|end_of_text|>, Qwen's <|im_end|> and <|endoftext|>) beside the tokenizer's."""
+        listed = getattr(generation_config, "eos_token_id", None)
+        listed = [listed] if isinstance(listed, int) else list(listed or [])
+        return sorted(set(listed) | {self.tokenizer.eos_token_id} - {None})
+
+
+def ensure_pad_token(tokenizer):
+    """Batching needs a pad token; many hub tokenizers (Llama-3, Mistral) ship none. Padding is
+    always masked, so the eos token serves, as TRL's collators also assume."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def _key(messages: list[dict]) -> str:

@@ -45,7 +45,7 @@ class VLLMEngine:
         try:
             config = transformers.AutoConfig.from_pretrained(model)
             self.multimodal = hasattr(config, "vision_config")
-            self.chat = ChatFormat.load(model, self.multimodal)
+            self.chat = ChatFormat.load(model, self.multimodal, config.model_type)
             self.llm = vllm.LLM(
                 model=vllm_loadable(model, config), tokenizer=model, dtype=dtype, seed=seed,
                 max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
@@ -57,11 +57,13 @@ class VLLMEngine:
             raise ModelLoadError(f"model {model!r}: vLLM cannot load it ({exc})") from None
         self._sampling = vllm.SamplingParams
         self.top_k = yes_no_top_k
-        self.yes_ids = self.chat.first_token_ids(_YES)
-        self.no_ids = self.chat.first_token_ids(_NO)
+        self.yes_ids = self.chat.answer_token_ids(_YES)
+        self.no_ids = self.chat.answer_token_ids(_NO)
 
-    def _input(self, image, prompt: str | None = None, token_ids: list[int] | None = None) -> dict:
-        item = {"prompt": prompt} if token_ids is None else {"prompt_token_ids": token_ids}
+    def _input(self, image, token_ids: list[int]) -> dict:
+        # token ids, never text: vLLM would add the tokenizer's BOS to a text prompt whose chat
+        # template already wrote one (and TRL trains without it)
+        item = {"prompt_token_ids": token_ids}
         if image is not None:
             if not self.multimodal:
                 raise ValueError(f"{self.name} is a text-only model; it cannot take an image")
@@ -76,14 +78,14 @@ class VLLMEngine:
             return []
         params = [self._sampling(temperature=r.params.temperature, top_p=r.params.top_p,
                                  max_tokens=r.params.max_new_tokens, seed=r.seed) for r in requests]
-        outs = self._run([self._input(r.image, self.chat.prompt(r.messages)) for r in requests], params)
+        outs = self._run([self._input(r.image, self.chat.token_ids(self.chat.prompt(r.messages))) for r in requests], params)
         return [o.outputs[0].text.strip() for o in outs]
 
     def yes_no(self, requests: list[YesNoRequest]) -> list[tuple[float, float]]:
         if not requests:
             return []
         params = self._sampling(temperature=0.0, max_tokens=1, logprobs=self.top_k)
-        inputs = [self._input(r.image, self.chat.prompt(user_message(r.question, r.image is not None)))
+        inputs = [self._input(r.image, self.chat.token_ids(self.chat.prompt(user_message(r.question, r.image is not None))))
                   for r in requests]
         result = []
         for out in self._run(inputs, params):

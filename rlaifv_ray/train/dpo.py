@@ -18,8 +18,11 @@ from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
 from .. import schema as S
 
-# Where the image encoder sits in the HF multimodal families we support.
+# Where the image encoder sits in the HF multimodal families we support, and the projector that
+# some families keep inside it (Qwen2-VL's `visual.merger`): the projector trains, as LLaVA's
+# `multi_modal_projector` and Idefics3's `connector` (outside the encoder) do.
 _VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model")
+_PROJECTORS_INSIDE = ("merger",)
 REF_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
@@ -88,6 +91,9 @@ def freeze_vision_tower(model) -> list[str]:
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1] in _VISION_TOWER_NAMES:
             module.requires_grad_(False)
+            for sub_name, sub in module.named_children():
+                if sub_name in _PROJECTORS_INSIDE:
+                    sub.requires_grad_(True)
             return [name]
     raise ValueError(f"{type(model).__name__}: no vision tower found (looked for {', '.join(_VISION_TOWER_NAMES)})")
 
@@ -132,10 +138,12 @@ def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callb
 def load_policy(path: str, dtype: str = "float32"):
     import transformers
 
+    from ..engines.chat import ensure_pad_token
+    from ..engines.processors import load_processor
     from ..fetch import local_model
 
     path = local_model(path)
-
-    processor = transformers.AutoProcessor.from_pretrained(path)
+    processor = load_processor(path, transformers.AutoConfig.from_pretrained(path).model_type)
+    ensure_pad_token(processor.tokenizer)
     model = transformers.AutoModelForImageTextToText.from_pretrained(path, dtype=getattr(torch, dtype))
     return model, processor

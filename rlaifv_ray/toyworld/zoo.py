@@ -1,0 +1,271 @@
+"""A zoo of tiny random-init models of the families users run, built locally in seconds.
+
+Each family uses its real transformers classes (config, model, processor, PIL image processor) at
+toy sizes, a chat template shaped like its hub template, and a tokenizer with its real quirks:
+
+| family      | tokenizer                         | BOS added | pad   | eos ids                      |
+|-------------|-----------------------------------|-----------|-------|------------------------------|
+| llava15     | SentencePiece-style (▁ words)     | yes       | <pad> | </s>                         |
+| llava_next  | SentencePiece-style, anyres images| yes       | none  | </s>                         |
+| qwen2_vl    | byte-level BPE, ChatML            | no        | yes   | <|im_end|>, <|endoftext|>    |
+| qwen2_5_vl  | byte-level BPE, ChatML + system   | no        | yes   | <|im_end|>, <|endoftext|>    |
+| idefics3    | byte-level BPE                    | no        | yes   | <end_of_utterance>           |
+| llama3 (text)| byte-level, template writes BOS too | yes (so twice) | none | <|eot_id|>, <|end_of_text|> |
+| qwen2_5 (text)| byte-level, ChatML + system     | no        | yes   | <|im_end|>, <|endoftext|>    |
+
+Tests compare engines, backends and DPO against each other on these (equalities need no
+training). `build(family, out)` saves a folder that loads through the stock Auto classes, except
+that Qwen's processors load through rlaifv_ray's torchvision-free path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VISION_FAMILIES = ("llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
+TEXT_FAMILIES = ("llama3", "qwen2_5")
+FAMILIES = VISION_FAMILIES + TEXT_FAMILIES
+
+TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+            num_key_value_heads=2, head_dim=32, max_position_embeddings=1024, tie_word_embeddings=False)
+
+_LLAVA15_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'].upper() + ': ' }}"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{% if m['role'] == 'assistant' %}</s>{% endif %} {% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+_MISTRAL_TEMPLATE = (  # llava-v1.6-mistral: [INST] ... [/INST]
+    "{% for m in messages %}{% if m['role'] == 'user' %}[INST] "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    " [/INST]{% else %}"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}{{ c['text'] }}{% endfor %}{% endif %}"
+    "</s>{% endif %}{% endfor %}"
+)
+_CHATML_BODY = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+_QWEN2_VL_TEMPLATE = _CHATML_BODY
+_QWEN_SYSTEM_TEMPLATE = (  # Qwen2.5(-VL): a default system turn when none is given
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    + _CHATML_BODY
+)
+_IDEFICS3_TEMPLATE = (
+    "<|im_start|>{% for m in messages %}{{ m['role'] | capitalize }}"
+    "{% if m['content'] is string %}: {{ m['content'] }}{% else %}"
+    "{% if m['content'][0]['type'] == 'image' %}:{% else %}: {% endif %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'text' %}{{ c['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+_LLAMA3_TEMPLATE = (  # writes BOS itself, and the tokenizer adds one too (the real double-BOS trap)
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+_QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>"]
+_TOKENIZERS = {
+    # family: (style, specials, bos, eos, pad, extra generation eos, template)
+    "llava15": ("metaspace", ["<unk>", "<s>", "</s>", "<pad>", "<image>"], "<s>", "</s>", "<pad>", [], _LLAVA15_TEMPLATE),
+    "llava_next": ("metaspace", ["<unk>", "<s>", "</s>", "<image>", "[INST]", "[/INST]"], "<s>", "</s>", None, [],
+                   _MISTRAL_TEMPLATE),
+    "qwen2_vl": ("bytes", _QWEN_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"], _QWEN2_VL_TEMPLATE),
+    "qwen2_5_vl": ("bytes", _QWEN_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"],
+                   _QWEN_SYSTEM_TEMPLATE),
+    "idefics3": ("bytes", ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
+                           "<global-img>", "<row_1_col_1>"], None, "<end_of_utterance>", "<|endoftext|>", [],
+                 _IDEFICS3_TEMPLATE),
+    "llama3": ("bytes", ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                         "<|eot_id|>"], "<|begin_of_text|>", "<|eot_id|>", None, ["<|end_of_text|>"], _LLAMA3_TEMPLATE),
+    "qwen2_5": ("bytes", _QWEN_SPECIALS[:3], None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"],
+                _QWEN_SYSTEM_TEMPLATE),
+}
+
+
+def tokenizer(family: str, vocab_size: int = 700):
+    """A BPE trained on ShapesWorld text and the claim prompts, with the family's quirks."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from .. import prompts
+    from . import data
+
+    style, specials, bos, eos, pad, _, template = _TOKENIZERS[family]
+    corpus = data.corpus(0, n=100) + [prompts.FACTS_PROMPT, prompts.QUESTIONS_PROMPT, prompts.LABEL_PROMPT]
+    if style == "metaspace":  # SentencePiece-like: words carry a leading "▁"
+        bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+        bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+        bpe.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+        alphabet = [chr(c) for c in range(32, 127)] + ["\n", "▁", "•"]
+    else:
+        bpe = Tokenizer(models.BPE())
+        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        bpe.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet,
+                                  show_progress=False)
+    bpe.train_from_iterator(corpus, trainer)
+    if bos:  # the tokenizer prepends BOS on every encode with special tokens (LLaMA's behaviour)
+        bpe.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                           special_tokens=[(bos, bpe.token_to_id(bos))])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=bos, eos_token=eos, pad_token=pad,
+                                  unk_token="<unk>" if style == "metaspace" else None,
+                                  additional_special_tokens=[s for s in specials if s not in (bos, eos, pad, "<unk>")])
+    tok.chat_template = template
+    return tok
+
+
+def _eos_ids(family: str, tok) -> list[int]:
+    _, _, _, eos, _, extra, _ = _TOKENIZERS[family]
+    return [tok.convert_tokens_to_ids(t) for t in [eos, *extra]]
+
+
+def _text_config(tok, cls_name: str = "Qwen2Config", **extra):
+    import transformers
+
+    cls = getattr(transformers, cls_name)
+    return cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+               eos_token_id=tok.eos_token_id, **TEXT, **extra)
+
+
+def _clip(image_size: int = 56):
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(image_size=image_size, patch_size=14, hidden_size=64, intermediate_size=128,
+                            num_hidden_layers=2, num_attention_heads=2)
+
+
+def build(family: str, out: str | Path, seed: int = 0) -> Path:
+    """Build and save one family's tiny model; returns the folder."""
+    import torch
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
+    torch.manual_seed(seed)
+    tok = tokenizer(family)
+    model, processor = globals()[f"_build_{family}"](tok)
+    model.generation_config.eos_token_id = _eos_ids(family, tok)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.bos_token_id = tok.bos_token_id
+    out = Path(out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def _build_llava15(tok):
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    config = LlavaConfig(vision_config=_clip(), text_config=_text_config(tok, "LlamaConfig"),
+                         image_token_index=tok.convert_tokens_to_ids("<image>"), image_seq_length=16,
+                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    images = CLIPImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56})
+    processor = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14, num_additional_image_tokens=1,
+                               vision_feature_select_strategy="default", chat_template=tok.chat_template)
+    return LlavaForConditionalGeneration(config), processor
+
+
+def _build_llava_next(tok):
+    from transformers import (LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextImageProcessorPil,
+                              LlavaNextProcessor)
+
+    pinpoints = [[56, 112], [112, 56], [112, 112]]  # anyres: the image is tiled plus a base view
+    config = LlavaNextConfig(vision_config=_clip(), text_config=_text_config(tok, "MistralConfig"),
+                             image_token_index=tok.convert_tokens_to_ids("<image>"), image_grid_pinpoints=pinpoints,
+                             vision_feature_select_strategy="default", vision_feature_layer=-2, image_seq_length=16)
+    images = LlavaNextImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56},
+                                        image_grid_pinpoints=pinpoints)
+    processor = LlavaNextProcessor(image_processor=images, tokenizer=tok, patch_size=14, num_additional_image_tokens=1,
+                                   vision_feature_select_strategy="default", chat_template=tok.chat_template)
+    return LlavaNextForConditionalGeneration(config), processor
+
+
+def _qwen_images():
+    from transformers import Qwen2VLImageProcessorPil
+
+    # 56x56 -> 4x4 patches of 14 px -> 4 merged image tokens; larger images are downscaled
+    return Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112})
+
+
+def _build_qwen2_vl(tok):
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    from ..engines.processors import ImageOnlyQwen2VLProcessor
+
+    text = _text_config(tok, "Qwen2VLTextConfig",
+                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
+    config = Qwen2VLConfig(text_config=text.to_dict(),
+                           vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2,
+                                              patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+                           **_qwen_special_ids(tok))
+    processor = ImageOnlyQwen2VLProcessor(image_processor=_qwen_images(), tokenizer=tok, chat_template=tok.chat_template)
+    return Qwen2VLForConditionalGeneration(config), processor
+
+
+def _build_qwen2_5_vl(tok):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from ..engines.processors import ImageOnlyQwen2_5_VLProcessor
+
+    text = _text_config(tok, "Qwen2_5_VLTextConfig",
+                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
+    config = Qwen2_5_VLConfig(text_config=text.to_dict(),
+                              vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
+                                                 out_hidden_size=64, patch_size=14, spatial_merge_size=2,
+                                                 temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),
+                              **_qwen_special_ids(tok))
+    processor = ImageOnlyQwen2_5_VLProcessor(image_processor=_qwen_images(), tokenizer=tok,
+                                             chat_template=tok.chat_template)
+    return Qwen2_5_VLForConditionalGeneration(config), processor
+
+
+def _qwen_special_ids(tok) -> dict:
+    ids = tok.convert_tokens_to_ids
+    return dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+                vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+
+
+def _build_idefics3(tok):
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil,
+                              Idefics3Processor)
+
+    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=56, patch_size=14)
+    config = Idefics3Config(vision_config=vision, text_config=_text_config(tok, "LlamaConfig").to_dict(),
+                            scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>"))
+    images = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 56},
+                                       max_image_size={"longest_edge": 56})
+    # 56 px / 14 = 4x4 patches, pixel-shuffled by 2 -> 4 image tokens
+    processor = Idefics3Processor(image_processor=images, tokenizer=tok, image_seq_len=4,
+                                  chat_template=tok.chat_template)
+    return Idefics3ForConditionalGeneration(config), processor
+
+
+def _build_llama3(tok):
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM(_text_config(tok, "LlamaConfig")), tok
+
+
+def _build_qwen2_5(tok):
+    from transformers import Qwen2ForCausalLM
+
+    return Qwen2ForCausalLM(_text_config(tok, "Qwen2Config")), tok
+
+
+def eos_ids_of(folder: str | Path) -> list[int]:
+    """The eos ids a saved folder's generation config lists."""
+    import json
+
+    eos = json.loads((Path(folder) / "generation_config.json").read_text()).get("eos_token_id")
+    return [eos] if isinstance(eos, int) else list(eos or [])

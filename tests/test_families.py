@@ -1,0 +1,165 @@
+"""Every engine method on every model family of the zoo (tiny random-init models of the real
+classes, with their tokenizers' real quirks): batching, prefix sharing and DPO's reference
+log-probs must agree exactly with the plain computation and with TRL."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from rlaifv_ray.engines import GenerateRequest, LogprobRequest, SamplingParams, YesNoRequest, load_engine
+from rlaifv_ray.engines.base import user_message
+from rlaifv_ray.toyworld import zoo
+from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
+
+VISION = zoo.VISION_FAMILIES
+QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square?", "Is there a triangle in the picture?"]
+ANSWERS = ["There is a red circle.", "There is a blue square and a green triangle.", "A yellow circle."]
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    for family in zoo.FAMILIES:
+        zoo.build(family, out / family)
+    return out
+
+
+def _images():
+    small = scene_and_image(3, 0)[1]
+    wide = scene_and_image(3, 1)[1].resize((112, 56))  # another size: anyres tiles / another Qwen grid
+    return small, wide
+
+
+def _close(a, b, tol=1e-4):
+    return max(abs(x - y) for x, y in zip(a, b)) < tol
+
+
+@pytest.mark.parametrize("family", VISION)
+def test_yes_no_batched_and_prefix_shared_equal_one_at_a_time(zoo_dir, torch_threads, family):
+    small, wide = _images()
+    requests = [YesNoRequest(q, img) for img in (small, wide) for q in QUESTIONS]
+    shared = load_engine(str(zoo_dir / family))
+    plain = load_engine(str(zoo_dir / family), share_image_prefix=False)
+    batched = shared.yes_no(requests)
+    single = [plain.yes_no([r])[0] for r in requests]
+    assert _close([p for pair in batched for p in pair], [p for pair in single for p in pair])
+    assert all(0 < y + n <= 1 for y, n in batched)
+
+
+@pytest.mark.parametrize("family", VISION)
+def test_sequence_logprobs_batched_and_prefix_shared_equal_one_at_a_time(zoo_dir, torch_threads, family):
+    small, wide = _images()
+    msgs = user_message("Describe the image.", True)
+    requests = [LogprobRequest(msgs, a, img) for img in (small, wide) for a in ANSWERS]
+    shared = load_engine(str(zoo_dir / family), batch_size=4)  # chunks cut through a prompt's candidates
+    plain = load_engine(str(zoo_dir / family), share_image_prefix=False)
+    batched = shared.sequence_logprobs(requests)
+    single = [plain.sequence_logprobs([r])[0] for r in requests]
+    assert [len(b.tokens) for b in batched] == [len(s.tokens) for s in single]
+    assert _close([b.total for b in batched], [s.total for s in single])
+    assert all(_close(b.tokens, s.tokens) for b, s in zip(batched, single))
+
+
+@pytest.mark.parametrize("family", VISION + zoo.TEXT_FAMILIES)
+def test_generate_is_seeded_and_stops_at_any_eos(zoo_dir, torch_threads, family):
+    engine = load_engine(str(zoo_dir / family))
+    image = _images()[0] if family in VISION else None
+    params = SamplingParams(temperature=1.0, max_new_tokens=12)
+    reqs = [GenerateRequest(user_message("Describe the image.", image is not None), image, params, seed=s)
+            for s in (1, 2, 1)]
+    out = engine.generate(reqs)
+    assert out[0] == out[2]
+    assert len(engine.eos_ids) >= 1 and set(engine.eos_ids) >= set(zoo.eos_ids_of(zoo_dir / family))
+    prompt = engine.chat.prompt(reqs[0].messages)
+    ids = engine._encode([prompt], [image], "left")["input_ids"][0].tolist()
+    bos = engine.tokenizer.bos_token_id
+    assert bos is None or ids.count(bos) <= 1, "the tokenizer's BOS must not be added to a template's own"
+
+
+@pytest.mark.parametrize("family", VISION)
+def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch_threads, tmp_path, family):
+    """Stored-reference DPO loss == ln 2 when policy == reference, and == TRL's live-reference loss
+    when they differ: the engine scores exactly the tokens TRL's collator trains on."""
+    import datasets
+    from trl import DPOTrainer
+
+    from rlaifv_ray import schema as S
+    from rlaifv_ray.config import TrainConfig
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+
+    path = str(zoo_dir / family)
+    engine = load_engine(path)
+    small, wide = _images()
+    cols = {k: [] for k in (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP,
+                            S.REF_REJECTED_LOGP)}
+    for i, (image, (chosen, rejected)) in enumerate(zip((small, wide), zip(ANSWERS, ANSWERS[1:]))):
+        msgs = user_message("Describe the image.", True)
+        ref = engine.sequence_logprobs([LogprobRequest(msgs, chosen, image), LogprobRequest(msgs, rejected, image)])
+        for k, v in ((S.PROMPT_ID, f"p{i}"), (S.IMAGE, png_bytes(image)), (S.INSTRUCTION, "Describe the image."),
+                     (S.CHOSEN, chosen), (S.REJECTED, rejected), (S.REF_CHOSEN_LOGP, ref[0].total),
+                     (S.REF_REJECTED_LOGP, ref[1].total)):
+            cols[k].append(v)
+    examples = pair_examples(cols, max_pixels=1 << 20)
+    reference, processor = load_policy(path)
+    args = dpo_args(TrainConfig(beta=0.1, batch_size=2), str(tmp_path / "out"))
+
+    same = build_trainer(copy.deepcopy(reference), processor, copy.deepcopy(examples), args)
+    batch = same.data_collator(copy.deepcopy(examples))
+    with torch.no_grad():
+        assert same.compute_loss(same.model, batch).item() == pytest.approx(math.log(2), abs=1e-4)
+
+    policy = copy.deepcopy(reference)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        for p in policy.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    ours = build_trainer(policy, processor, copy.deepcopy(examples), args)
+    plain = [{k: v for k, v in e.items() if not k.startswith("ref_")} for e in examples]
+    live = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=processor,
+                      train_dataset=datasets.Dataset.from_list(plain))
+    with torch.no_grad():
+        loss_ours = ours.compute_loss(policy, ours.data_collator(copy.deepcopy(examples))).item()
+        loss_live = live.compute_loss(policy, live.data_collator(copy.deepcopy(plain))).item()
+    assert abs(loss_ours - math.log(2)) > 1e-3, "policy and reference should differ here"
+    assert loss_ours == pytest.approx(loss_live, abs=1e-4)
+
+
+@pytest.mark.parametrize("family", VISION)
+def test_dpo_freezes_the_vision_encoder_and_trains_the_projector(zoo_dir, family):
+    from rlaifv_ray.train.dpo import freeze_vision_tower, load_policy
+
+    model, _ = load_policy(str(zoo_dir / family))
+    frozen = freeze_vision_tower(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    projector = {n for n in trainable if any(k in n for k in ("multi_modal_projector", "merger", "connector"))}
+    assert projector, f"{family}: the projector must train"
+    encoder = [n for n, _ in model.named_parameters() if n.startswith(frozen[0] + ".") and n not in projector]
+    assert encoder and not set(encoder) & trainable
+    assert any("embed_tokens" in n or "layers" in n for n in trainable)  # the language model trains
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_folder_as_the_hub_ships_it_loads_without_torchvision(zoo_dir, family):
+    import importlib.util
+    import json
+
+    import transformers
+
+    folder = zoo_dir / family
+    assert json.loads((folder / "processor_config.json").read_text())["processor_class"].startswith("Qwen2")
+    if importlib.util.find_spec("torchvision") is None:  # the stock loader needs torchvision here
+        with pytest.raises((ImportError, OSError, ValueError)):
+            transformers.AutoProcessor.from_pretrained(str(folder))
+    engine = load_engine(str(folder))
+    out = engine.generate([GenerateRequest(user_message("Describe the image.", True), _images()[0],
+                                           SamplingParams(temperature=0.0, max_new_tokens=4))])
+    assert isinstance(out[0], str)
+
+
+def test_yes_no_reads_every_spelling_of_the_answer_words(zoo_dir):
+    engine = load_engine(str(zoo_dir / "llava15"))  # SentencePiece-style: "Yes" and "▁Yes" both exist
+    spelled = {engine.tokenizer.convert_ids_to_tokens(i) for i in engine.yes_ids}
+    assert {"Yes", "▁Yes"} <= spelled or {"yes", "▁yes"} <= spelled
+    assert all(engine.tokenizer.convert_tokens_to_string([t]).strip() in ("yes", "Yes") for t in spelled)
