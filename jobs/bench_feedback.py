@@ -42,6 +42,7 @@ def main() -> None:
         raw = {
             "run_dir": f"{tmp}/run", "seed": 0,
             "models": {r: {"path": str(models / r)} for r in ("policy", "labeler", "claim_llm")},
+            "claim_extraction": {"prompts": "shapesworld"},
             "sampling": {"n": args.n, "max_new_tokens": 48},
             "resources": {
                 "sample": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5},
@@ -79,7 +80,7 @@ def _stages(config, threads: int):
     torch.set_num_threads(threads)
     m, s = config.models, config.sampling
     return (SampleCandidates(m.policy.path, s.n, s.temperature, s.top_p, s.max_new_tokens, config.seed),
-            ExtractClaims("llm", m.claim_llm.path), LabelClaims(m.labeler.path), ReferenceLogps(m.policy.path))
+            ExtractClaims("llm", m.claim_llm.path, prompts=config.claim_extraction.prompts), LabelClaims(m.labeler.path), ReferenceLogps(m.policy.path))
 
 
 def engine_only(config, spec):

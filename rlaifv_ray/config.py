@@ -85,11 +85,17 @@ class ModelSpec(_Strict):
     engine: Literal["hf", "vllm"] = Field("hf", description="Backend: hf (transformers) or vllm (GPU clusters).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
+    device_map: Literal["auto"] | None = Field(
+        None, description="hf engine: 'auto' spreads a model too large for one GPU over the actor's GPUs "
+                          "(set the stage's num_gpus to match); default: the whole model on one device.")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="Engine options used when engine is vllm.")
 
-    def engine_options(self) -> dict:
-        """Keyword arguments for `load_engine(path, engine, ...)`."""
-        return {"dtype": self.dtype, **(self.vllm.model_dump() if self.engine == "vllm" else {})}
+    def engine_options(self, batch_size: int | None = None) -> dict:
+        """Keyword arguments for `load_engine(path, engine, ...)`; batch_size: the stage's engine batch."""
+        if self.engine == "vllm":
+            return {"dtype": self.dtype, **self.vllm.model_dump()}  # vLLM schedules its own batches
+        return {"dtype": self.dtype, **({"device_map": self.device_map} if self.device_map else {}),
+                **({"batch_size": batch_size} if batch_size else {})}
 
     @field_validator("path", mode="before")
     @classmethod
@@ -134,6 +140,17 @@ class ModelsConfig(_Strict):
         if v == "llm" and "claim_llm" in info.data and info.data["claim_llm"] is None:
             raise ValueError("claims is 'llm' but models.claim_llm is not set")
         return v
+
+
+class ClaimExtractionConfig(_Strict):
+    prompts: Literal["instruct", "shapesworld"] = Field(
+        "instruct", description="Claim-LLM prompts: 'instruct' for stock instruct LLMs (Llama-3, Qwen2.5, ...), "
+                                "'shapesworld' for the ShapesWorld claim LLM.")
+    temperature: float = Field(0.0, ge=0, le=2.0, description="Claim-LLM sampling temperature (0 = greedy; official: 0.2). "
+                                                              "Sampled calls are seeded per answer.")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="Claim-LLM nucleus mass (official: 0.9).")
+    max_new_tokens: int = Field(512, ge=16, le=8192, description="Longest facts / questions output; a list cut off "
+                                                                 "by it is refused, never read.")
 
 
 class SamplingConfig(_Strict):
@@ -214,6 +231,8 @@ class ServeConfig(_Strict):
 class StageResources(_Strict):
     concurrency: tuple[int, int] = Field((1, 1), description="Actor pool (min, max) size; max > min lets the pool grow.")
     batch_size: int = Field(16, ge=1, description="Rows per batch handed to one actor call.")
+    engine_batch_size: int = Field(32, ge=1, description="hf engine: sequences per forward pass (lower it for big "
+                                                         "models; one row may hold many: candidates, questions).")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per actor (fractions share a GPU).")
     num_cpus: float = Field(0.5, gt=0, description="CPUs per actor; 0.5 keeps 2-core machines from starving.")
     threads: int | None = Field(None, ge=1, description="torch threads per actor (default: max(1, num_cpus)); "
@@ -243,6 +262,8 @@ class RunConfig(_Strict):
     iterations: int = Field(3, ge=1, le=100, description="Feedback + DPO iterations (official: 4).")
     models: ModelsConfig = Field(description="Which models play which role.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="Candidate decoding.")
+    claim_extraction: ClaimExtractionConfig = Field(default_factory=ClaimExtractionConfig,
+                                                    description="How the claim LLM is prompted and decoded.")
     pairs: PairsConfig = Field(default_factory=PairsConfig, description="Preference pair construction.")
     data: DataConfig = Field(default_factory=DataConfig, description="Input handling.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="DPO training.")

@@ -1,34 +1,139 @@
 """Prompt templates of the feedback pipeline, in one place (METHOD.md s.1 steps 2-4).
 
-The claim LLM is called twice: answer -> facts, then facts -> yes/no questions. Both outputs are
-"- " bullet lists so that one strict parser reads them.
+The claim LLM is called twice: (question, answer) -> facts, then facts -> yes/no questions.
+Two prompt sets:
+- `instruct` (the default): for stock instruct LLMs (Llama-3, Qwen2.5, ...): a role, the question
+  beside the answer, the format spelled out and worked examples of our own.
+- `shapesworld`: the bare prompts the ShapesWorld claim LLM was trained on.
+Instruct models wrap lists in many ways (preambles, "###" headers, numbering, "*", code fences,
+trailing notes), so `parse_list` is tolerant of the wrapping and strict about the content: it
+refuses text between items, and questions that do not end with "?".
 """
 
-FACTS_PROMPT = (
-    "Split the answer into atomic facts, one per line, each starting with '- '.\n"
-    "### Answer:\n{answer}\n### Facts:"
-)
-QUESTIONS_PROMPT = (
-    "Rewrite each fact as a yes/no question, one per line, each starting with '- '.\n"
-    "### Facts:\n{facts}\n### Questions:"
-)
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
 LABEL_PROMPT = "{question} Please answer yes or no."
+
+_FACTS_EXAMPLES = """Example 1
+Question: What is on the table?
+Answer: A red mug stands next to an open laptop.
+Facts:
+- There is a red mug.
+- There is a laptop.
+- The laptop is open.
+- The mug is next to the laptop.
+
+Example 2
+Question: Describe the image.
+Answer: Two dogs run across a snowy field under a grey sky.
+Facts:
+- There are two dogs.
+- The dogs are running.
+- The field is snowy.
+- The sky is grey."""
+
+_QUESTIONS_EXAMPLES = """Example
+Facts:
+- There is a red mug.
+- The laptop is open.
+- There are two dogs.
+Questions:
+- Is there a red mug in the image?
+- Is the laptop open?
+- Are there two dogs in the image?"""
+
+
+@dataclass(frozen=True)
+class ClaimPrompts:
+    facts: str  # fields: {question}, {answer}
+    questions: str  # fields: {question}, {facts}
+
+
+INSTRUCT = ClaimPrompts(
+    facts=(
+        "You are an expert annotator. Split an answer about an image into atomic facts.\n"
+        "An atomic fact states exactly one thing (one object, one attribute, one count or one relation) "
+        "and can be checked by looking at the image. Keep only what the answer claims about the image; "
+        "never add facts of your own.\n"
+        "Write one fact per line, each line starting with \"- \". Write nothing else.\n\n"
+        f"{_FACTS_EXAMPLES}\n\n"
+        "Now your turn.\nQuestion: {question}\nAnswer: {answer}\nFacts:"
+    ),
+    questions=(
+        "You are an expert annotator. Rewrite each fact about an image as a yes/no question whose answer "
+        "is \"yes\" exactly when the fact is true.\n"
+        "Write one question per fact, in the same order, one per line, each line starting with \"- \" and "
+        "ending with \"?\". Write nothing else.\n\n"
+        f"{_QUESTIONS_EXAMPLES}\n\n"
+        "Now your turn.\nFacts:\n{facts}\nQuestions:"
+    ),
+)
+SHAPESWORLD = ClaimPrompts(
+    facts="Split the answer into atomic facts, one per line, each starting with '- '.\n### Answer:\n{answer}\n### Facts:",
+    questions="Rewrite each fact as a yes/no question, one per line, each starting with '- '.\n"
+              "### Facts:\n{facts}\n### Questions:",
+)
+PROMPT_SETS = {"instruct": INSTRUCT, "shapesworld": SHAPESWORLD}
 
 
 def bullets(items: list[str]) -> str:
     return "\n".join(f"- {item}" for item in items)
 
 
-def parse_bullets(text: str) -> list[str]:
-    """Strictly parse a '- ' bullet list; raises ValueError naming the first bad line."""
-    items = []
-    for line in text.strip().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if not line.startswith("- ") or not line[2:].strip():
-            raise ValueError(f"not a '- ' bullet: {line!r}")
-        items.append(line[2:].strip())
+# "- x", "* x", "• x", "+ x", "1. x", "1) x", "(1) x", "Fact 1: x", "Q1: x", "Question 1. x"
+_ITEM = re.compile(r"^(?:[-*•+](?:\s+|$)|\(?\d{1,3}[.)](?:\s+|$)|(?:fact|question|q)\s*\d{1,3}\s*[:.)]\s*)(.*)$", re.I)
+# An unmarked line talking about the task or to the reader is not a claim about the image.
+_CHATTER = re.compile(r"\b(I|I'm|me|my|you|your|sorry|answer|facts?|questions?)\b", re.I)
+_FENCE = re.compile(r"^```")
+
+
+def parse_list(text: str, questions: bool = False) -> list[str]:
+    """The items of a listed claim-LLM output; raises ValueError naming the problem.
+
+    Lines before the first item (a preamble, an echoed "### Facts:" header) and after the last one
+    (a closing note) are dropped; code fences and blank lines are ignored; markdown bold around an
+    item is removed. Refused: no items, any other text between items, an empty item, and (for
+    questions) an item not ending with "?", (for facts) a last item cut off mid-sentence. Output
+    without any list marker is read one item per line only if every line is a sentence about the
+    image (no header, no "I"/"you"/"answer" chatter).
+    """
+    lines = [ln.strip() for ln in text.strip().splitlines()]
+    lines = [ln for ln in lines if ln and not _FENCE.match(ln)]
+    marked = [_ITEM.match(ln) for ln in lines]
+    if any(marked):
+        first = next(i for i, m in enumerate(marked) if m)
+        last = max(i for i, m in enumerate(marked) if m)
+        between = [ln for ln, m in zip(lines[first:last + 1], marked[first:last + 1]) if not m]
+        if between:
+            raise ValueError(f"text between list items: {between[0]!r}")
+        items = [_clean(m.group(1)) for m in marked[first:last + 1]]
+    else:
+        if any(ln.startswith("#") or ln.endswith(":") for ln in lines):
+            raise ValueError(f"no list items (expected lines starting with '- '): {text.strip()[:80]!r}")
+        items = [_clean(ln) for ln in lines]
+        if any(not item.endswith((".", "?")) or _CHATTER.search(item) for item in items):
+            raise ValueError(f"no list items (expected lines starting with '- '): {text.strip()[:80]!r}")
     if not items:
         raise ValueError("empty output")
+    if any(not item for item in items):
+        raise ValueError("an empty list item")
+    if questions:
+        bad = [q for q in items if not q.endswith("?")]
+        if bad:
+            raise ValueError(f"not a question: {bad[0]!r}")
+    elif len(items) > 1 and all(i.endswith(_ENDS) for i in items[:-1]) and not items[-1].endswith(_ENDS):
+        raise ValueError(f"the last item looks cut off: {items[-1]!r} (raise claims.max_new_tokens?)")
     return items
+
+
+_ENDS = (".", "!", "?", '"', "'", ")")
+
+
+def _clean(item: str) -> str:
+    item = item.strip()
+    if len(item) > 4 and item.startswith("**") and item.endswith("**"):
+        item = item[2:-2].strip()
+    return item

@@ -64,6 +64,7 @@ def toy_config(tmp_path, toy_models, **over):
             "claim_llm": {"path": str(toy_models / "claim_llm")},
         },
         "sampling": {"n": 4, "max_new_tokens": 40},
+        "claim_extraction": {"prompts": "shapesworld"},
         "resources": {k: {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5}
                       for k in ("sample", "claims", "label", "reference")},
     }

@@ -119,3 +119,18 @@ def test_model_path_neither_folder_nor_hub_id_is_one_problem_each(tmp_path):
     raw = {"run_dir": "r", "models": {"policy": {"path": "/mnt/models/policy"}, "claims": "rules",
                                       "labeler_mode": "self"}}
     assert validate_config(raw, base=tmp_path).models.policy.path == "/mnt/models/policy"
+
+
+def test_engine_batch_size_per_stage_and_device_map_reach_the_hf_engine_options():
+    raw = {"run_dir": "r", "models": {"policy": {"path": "p", "device_map": "auto"}, "claims": "rules",
+                                      "labeler_mode": "self"},
+           "resources": {"reference": {"engine_batch_size": 4}}}
+    config = validate_config(raw)
+    assert config.models.policy.engine_options(config.resources.reference.engine_batch_size) == {
+        "dtype": "auto", "device_map": "auto", "batch_size": 4}
+    assert config.resources.sample.engine_batch_size == 32
+    with pytest.raises(ConfigError) as err:
+        validate_config({**raw, "claim_extraction": {"prompts": "chatty", "max_new_tokens": 0},
+                         "models": {**raw["models"], "policy": {"path": "p", "device_map": "balanced"}}})
+    for field in ("claim_extraction.prompts", "claim_extraction.max_new_tokens", "models.policy.device_map"):
+        assert field in str(err.value)

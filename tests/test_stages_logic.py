@@ -3,7 +3,7 @@
 import pytest
 
 from rlaifv_ray import schema as S
-from rlaifv_ray.prompts import parse_bullets
+from rlaifv_ray.prompts import parse_list
 from rlaifv_ray.stages.build_pairs import BuildPairs, Scored, length_balance, pairs_for_prompt, score
 from rlaifv_ray.stages.extract_claims import ExtractClaims
 from rlaifv_ray.stages.label_claims import GroundTruthLabels
@@ -54,11 +54,33 @@ def test_build_pairs_group_keeps_image_and_instruction():
         BuildPairs(1, 2, 0)({k: v for k, v in group.items() if k != S.SCORE})
 
 
-def test_parse_bullets_is_strict():
-    assert parse_bullets("- a\n\n- b \n") == ["a", "b"]
-    for bad in ("", "   ", "a\n- b", "- a\n-", "* a"):
+def test_parse_list_refuses_what_is_not_a_clean_list():
+    assert parse_list("- a\n\n- b \n") == ["a", "b"]
+    for bad in ("", "   ", "- a\nstray text\n- b", "- a\n- ", "Sure!", "### Facts:\nnone"):
         with pytest.raises(ValueError):
-            parse_bullets(bad)
+            parse_list(bad)
+    with pytest.raises(ValueError, match="not a question"):
+        parse_list("- Is there a cat?\n- There is a dog.", questions=True)
+
+
+def test_parse_list_reads_instruct_model_outputs_and_never_accepts_a_wrong_list():
+    """The fixture holds the shapes instruct LLMs produce (numbering, bullets, preambles, echoed
+    headers, trailing notes, code fences, blank lines) and outputs that must be refused."""
+    import json
+    from pathlib import Path
+
+    cases = json.loads((Path(__file__).parent / "fixtures" / "claim_outputs.json").read_text())
+    assert len(cases) >= 30
+    right = wrong = 0
+    for case in cases:
+        try:
+            got = parse_list(case["text"], questions=case["kind"] == "questions")
+        except ValueError:
+            got = None
+        right += got == case["expected"]
+        wrong += got is not None and got != case["expected"]
+    assert wrong == 0
+    assert right / len(cases) >= 0.95
 
 
 class _ScriptedEngine:

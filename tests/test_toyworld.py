@@ -1,6 +1,6 @@
 import random
 
-from rlaifv_ray.prompts import parse_bullets
+from rlaifv_ray.prompts import parse_list
 from rlaifv_ray.toyworld import data, text
 from rlaifv_ray.toyworld.metrics import claim_truth, hallucination_metrics, mentions, planted_share
 from rlaifv_ray.toyworld.world import IMAGE_SIZE, OBJECTS, patch_labels, png_bytes, scene_and_image
@@ -73,8 +73,8 @@ def test_claim_examples_follow_the_two_call_format():
     facts, questions = data.claim_examples(0, 5)
     assert facts.prompt.startswith("Split the answer") and "### Answer:" in facts.prompt
     kinds = list(facts.truth)
-    assert parse_bullets(facts.answer) == [f"There is a {k}." for k in kinds]
-    assert parse_bullets(questions.answer) == [f"Is there a {k} in the image?" for k in kinds]
+    assert parse_list(facts.answer) == [f"There is a {k}." for k in kinds]
+    assert parse_list(questions.answer) == [f"Is there a {k} in the image?" for k in kinds]
     assert facts.answer in questions.prompt
 
 

@@ -49,19 +49,21 @@ class FeedbackRun:
     def _stage_specs(self) -> dict[str, tuple[str, dict, StageResources, str]]:
         c, m = self.config, self.config.models
         px = c.data.max_image_pixels
-        policy_opts = m.policy.engine_options()
+        r, x = c.resources, c.claim_extraction
         specs = {
             "candidates": ("rlaifv_ray.stages.sample_candidates:SampleCandidates", dict(
                 model=self.policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
                 max_new_tokens=c.sampling.max_new_tokens, run_seed=c.seed, engine=m.policy.engine,
-                engine_options=policy_opts, max_pixels=px), c.resources.sample, "candidates"),
+                engine_options=m.policy.engine_options(r.sample.engine_batch_size), max_pixels=px), r.sample, "candidates"),
             "claims": ("rlaifv_ray.stages.extract_claims:ExtractClaims", dict(
                 mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
                 engine=m.claim_llm.engine if m.claim_llm else "hf",
-                engine_options=m.claim_llm.engine_options() if m.claim_llm else None), c.resources.claims, "claims"),
+                engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
+                prompts=x.prompts, temperature=x.temperature, top_p=x.top_p, max_new_tokens=x.max_new_tokens,
+                run_seed=c.seed), r.claims, "claims"),
             "reference": ("rlaifv_ray.stages.reference_logps:ReferenceLogps", dict(
-                model=self.policy, engine=m.policy.engine, engine_options=policy_opts, max_pixels=px),
-                c.resources.reference, "pairs"),
+                model=self.policy, engine=m.policy.engine, engine_options=m.policy.engine_options(
+                    r.reference.engine_batch_size), max_pixels=px), r.reference, "pairs"),
         }
         if m.labeler_mode == "ground_truth":
             specs["labels"] = ("rlaifv_ray.stages.label_claims:GroundTruthLabels",
@@ -70,7 +72,8 @@ class FeedbackRun:
             labeler = m.labeler if m.labeler_mode == "model" else m.policy
             path = labeler.path if m.labeler_mode == "model" else self.policy
             specs["labels"] = ("rlaifv_ray.stages.label_claims:LabelClaims", dict(
-                model=path, engine=labeler.engine, engine_options=labeler.engine_options(), max_pixels=px),
+                model=path, engine=labeler.engine, engine_options=labeler.engine_options(r.label.engine_batch_size),
+                max_pixels=px),
                 c.resources.label, "labels")
         return specs
 

@@ -1,6 +1,6 @@
 """ExtractClaims: answer -> atomic facts -> yes/no questions (METHOD s.1 steps 2-3).
 
-Two calls to a claim LLM with the templates of prompts.py and a strict parser. A count mismatch,
+Two calls to a claim LLM with the templates of prompts.py and its list parser. A count mismatch,
 an empty or an unparseable output is recorded in `claim_error` (the answer then gets no score and
 is excluded from pairs, with that reason), never silently truncated as the official code does.
 `mode="rules"` is the explicit ShapesWorld extractor (object mentions), never a silent fallback.
@@ -9,9 +9,9 @@ is excluded from pairs, with that reason), never silently truncated as the offic
 from __future__ import annotations
 
 from .. import schema as S
-from ..engines import GenerateRequest, SamplingParams, load_engine
+from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
 from ..engines.base import user_message
-from ..prompts import FACTS_PROMPT, QUESTIONS_PROMPT, bullets, parse_bullets
+from ..prompts import PROMPT_SETS, bullets, parse_list
 from ._rows import output_keys, to_batch, to_rows
 
 MAX_ANSWER_WORDS = 300  # official: answers are truncated to 300 words before extraction
@@ -22,15 +22,18 @@ class ExtractClaims:
     writes = (S.CLAIMS, S.QUESTIONS, S.CLAIM_ERROR)
 
     def __init__(self, mode: str = "llm", model: str | None = None, engine: str = "hf",
-                 engine_options: dict | None = None, max_new_tokens: int = 256):
+                 engine_options: dict | None = None, prompts: str = "instruct", temperature: float = 0.0,
+                 top_p: float = 1.0, max_new_tokens: int = 512, run_seed: int = 0):
         if mode not in ("llm", "rules"):
             raise ValueError(f"claims mode must be 'llm' or 'rules', got {mode!r}")
         if mode == "llm" and not model:
             raise ValueError("claims mode 'llm' needs a claim LLM model")
-        self.mode = mode
+        if prompts not in PROMPT_SETS:
+            raise ValueError(f"claim prompts must be one of {', '.join(PROMPT_SETS)}, got {prompts!r}")
+        self.mode, self.prompts, self.run_seed = mode, PROMPT_SETS[prompts], run_seed
         self.engine = load_engine(model, engine, **(engine_options or {})) if mode == "llm" else None
-        # greedy: extraction is a rewrite, and a rerun must reproduce the same claims
-        self.params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+        # sampled calls are seeded per answer, so a rerun reproduces the same claims
+        self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         S.require_columns(batch, self.reads, type(self).__name__)
@@ -55,18 +58,20 @@ class ExtractClaims:
             row[S.CLAIM_ERROR] = "no claims: the answer names no object"
 
     def _llm(self, rows: list[dict]) -> None:
-        facts_out = self._ask([FACTS_PROMPT.format(answer=_truncate(r[S.ANSWER])) for r in rows])
+        facts_out = self._ask(rows, "facts", [self.prompts.facts.format(
+            question=r.get(S.INSTRUCTION) or "", answer=_truncate(r[S.ANSWER])) for r in rows])
         asked = []
         for r, text in zip(rows, facts_out):
             try:
-                r[S.CLAIMS] = parse_bullets(text)
+                r[S.CLAIMS] = parse_list(text)
                 asked.append(r)
             except ValueError as exc:
                 r[S.CLAIM_ERROR] = f"facts output unparseable: {exc}"
-        questions_out = self._ask([QUESTIONS_PROMPT.format(facts=bullets(r[S.CLAIMS])) for r in asked])
+        questions_out = self._ask(asked, "questions", [self.prompts.questions.format(
+            question=r.get(S.INSTRUCTION) or "", facts=bullets(r[S.CLAIMS])) for r in asked])
         for r, text in zip(asked, questions_out):
             try:
-                questions = parse_bullets(text)
+                questions = parse_list(text, questions=True)
             except ValueError as exc:
                 r[S.CLAIM_ERROR] = f"questions output unparseable: {exc}"
                 continue
@@ -75,10 +80,12 @@ class ExtractClaims:
                 continue
             r[S.QUESTIONS] = questions
 
-    def _ask(self, prompts: list[str]) -> list[str]:
+    def _ask(self, rows: list[dict], step: str, prompts: list[str]) -> list[str]:
         if not prompts:
             return []
-        return self.engine.generate([GenerateRequest(user_message(p, False), None, self.params) for p in prompts])
+        seeds = [derive_seed(self.run_seed, "claims", step, r.get(S.ANSWER_ID, i)) for i, r in enumerate(rows)]
+        return self.engine.generate([GenerateRequest(user_message(p, False), None, self.params, seed)
+                                     for p, seed in zip(prompts, seeds)])
 
 
 def _truncate(answer: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..prompts import FACTS_PROMPT, LABEL_PROMPT, QUESTIONS_PROMPT, bullets
+from ..prompts import LABEL_PROMPT, SHAPESWORLD, bullets
 from .text import (
     INSTRUCTIONS,
     caption,
@@ -61,8 +61,8 @@ def claim_examples(seed: int, index: int) -> list[Example]:
     facts = bullets([fact_for(k) for k in kinds])
     questions = bullets([question_for(k) for k in kinds])
     return [
-        Example(None, FACTS_PROMPT.format(answer=answer), facts, tuple(kinds)),
-        Example(None, QUESTIONS_PROMPT.format(facts=facts), questions, tuple(kinds)),
+        Example(None, SHAPESWORLD.facts.format(answer=answer), facts, tuple(kinds)),
+        Example(None, SHAPESWORLD.questions.format(facts=facts), questions, tuple(kinds)),
     ]
 
 

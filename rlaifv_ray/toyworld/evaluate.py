@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engines.base import GenerateRequest, SamplingParams, YesNoRequest, derive_seed, user_message
-from ..prompts import LABEL_PROMPT, QUESTIONS_PROMPT, bullets, parse_bullets
+from ..prompts import LABEL_PROMPT, SHAPESWORLD, bullets, parse_list
 from .data import HELDOUT_OFFSET, claim_examples, qa_examples
 from .metrics import hallucination_metrics, mentions, planted_share
 from .text import BIAS_PAIRS, INSTRUCTIONS, question_for
@@ -83,9 +83,9 @@ def eval_claim_llm(engine, num: int, seed: int) -> dict:
     q_prompts = []
     for text in facts_out:
         try:
-            q_prompts.append(QUESTIONS_PROMPT.format(facts=bullets(parse_bullets(text))))
+            q_prompts.append(SHAPESWORLD.questions.format(facts=bullets(parse_list(text))))
         except ValueError:
-            q_prompts.append(QUESTIONS_PROMPT.format(facts=text))
+            q_prompts.append(SHAPESWORLD.questions.format(facts=text))
     questions_out = engine.generate([GenerateRequest(user_message(p, False), None, params) for p in q_prompts])
     facts_ok = [f.strip() == ref.answer for f, (ref, _) in zip(facts_out, examples)]
     both_ok = [ok and q.strip() == ref.answer for ok, q, (_, ref) in zip(facts_ok, questions_out, examples)]

@@ -101,7 +101,7 @@ def tokenizer(family: str, vocab_size: int = 700):
     from . import data
 
     style, specials, bos, eos, pad, _, template = _TOKENIZERS[family]
-    corpus = data.corpus(0, n=100) + [prompts.FACTS_PROMPT, prompts.QUESTIONS_PROMPT, prompts.LABEL_PROMPT]
+    corpus = data.corpus(0, n=100) + [prompts.INSTRUCT.facts, prompts.INSTRUCT.questions, prompts.LABEL_PROMPT]
     if style == "metaspace":  # SentencePiece-like: words carry a leading "▁"
         bpe = Tokenizer(models.BPE(unk_token="<unk>"))
         bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
