@@ -26,13 +26,14 @@ def encode_examples(examples: list[Example], processor):
         prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         prompts.append(prompt)
         fulls.append(prompt + ex.answer + tokenizer.eos_token)
-    kwargs = dict(text=fulls, padding=True, return_tensors="pt")
+    # the chat template writes any BOS itself; the engines and TRL add no special tokens either
+    kwargs = dict(text=fulls, padding=True, return_tensors="pt", add_special_tokens=False)
     if images:
         batch = processor(images=images, **kwargs)
-        plen = [len(x) for x in processor(text=prompts, images=images)["input_ids"]]
+        plen = [len(x) for x in processor(text=prompts, images=images, add_special_tokens=False)["input_ids"]]
     else:
-        batch = tokenizer(fulls, padding=True, return_tensors="pt", padding_side="right")
-        plen = [len(x) for x in tokenizer(prompts)["input_ids"]]
+        batch = tokenizer(fulls, padding=True, return_tensors="pt", padding_side="right", add_special_tokens=False)
+        plen = [len(x) for x in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     labels = batch["input_ids"].clone()
     labels[batch["attention_mask"] == 0] = -100
     for row, n in enumerate(plen):

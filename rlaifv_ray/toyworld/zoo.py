@@ -269,3 +269,38 @@ def eos_ids_of(folder: str | Path) -> list[int]:
 
     eos = json.loads((Path(folder) / "generation_config.json").read_text()).get("eos_token_id")
     return [eos] if isinstance(eos, int) else list(eos or [])
+
+
+def train(folder: str | Path, task: str, steps: int, batch: int = 16, lr: float = 2e-3, seed: int = 0) -> dict:
+    """Briefly teach a zoo model one ShapesWorld task, in place, for tests that need behaviour
+    rather than equalities: "captions" (a policy that names objects) or "claims" (a claim LLM on
+    the ShapesWorld prompts). Returns the first and last loss."""
+    import torch
+    import transformers
+
+    from ..engines.chat import ensure_pad_token
+    from ..engines.processors import load_processor
+    from . import data, sft
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    config = transformers.AutoConfig.from_pretrained(folder)
+    if task not in ("captions", "claims"):
+        raise ValueError(f"unknown task {task!r} (captions, claims)")
+    if task == "claims":
+        processor = ensure_pad_token(transformers.AutoTokenizer.from_pretrained(folder))
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+
+        def make(step: int):
+            return [e for i in range(step * batch // 2, (step + 1) * batch // 2) for e in data.claim_examples(seed, i)]
+    else:
+        processor = load_processor(str(folder), config.model_type)
+        ensure_pad_token(processor.tokenizer)
+        model = transformers.AutoModelForImageTextToText.from_pretrained(folder)
+
+        def make(step: int):
+            return [data.caption_example(seed, step * batch + k, 0.3) for k in range(batch)]
+    losses = []
+    sft.train(model, processor, make, steps, lr, progress=lambda s, n, loss, **_: losses.append(loss))
+    model.save_pretrained(folder)
+    return {"steps": steps, "first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4)}
