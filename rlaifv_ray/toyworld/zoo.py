@@ -130,11 +130,11 @@ def _eos_ids(family: str, tok) -> list[int]:
     return [tok.convert_tokens_to_ids(t) for t in [eos, *extra]]
 
 
-def _text_config(tok, cls_name: str = "Qwen2Config", **extra):
+def _text_config(tok, vocab: int, cls_name: str = "Qwen2Config", **extra):
     import transformers
 
     cls = getattr(transformers, cls_name)
-    return cls(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+    return cls(vocab_size=vocab, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                eos_token_id=tok.eos_token_id, **TEXT, **extra)
 
 
@@ -145,15 +145,17 @@ def _clip(image_size: int = 56):
                             num_hidden_layers=2, num_attention_heads=2)
 
 
-def build(family: str, out: str | Path, seed: int = 0) -> Path:
-    """Build and save one family's tiny model; returns the folder."""
+def build(family: str, out: str | Path, seed: int = 0, vocab_size: int | None = None) -> Path:
+    """Build and save one family's tiny model; returns the folder. vocab_size: the model's
+    vocabulary rows (default: the tokenizer's size); real checkpoints pad theirs, e.g. Qwen's 152064
+    or LLaVA-NeXT-34B's 64000, which is what sizes the logits in memory benchmarks."""
     import torch
 
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
     torch.manual_seed(seed)
     tok = tokenizer(family)
-    model, processor = globals()[f"_build_{family}"](tok)
+    model, processor = globals()[f"_build_{family}"](tok, max(len(tok), vocab_size or 0))
     model.generation_config.eos_token_id = _eos_ids(family, tok)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
@@ -163,10 +165,10 @@ def build(family: str, out: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def _build_llava15(tok):
+def _build_llava15(tok, vocab):
     from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
-    config = LlavaConfig(vision_config=_clip(), text_config=_text_config(tok, "LlamaConfig"),
+    config = LlavaConfig(vision_config=_clip(), text_config=_text_config(tok, vocab, "LlamaConfig"),
                          image_token_index=tok.convert_tokens_to_ids("<image>"), image_seq_length=16,
                          vision_feature_select_strategy="default", vision_feature_layer=-2)
     images = CLIPImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56})
@@ -175,12 +177,12 @@ def _build_llava15(tok):
     return LlavaForConditionalGeneration(config), processor
 
 
-def _build_llava_next(tok):
+def _build_llava_next(tok, vocab):
     from transformers import (LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextImageProcessorPil,
                               LlavaNextProcessor)
 
     pinpoints = [[56, 112], [112, 56], [112, 112]]  # anyres: the image is tiled plus a base view
-    config = LlavaNextConfig(vision_config=_clip(), text_config=_text_config(tok, "MistralConfig"),
+    config = LlavaNextConfig(vision_config=_clip(), text_config=_text_config(tok, vocab, "MistralConfig"),
                              image_token_index=tok.convert_tokens_to_ids("<image>"), image_grid_pinpoints=pinpoints,
                              vision_feature_select_strategy="default", vision_feature_layer=-2, image_seq_length=16)
     images = LlavaNextImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56},
@@ -197,12 +199,12 @@ def _qwen_images():
     return Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112})
 
 
-def _build_qwen2_vl(tok):
+def _build_qwen2_vl(tok, vocab):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     from ..engines.processors import ImageOnlyQwen2VLProcessor
 
-    text = _text_config(tok, "Qwen2VLTextConfig",
+    text = _text_config(tok, vocab, "Qwen2VLTextConfig",
                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
     config = Qwen2VLConfig(text_config=text.to_dict(),
                            vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2,
@@ -212,12 +214,12 @@ def _build_qwen2_vl(tok):
     return Qwen2VLForConditionalGeneration(config), processor
 
 
-def _build_qwen2_5_vl(tok):
+def _build_qwen2_5_vl(tok, vocab):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from ..engines.processors import ImageOnlyQwen2_5_VLProcessor
 
-    text = _text_config(tok, "Qwen2_5_VLTextConfig",
+    text = _text_config(tok, vocab, "Qwen2_5_VLTextConfig",
                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
     config = Qwen2_5_VLConfig(text_config=text.to_dict(),
                               vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
@@ -235,13 +237,13 @@ def _qwen_special_ids(tok) -> dict:
                 vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
 
 
-def _build_idefics3(tok):
+def _build_idefics3(tok, vocab):
     from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil,
                               Idefics3Processor)
 
     vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                   image_size=56, patch_size=14)
-    config = Idefics3Config(vision_config=vision, text_config=_text_config(tok, "LlamaConfig").to_dict(),
+    config = Idefics3Config(vision_config=vision, text_config=_text_config(tok, vocab, "LlamaConfig").to_dict(),
                             scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>"))
     images = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 56},
                                        max_image_size={"longest_edge": 56})
@@ -251,16 +253,16 @@ def _build_idefics3(tok):
     return Idefics3ForConditionalGeneration(config), processor
 
 
-def _build_llama3(tok):
+def _build_llama3(tok, vocab):
     from transformers import LlamaForCausalLM
 
-    return LlamaForCausalLM(_text_config(tok, "LlamaConfig")), tok
+    return LlamaForCausalLM(_text_config(tok, vocab, "LlamaConfig")), tok
 
 
-def _build_qwen2_5(tok):
+def _build_qwen2_5(tok, vocab):
     from transformers import Qwen2ForCausalLM
 
-    return Qwen2ForCausalLM(_text_config(tok, "Qwen2Config")), tok
+    return Qwen2ForCausalLM(_text_config(tok, vocab, "Qwen2Config")), tok
 
 
 def eos_ids_of(folder: str | Path) -> list[int]:
