@@ -131,3 +131,42 @@ def test_bf16_on_cuda_agrees_with_fp32_hf(toy_models, images, tensor_parallel):
     a, b = hf.yes_no(requests), vl.yes_no(requests)
     assert max(abs(x[0] - y[0]) for x, y in zip(a, b)) < 0.05  # bf16 weights: agreement to a few 1e-2
     assert sum((x[0] > x[1]) == (y[0] > y[1]) for x, y in zip(a, b)) >= 0.95 * len(a)
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory):
+    from rlaifv_ray.toyworld import zoo
+
+    out = tmp_path_factory.mktemp("zoo")
+    for family in zoo.FAMILIES:
+        zoo.build(family, out / family)
+    return out
+
+
+@pytest.mark.parametrize("family", ["llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"])
+def test_every_family_scores_like_hf(zoo_dir, images, torch_threads, family):
+    """yes_no and sequence_logprobs of vLLM == hf (fp32, CPU) on each zoo family: same prompt
+    tokens (no second BOS), same completion tokens, same image placement."""
+    path = str(zoo_dir / family)
+    # random-init models spread probability thinly: read every token's log-prob, not the top 20
+    hf, vl = load_engine(path, "hf"), load_engine(path, "vllm", **VLLM_OPTS, yes_no_top_k=1 << 20)
+    questions = [YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
+                 for img in images[:4] for obj in OBJECTS[:3]]
+    a, b = hf.yes_no(questions), vl.yes_no(questions)
+    gap_yes_no = max(abs(x[i] - y[i]) for x, y in zip(a, b) for i in (0, 1))
+    describe = user_message("Describe the image.", True)
+    answers = ["There is a red circle.", "A blue square and a green triangle.", "Nothing."]
+    scored = [LogprobRequest(describe, ans, img) for img in images[:4] for ans in answers]
+    la, lb = hf.sequence_logprobs(scored), vl.sequence_logprobs(scored)
+    assert [len(x.tokens) for x in la] == [len(y.tokens) for y in lb]
+    gap_total = max(abs(x.total - y.total) for x, y in zip(la, lb))
+    REPORT.setdefault("families", {})[family] = {"yes_no_max_abs": gap_yes_no, "logprobs_max_abs_total": gap_total}
+    assert gap_yes_no <= 1e-5 and gap_total <= 1e-3  # p_yes here is ~1e-2: a gap of 1e-5 is 0.1%
+
+
+@pytest.mark.parametrize("family", ["llama3", "qwen2_5"])
+def test_text_families_generate_like_hf(zoo_dir, family):
+    path = str(zoo_dir / family)
+    hf, vl = load_engine(path, "hf"), load_engine(path, "vllm", **VLLM_OPTS)
+    request = [GenerateRequest(user_message("Split the answer into facts.", False), None, SamplingParams(0.0, 1.0, 12))]
+    assert hf.generate(request) == vl.generate(request)  # greedy: same prompt tokens, same stop ids

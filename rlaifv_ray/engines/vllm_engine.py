@@ -44,13 +44,15 @@ class VLLMEngine:
             dtype = "bfloat16" if torch.cuda.is_available() else "float32"
         try:
             config = transformers.AutoConfig.from_pretrained(model)
+            # vLLM fails on a top-k larger than the vocabulary (tiny or custom models)
+            yes_no_top_k = min(yes_no_top_k, config.get_text_config().vocab_size)
             self.multimodal = hasattr(config, "vision_config")
             self.chat = ChatFormat.load(model, self.multimodal, config.model_type)
             self.llm = vllm.LLM(
                 model=vllm_loadable(model, config), tokenizer=model, dtype=dtype, seed=seed,
                 max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
                 tensor_parallel_size=tensor_parallel_size, enable_prefix_caching=enable_prefix_caching,
-                enforce_eager=enforce_eager, max_logprobs=max(20, yes_no_top_k),
+                enforce_eager=enforce_eager, max_logprobs=yes_no_top_k,
                 **({"limit_mm_per_prompt": {"image": 1}} if self.multimodal else {}),
             )
         except (OSError, ValueError, KeyError) as exc:

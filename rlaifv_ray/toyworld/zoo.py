@@ -162,7 +162,20 @@ def build(family: str, out: str | Path, seed: int = 0, vocab_size: int | None = 
     out = Path(out)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    if family in ("qwen2_vl", "qwen2_5_vl"):
+        _write_video_processor(out)
     return out
+
+
+def _write_video_processor(out: Path) -> None:
+    """Hub Qwen folders carry a video processor config; vLLM's processor loads it (with
+    torchvision). Written as JSON: building the class itself would need torchvision here."""
+    import json
+
+    config = {"video_processor_type": "Qwen2VLVideoProcessor", "patch_size": 14, "temporal_patch_size": 2,
+              "merge_size": 2, "size": {"shortest_edge": 56 * 56, "longest_edge": 112 * 112},
+              "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}
+    (out / "video_preprocessor_config.json").write_text(json.dumps(config, indent=2))
 
 
 def _build_llava15(tok, vocab):
