@@ -163,3 +163,35 @@ def test_yes_no_reads_every_spelling_of_the_answer_words(zoo_dir):
     spelled = {engine.tokenizer.convert_ids_to_tokens(i) for i in engine.yes_ids}
     assert {"Yes", "▁Yes"} <= spelled or {"yes", "▁yes"} <= spelled
     assert all(engine.tokenizer.convert_tokens_to_string([t]).strip() in ("yes", "Yes") for t in spelled)
+
+
+@pytest.mark.parametrize("family", VISION)
+def test_ranker_scores_each_family_on_the_answer_tokens(zoo_dir, torch_threads, tmp_path, family):
+    """Best-of-N rewards per family: zero when policy == reference, the same in a batch as alone,
+    and over the answer's own tokens (the template's closing markup left out) for every tokenizer."""
+    import shutil
+
+    import transformers
+
+    from rlaifv_ray.reward import Ranker
+
+    path = zoo_dir / family
+    shutil.copytree(path, tmp_path / "policy")
+    model = transformers.AutoModelForImageTextToText.from_pretrained(path)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(1)
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    model.save_pretrained(tmp_path / "policy")
+    reference = load_engine(str(path))
+    ranker = Ranker(load_engine(str(tmp_path / "policy")), reference, beta=0.1)
+    image = _images()[1]
+    batched = ranker.score([(image, "Describe the image.", ANSWERS)])[0]
+    alone = [ranker.score([(image, "Describe the image.", [a])])[0][0] for a in ANSWERS]
+    assert _close([r.normalized for r in batched], [r.normalized for r in alone])
+    assert len({round(r.normalized, 6) for r in batched}) == len(ANSWERS)  # the policy really differs
+    completion_tokens = [len(reference.chat.token_ids(reference.completion_text(user_message("x", True), a)))
+                         for a in ANSWERS]
+    assert all(0 < r.tokens < n for r, n in zip(batched, completion_tokens))
+    same = Ranker(reference, reference, beta=0.1).score([(image, "Describe the image.", ANSWERS)])[0]
+    assert all(r.normalized == 0 for r in same)
