@@ -248,6 +248,9 @@ class StageResources(_Strict):
 
 
 class ResourcesConfig(_Strict):
+    gpu_memory_gb: float | None = Field(None, gt=0, description="Memory of one GPU where the stages run (e.g. 48 for an "
+                                                                "L40S); when set, each stage is checked to hold its "
+                                                                "model's weights (local folders).")
     sample: StageResources = Field(default_factory=StageResources, description="Policy sampling actors.")
     claims: StageResources = Field(default_factory=StageResources, description="Claim-LLM actors.")
     label: StageResources = Field(default_factory=lambda: StageResources(concurrency=(1, 2)),
@@ -272,7 +275,7 @@ class RunConfig(_Strict):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
 
     @model_validator(mode="after")
-    def _tensor_parallel_fits(self) -> "RunConfig":
+    def _stages_hold_their_models(self) -> "RunConfig":
         m, r = self.models, self.resources
         labeler = m.labeler if m.labeler_mode == "model" else m.policy if m.labeler_mode == "self" else None
         uses = {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": m.claim_llm}
@@ -281,9 +284,48 @@ class RunConfig(_Strict):
                  for stage, spec in uses.items()
                  if spec is not None and spec.engine == "vllm" and spec.vllm.tensor_parallel_size > 1
                  and getattr(r, stage).num_gpus < spec.vllm.tensor_parallel_size]
+        if r.gpu_memory_gb:
+            for stage, spec in uses.items():
+                need = weights_gb(spec.path, spec.dtype) if spec is not None else None
+                gpus = getattr(r, stage).num_gpus
+                if need is None or gpus == 0:
+                    continue
+                have = _gpus_used(spec, gpus) * r.gpu_memory_gb
+                if need > 0.9 * have:  # weights alone; activations and the KV cache need the rest
+                    short.append(f"resources.{stage}: its model {spec.path} needs {need:.1f} GB of weights but "
+                                 f"gets {have:g} GB of GPU memory (num_gpus {gpus:g} x {r.gpu_memory_gb:g} GB); "
+                                 "raise num_gpus with device_map: auto (hf) or vllm.tensor_parallel_size")
         if short:
             raise ValueError("; ".join(short))
         return self
+
+
+_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def weights_gb(path: str, dtype: str) -> float | None:
+    """Size of a local model folder's weights once loaded in `dtype` (auto = bfloat16, the GPU
+    default), from its safetensors files; None where that cannot be known here (hub ids, s3://)."""
+    import json
+
+    folder = Path(path)
+    files = list(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    try:
+        stored = json.loads((folder / "config.json").read_text()).get("dtype") or "float32"
+    except (OSError, ValueError):
+        stored = "float32"
+    ratio = _DTYPE_BYTES["bfloat16" if dtype == "auto" else dtype] / _DTYPE_BYTES.get(stored, 4)
+    return sum(f.stat().st_size for f in files) * ratio / 1e9
+
+
+def _gpus_used(spec: ModelSpec, num_gpus: float) -> float:
+    """GPUs one engine spreads its weights over: its share of one GPU, or several with
+    hf device_map auto / vLLM tensor parallelism."""
+    if spec.engine == "vllm":
+        return max(min(num_gpus, 1.0), float(spec.vllm.tensor_parallel_size)) if num_gpus >= 1 else num_gpus
+    return num_gpus if spec.device_map == "auto" else min(num_gpus, 1.0)
 
 
 def config_hash(config: RunConfig, *, sections: tuple[str, ...] = (), **extra) -> str:

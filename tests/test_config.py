@@ -134,3 +134,22 @@ def test_engine_batch_size_per_stage_and_device_map_reach_the_hf_engine_options(
                          "models": {**raw["models"], "policy": {"path": "p", "device_map": "balanced"}}})
     for field in ("claim_extraction.prompts", "claim_extraction.max_new_tokens", "models.policy.device_map"):
         assert field in str(err.value)
+
+
+def test_a_stage_whose_gpus_cannot_hold_its_model_is_refused_by_name(tmp_path):
+    from rlaifv_ray.config import weights_gb
+    from rlaifv_ray.toyworld import zoo
+
+    folder = zoo.build("llava_next", tmp_path / "labeler")
+    size = weights_gb(str(folder), "bfloat16")
+    assert size == pytest.approx(weights_gb(str(folder), "float32") / 2) and size > 0
+    gpu_gb = size / 1.5  # one GPU holds two thirds of the weights
+    raw = {"run_dir": "r", "models": {"policy": {"path": "org/policy"}, "claims": "rules",
+                                      "labeler": {"path": str(folder), "dtype": "bfloat16"}},
+           "resources": {"gpu_memory_gb": gpu_gb, "label": {"num_gpus": 2}, "sample": {"num_gpus": 1}}}
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)  # hf without device_map uses one of the two GPUs
+    assert "resources.label" in str(err.value) and "device_map" in str(err.value)
+    assert "resources.sample" not in str(err.value)  # a hub id's size is not known here: not checked
+    raw["models"]["labeler"]["device_map"] = "auto"
+    assert validate_config(raw).resources.label.num_gpus == 2
