@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .errors import RlaifvError
+from .errors import RlaifvError, user_error_in
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlaifv-ray: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a stage's own error, raised in a Ray worker, arrives wrapped by Ray
+        cause = user_error_in(exc)
+        if cause is None:
+            raise
+        print(f"rlaifv-ray: error: {cause}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:

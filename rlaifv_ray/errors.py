@@ -41,3 +41,21 @@ def unreachable_reason(exc: BaseException) -> str | None:
                 return line.strip()[len("OSError:"):].strip()
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
     return None
+
+
+def user_error_in(exc: BaseException) -> RlaifvError | None:
+    """The RlaifvError that caused EXC, if any: a stage raising one inside a Ray actor reaches the
+    driver wrapped in Ray's task/actor errors (as the `cause` object, or only as remote traceback
+    text, whose last line is 'rlaifv_ray.errors.Name: message')."""
+    import re
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, RlaifvError):
+            return exc
+        found = re.findall(r"^rlaifv_ray\.errors\.(\w+): (.+)$", str(exc), re.M)
+        if found and isinstance(globals().get(found[-1][0]), type):
+            return globals()[found[-1][0]](found[-1][1])
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None

@@ -59,3 +59,19 @@ def test_model_path_that_is_no_folder_and_no_hub_id_fails_before_ray(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "models.policy.path" in out.stderr and "policyy" in out.stderr and "neither a model folder" in out.stderr
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_a_stage_that_cannot_load_its_model_ends_the_run_with_one_clear_line(tmp_path, toy_models):
+    """The error is raised inside a Ray Data actor; the CLI's last word names the stage and model."""
+    import os
+
+    broken = tmp_path / "claim_llm"
+    broken.mkdir()
+    (broken / "config.json").write_text((toy_models / "claim_llm" / "config.json").read_text())  # no weights
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "feedback", "jobs/configs/toy.yaml", "--toy", "4",
+                          "--set", f"models.claim_llm.path={broken}", "--set", f"run_dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, env=env, cwd=toy_models.parents[2], timeout=600)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("rlaifv-ray: error: stage claims: model") and str(broken) in last

@@ -13,6 +13,7 @@ import os
 import time
 
 from .. import schema as S
+from ..errors import RlaifvError
 from .store import RunStore
 
 
@@ -23,7 +24,10 @@ class TeedStage:
 
         torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (TOYWORLD lesson 6)
         module, cls = factory.rsplit(":", 1)
-        self.stage_fn = getattr(importlib.import_module(module), cls)(**kwargs)
+        try:
+            self.stage_fn = getattr(importlib.import_module(module), cls)(**kwargs)
+        except RlaifvError as exc:  # e.g. a model that cannot be loaded: say which stage needed it
+            raise type(exc)(f"stage {stage}: {exc}") from None
         self.name, self.iter_dir, self.output = stage, iter_dir, output
         self.schema = S.schema(output)
         self.store = RunStore(run_uri)
