@@ -170,3 +170,24 @@ def test_text_families_generate_like_hf(zoo_dir, family):
     hf, vl = load_engine(path, "hf"), load_engine(path, "vllm", **VLLM_OPTS)
     request = [GenerateRequest(user_message("Split the answer into facts.", False), None, SamplingParams(0.0, 1.0, 12))]
     assert hf.generate(request) == vl.generate(request)  # greedy: same prompt tokens, same stop ids
+
+
+@pytest.mark.gpu
+def test_tensor_parallel_labeler_inside_a_ray_data_actor(tmp_path, toy_models, ray_local):
+    """The label stage's actor holds 2 GPUs and its vLLM engine shards the labeler over both."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.pipeline.feedback import run_feedback
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 GPUs")
+    raw = toy_config(tmp_path, toy_models)
+    raw["models"]["labeler"].update({"engine": "vllm", "vllm": {"tensor_parallel_size": 2, "max_model_len": 512,
+                                                                "gpu_memory_utilization": 0.3}})
+    raw["resources"]["label"]["num_gpus"] = 2
+    config = validate_config(raw)
+    run_feedback(config, 0, config.models.policy.path, "toy:8")
+    labels = pq.read_table(os.path.join(config.run_dir, "iter_000", "labels")).to_pylist()
+    assert labels and all(len(r["p_yes"]) == len(r["questions"]) for r in labels)

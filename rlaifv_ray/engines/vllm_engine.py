@@ -54,6 +54,10 @@ class VLLMEngine:
                 tensor_parallel_size=tensor_parallel_size, enable_prefix_caching=enable_prefix_caching,
                 enforce_eager=enforce_eager, max_logprobs=yes_no_top_k,
                 **({"limit_mm_per_prompt": {"image": 1}} if self.multimodal else {}),
+                # Tensor parallel inside a Ray actor: the actor holds all tp GPUs and vLLM runs its
+                # ranks as local processes. Its "ray" backend (its choice inside a placement group)
+                # would ask Ray for GPUs the actor already holds and wait forever.
+                **({"distributed_executor_backend": "mp"} if tensor_parallel_size > 1 else {}),
             )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"model {model!r}: vLLM cannot load it ({exc})") from None
