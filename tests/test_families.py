@@ -195,3 +195,16 @@ def test_ranker_scores_each_family_on_the_answer_tokens(zoo_dir, torch_threads, 
     assert all(0 < r.tokens < n for r, n in zip(batched, completion_tokens))
     same = Ranker(reference, reference, beta=0.1).score([(image, "Describe the image.", ANSWERS)])[0]
     assert all(r.normalized == 0 for r in same)
+
+
+def test_device_map_auto_loads_through_accelerate_and_scores_the_same(zoo_dir, torch_threads):
+    """The CPU path of `device_map: auto` (on GPUs it spreads a model over the actor's GPUs)."""
+    path = str(zoo_dir / "llava_next")
+    plain, mapped = load_engine(path), load_engine(path, device_map="auto")
+    assert mapped.device == "cpu"  # inputs go where the embeddings were placed
+    image = _images()[1]
+    questions = [YesNoRequest(q, image) for q in QUESTIONS]
+    scored = [LogprobRequest(user_message("Describe the image.", True), a, image) for a in ANSWERS]
+    assert _close([p for pair in plain.yes_no(questions) for p in pair],
+                  [p for pair in mapped.yes_no(questions) for p in pair])
+    assert _close([s.total for s in plain.sequence_logprobs(scored)], [s.total for s in mapped.sequence_logprobs(scored)])
