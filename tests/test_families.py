@@ -1,9 +1,12 @@
 """Every engine method on every model family of the zoo (tiny random-init models of the real
 classes, with their tokenizers' real quirks): batching, prefix sharing and DPO's reference
-log-probs must agree exactly with the plain computation and with TRL."""
+log-probs must agree exactly with the plain computation and with TRL. The measured gaps go to
+$RLAIFV_FAMILY_REPORT (JSON) when set."""
 
 import copy
+import json
 import math
+import os
 
 import pytest
 import torch
@@ -16,6 +19,25 @@ from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 VISION = zoo.VISION_FAMILIES
 QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square?", "Is there a triangle in the picture?"]
 ANSWERS = ["There is a red circle.", "There is a blue square and a green triangle.", "A yellow circle."]
+
+
+REPORT: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    yield REPORT
+    if os.environ.get("RLAIFV_FAMILY_REPORT"):
+        with open(os.environ["RLAIFV_FAMILY_REPORT"], "w") as f:
+            json.dump(REPORT, f, indent=2)
+
+
+def _record(family: str, **values) -> None:
+    REPORT.setdefault(family, {}).update(values)
+
+
+def _gap(a, b) -> float:
+    return max(abs(x - y) for x, y in zip(a, b))
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +66,8 @@ def test_yes_no_batched_and_prefix_shared_equal_one_at_a_time(zoo_dir, torch_thr
     plain = load_engine(str(zoo_dir / family), share_image_prefix=False)
     batched = shared.yes_no(requests)
     single = [plain.yes_no([r])[0] for r in requests]
+    _record(family, yes_no_batched_vs_single=_gap([p for x in batched for p in x], [p for x in single for p in x]),
+            yes_no_prefix_shared=shared.share_image_prefix)
     assert _close([p for pair in batched for p in pair], [p for pair in single for p in pair])
     assert all(0 < y + n <= 1 for y, n in batched)
 
@@ -57,6 +81,7 @@ def test_sequence_logprobs_batched_and_prefix_shared_equal_one_at_a_time(zoo_dir
     plain = load_engine(str(zoo_dir / family), share_image_prefix=False)
     batched = shared.sequence_logprobs(requests)
     single = [plain.sequence_logprobs([r])[0] for r in requests]
+    _record(family, logprobs_batched_vs_single=_gap([b.total for b in batched], [s.total for s in single]))
     assert [len(b.tokens) for b in batched] == [len(s.tokens) for s in single]
     assert _close([b.total for b in batched], [s.total for s in single])
     assert all(_close(b.tokens, s.tokens) for b, s in zip(batched, single))
@@ -108,7 +133,9 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
     same = build_trainer(copy.deepcopy(reference), processor, copy.deepcopy(examples), args)
     batch = same.data_collator(copy.deepcopy(examples))
     with torch.no_grad():
-        assert same.compute_loss(same.model, batch).item() == pytest.approx(math.log(2), abs=1e-4)
+        step0 = same.compute_loss(same.model, batch).item()
+    _record(family, dpo_step0_loss=step0)
+    assert step0 == pytest.approx(math.log(2), abs=1e-4)
 
     policy = copy.deepcopy(reference)
     with torch.no_grad():
@@ -122,6 +149,7 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
     with torch.no_grad():
         loss_ours = ours.compute_loss(policy, ours.data_collator(copy.deepcopy(examples))).item()
         loss_live = live.compute_loss(policy, live.data_collator(copy.deepcopy(plain))).item()
+    _record(family, dpo_stored_vs_live_ref=abs(loss_ours - loss_live), dpo_loss_perturbed=loss_ours)
     assert abs(loss_ours - math.log(2)) > 1e-3, "policy and reference should differ here"
     assert loss_ours == pytest.approx(loss_live, abs=1e-4)
 

@@ -20,8 +20,8 @@ CLI = Path(sys.executable).parent / "rlaifv-ray"
 
 
 def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp_path):
-    models = {"policy": ("qwen2_5_vl", "captions", 150), "labeler": ("llava_next", None, 0),
-              "claim_llm": ("llama3", "claims", 300)}
+    models = {"policy": ("qwen2_5_vl", "captions", 80), "labeler": ("llava_next", None, 0),
+              "claim_llm": ("llama3", "claims", 200)}
     for role, (family, task, steps) in models.items():
         zoo.build(family, tmp_path / role)
         if task:
@@ -36,7 +36,7 @@ def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp
         # lr ~ 0: the policy stays its own reference, so every DPO loss is ln 2 exactly when the
         # stored reference log-probs cover the tokens TRL trains on (here: Qwen's M-RoPE inputs;
         # test_families checks each family, BOS-adding ones included)
-        "train": {"lr": 1e-12, "batch_size": 2, "checkpoint_steps": 100},
+        "train": {"lr": 1e-12, "batch_size": 8, "checkpoint_steps": 100},
         "eval": {"toy_heldout": 0},
         "resources": {k: {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.5}
                       for k in ("sample", "claims", "label", "reference")},
