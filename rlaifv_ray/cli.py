@@ -101,6 +101,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     r.set_defaults(func=_cmd_run)
 
+    pl = sub.add_parser("plan", help="per-GPU memory of every stage and of DPO, from the models' config.json",
+                        description="Estimate per-GPU memory for each feedback stage (weights, KV cache, logits) and "
+                                    "for DPO (weights, gradients, AdamW, activations) from each model's config.json "
+                                    "(local, s3:// or the hub's; no weights). Exits 1 when something cannot fit, "
+                                    "naming the fix. `run` checks the same plan before any work when GPU sizes are "
+                                    "known (resources.gpu_memory_gb, train.gpu_memory_gb).")
+    pl.add_argument("config", help="run config YAML")
+    pl.add_argument("--gpu-memory", type=float, metavar="GB", help="one feedback GPU (default resources.gpu_memory_gb)")
+    pl.add_argument("--train-gpu-memory", type=float, metavar="GB", help="one training GPU (default train.gpu_memory_gb)")
+    pl.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    pl.set_defaults(func=_cmd_plan)
+
     sv = sub.add_parser("serve", help="serve the best-of-N ranker on Ray Serve (blocks; Ctrl-C stops)",
                         description="Deploy the ranker (POST /v1/rank, POST /v1/generate, GET /healthz) with the "
                                     "config's serve: section and block. Binds 127.0.0.1 unless serve.host says "
@@ -229,6 +242,16 @@ def _cmd_eval(args) -> int:
         result = evaluate.eval_claim_llm(load_engine(args.claim_llm, args.engine), args.num, args.seed)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
+
+
+def _cmd_plan(args) -> int:
+    from .config import load_config
+    from .plan import as_json, plan, table
+
+    config = load_config(args.config, args.set)
+    rows = plan(config, args.gpu_memory, args.train_gpu_memory)
+    print(json.dumps(as_json(rows), indent=2) if args.json else table(rows))
+    return 1 if any(row.fits is False for row in rows) else 0
 
 
 def _cmd_run(args) -> int:

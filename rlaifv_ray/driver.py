@@ -19,9 +19,18 @@ SUMMARY = "summary.json"
 
 
 def preflight(config: RunConfig) -> None:
-    """Problems that only `run` has, raised before Ray starts or anything is written."""
+    """Problems that only `run` has, raised before Ray starts or anything is written: no prompts,
+    or a memory plan that does not fit the GPUs the config declares (rlaifv_ray/plan.py)."""
     if not config.data.input:
         raise ConfigError("data.input: `run` needs prompts (a JSONL/parquet file, an image folder, s3://..., or toy:N)")
+    if config.resources.gpu_memory_gb or config.train.gpu_memory_gb:
+        from .plan import plan
+
+        short = [f"{row.what} ({row.model}): needs ~{row.per_gpu_gb} GB per GPU; fix: {row.fix}"
+                 for row in plan(config) if row.fits is False]
+        if short:
+            raise ConfigError("the memory plan does not fit (see `rlaifv-ray plan CONFIG`):\n"
+                              + "\n".join(f"  - {line}" for line in short))
 
 
 def run(config: RunConfig, log=print) -> list[dict]:

@@ -70,7 +70,11 @@ def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_
     assert loss_ours == pytest.approx(loss_live, abs=1e-4)
 
 
-def test_dpo_on_two_ray_train_workers_updates_the_language_side_only(toy_models, ray_local, tmp_path):
+def test_lora_dpo_on_two_ray_train_workers_saves_the_merged_policy_and_tensorboard_logs(toy_models, ray_local,
+                                                                                       tmp_path):
+    """Ray Train, 2 workers, LoRA: the checkpoint is the merged model (only the adapted layers of
+    the language model moved), with the adapter beside it and the tensorboard logs in the run dir.
+    (Full fine-tuning through Ray Train runs in test_readme, test_s3 and test_mixed_run.)"""
     import json
 
     import pyarrow as pa
@@ -83,7 +87,8 @@ def test_dpo_on_two_ray_train_workers_updates_the_language_side_only(toy_models,
     from .conftest import toy_config
 
     config = validate_config(toy_config(tmp_path, toy_models, **{
-        "train.workers": 2, "train.batch_size": 4, "train.epochs": 2, "train.lr": 1e-4, "train.checkpoint_steps": 1}))
+        "train.workers": 2, "train.batch_size": 4, "train.epochs": 2, "train.lr": 5e-3, "train.checkpoint_steps": 1,
+        "train.lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}, "train.report_to": ["tensorboard"]}))
     policy = str(toy_models / "policy")
     store = RunStore(config.run_dir)
     cols = _pairs(policy)
@@ -97,10 +102,12 @@ def test_dpo_on_two_ray_train_workers_updates_the_language_side_only(toy_models,
     before = load_file(toy_models / "policy" / "model.safetensors")
     after = load_file(tmp_path / "run" / "iter_000" / "checkpoint" / "model.safetensors")
     assert set(before) == set(after)
-    vision = [k for k in before if "vision_tower" in k]
-    assert vision and all(torch.equal(before[k], after[k]) for k in vision)
-    unchanged = [k for k in before if k not in vision and torch.equal(before[k], after[k])]
-    assert not unchanged, f"trainable parameters that did not move: {unchanged}"
+    adapted = [k for k in before if "language_model" in k and k.endswith(("q_proj.weight", "v_proj.weight"))]
+    assert adapted and all(not torch.equal(before[k], after[k]) for k in adapted)
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in adapted)  # vision tower included
+    checkpoint = tmp_path / "run" / "iter_000" / "checkpoint"
+    assert (checkpoint / "adapter" / "adapter_model.safetensors").exists()
+    assert list((tmp_path / "run" / "iter_000" / "tensorboard").rglob("events.out.tfevents*"))
     steps = json.loads((tmp_path / "run" / "iter_000" / "train_log.json").read_text())["steps"]
     assert [s["step"] for s in steps] == [1, 2] and all(s["loss"] > 0 for s in steps)
     # the new policy loads through the standard HF path, processor included
@@ -121,6 +128,7 @@ def test_resumed_training_continues_from_the_checkpoints_weights(toy_models, tor
     path = str(toy_models / "policy")
     examples = pair_examples(_pairs(path), max_pixels=1 << 20)
     args = dpo_args(TrainConfig(batch_size=1, epochs=1, lr=1e-4, checkpoint_steps=2), str(tmp_path / "out"))
+    args.save_total_limit = None  # keep checkpoint-2 to resume from
 
     def losses(resume=None):
         logged = []
@@ -140,3 +148,74 @@ def test_resumed_training_continues_from_the_checkpoints_weights(toy_models, tor
     assert [s for s, _ in resumed] == [3, 4]
     for (_, a), (_, b) in zip(resumed, undisturbed[2:]):
         assert abs(a - b) < 1e-5, (resumed, undisturbed)
+
+
+def _completion_logps(model, batch) -> torch.Tensor:
+    """Summed log-probs of each row's completion tokens (as DPO scores them)."""
+    inputs = {k: v for k, v in batch.items() if k not in ("completion_mask",) and not k.startswith("ref_")}
+    with torch.no_grad():
+        logits = model(**inputs).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
+    return (logp * batch["completion_mask"][:, 1:]).sum(1)
+
+
+def test_lora_trains_only_adapters_and_the_merged_policy_scores_as_the_adapted_one(toy_models, torch_threads,
+                                                                                    tmp_path):
+    from rlaifv_ray.config import LoraConfig
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples, save_policy
+
+    path = str(toy_models / "policy")
+    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    train = TrainConfig(batch_size=2, lr=5e-3, checkpoint_steps=100, lora=LoraConfig(r=4, alpha=8, dropout=0.0))
+    model, processor = load_policy(path)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = build_trainer(model, processor, examples, dpo_args(train, str(tmp_path / "out")), lora=train.lora)
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert not any("vision_tower" in n for n in trainable)  # no adapters in the vision encoder
+    batch = trainer.data_collator(copy.deepcopy(examples))
+    with torch.no_grad():  # LoRA's B starts at zero: the adapted policy is its own reference
+        assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(0.693147, abs=1e-4)
+    trainer.train()
+    base = trainer.model.get_base_model().state_dict()
+    frozen = {k.replace(".base_layer", ""): v for k, v in base.items() if "lora_" not in k}
+    assert set(frozen) == set(before) and all(torch.equal(frozen[k], before[k]) for k in before)
+    adapted = _completion_logps(trainer.model, batch)
+    assert not torch.allclose(adapted, _completion_logps(load_policy(path)[0], batch), atol=1e-3)  # it learned
+
+    save_policy(trainer, processor, str(tmp_path / "final"))
+    assert (tmp_path / "final" / "adapter" / "adapter_model.safetensors").exists()
+    merged, _ = load_policy(str(tmp_path / "final"))
+    assert torch.allclose(_completion_logps(merged, batch), adapted, atol=1e-4)
+    assert load_engine(str(tmp_path / "final")).multimodal  # the next iteration's policy loads in the engine
+
+
+def test_lora_run_resumes_from_its_adapter_checkpoint(toy_models, torch_threads, tmp_path):
+    from transformers import TrainerCallback
+
+    from rlaifv_ray.config import LoraConfig
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+
+    path = str(toy_models / "policy")
+    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    train = TrainConfig(batch_size=1, lr=5e-3, checkpoint_steps=2, lora=LoraConfig(r=4, alpha=8, dropout=0.0))
+    args = dpo_args(train, str(tmp_path / "out"))
+    args.save_total_limit = None
+
+    def losses(resume=None):
+        logged = []
+
+        class Log(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    logged.append(logs["loss"])
+
+        model, processor = load_policy(path)
+        build_trainer(model, processor, examples, args, callbacks=[Log()], lora=train.lora).train(
+            resume_from_checkpoint=resume)
+        return logged
+
+    undisturbed = losses()
+    assert len(undisturbed) == 4 and abs(undisturbed[3] - undisturbed[0]) > 1e-4
+    resumed = losses(str(tmp_path / "out" / "checkpoint-2"))
+    assert resumed == pytest.approx(undisturbed[2:], abs=1e-5)

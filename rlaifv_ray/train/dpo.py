@@ -75,15 +75,50 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         self.precompute_ref_logps = True
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = model if model is not None else self.model
+        if _is_peft(model):
+            return _load_adapter(model, resume_from_checkpoint)
+        return self._load_full_weights(resume_from_checkpoint, model)
+
+    def _load_full_weights(self, resume_from_checkpoint: str, model) -> None:
         """The weights of a resumed run, read through from_pretrained. transformers 5 saves
         multimodal models under their hub key names (`language_model.model.*`), which match none
         of the module's own keys (`model.language_model.*`); Trainer's non-strict load_state_dict
         then kept the starting weights without an error, and a resumed DPO went on from the initial
         policy with the optimizer state of a trained one. Strict here: a key mismatch raises."""
-        model = model if model is not None else self.model
         saved = type(model).from_pretrained(resume_from_checkpoint, dtype=next(model.parameters()).dtype)
         model.load_state_dict(saved.state_dict(), strict=True)
         del saved
+
+
+def _is_peft(model) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def _load_adapter(model, checkpoint: str) -> None:
+    """A resumed LoRA run: the checkpoint's adapter weights, strictly (every saved key must land)."""
+    import os
+
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = os.path.join(checkpoint, "adapter_model.safetensors")
+    if not os.path.exists(path):
+        raise ValueError(f"{checkpoint}: no adapter_model.safetensors to resume the LoRA run from")
+    result = set_peft_model_state_dict(model, load_file(path))
+    if result.unexpected_keys:
+        raise ValueError(f"{checkpoint}: adapter keys match no module ({result.unexpected_keys[:3]} ...)")
+
+
+def lora_config(lora):
+    """peft's LoraConfig from ours: adapters on the named linear layers of the language model only
+    (a regex that skips every vision encoder name)."""
+    from peft import LoraConfig
+
+    towers = "|".join(_VISION_TOWER_NAMES)
+    layers = "|".join(lora.target_modules)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+                      target_modules=rf"^(?!.*\b(?:{towers})\.).*\.(?:{layers})$", task_type="CAUSAL_LM")
 
 
 def freeze_vision_tower(model) -> list[str]:
@@ -99,7 +134,8 @@ def freeze_vision_tower(model) -> list[str]:
 
 
 def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_steps: int | None = None) -> DPOConfig:
-    """TRL arguments from our TrainConfig: plain sigmoid DPO, beta and lr from the config."""
+    """TRL arguments from our TrainConfig: plain sigmoid DPO, beta and lr from the config. Master
+    weights are fp32 (the model is loaded so); on GPUs bf16 autocast does the compute."""
     per_device = max(1, train.batch_size // world_size)
     return DPOConfig(
         output_dir=output_dir,
@@ -117,22 +153,41 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
         remove_unused_columns=False,  # the collator needs images and reference log-probs
         save_strategy="steps",  # RayTrainReportCallback reports on save
         save_steps=save_steps or train.checkpoint_steps,
+        save_total_limit=1,  # locally; Ray Train keeps the last two in the run directory
+        gradient_checkpointing=train.gradient_checkpointing,
         logging_steps=1,
-        report_to="none",
+        report_to=list(train.report_to) or "none",  # tensorboard: under $TENSORBOARD_LOGGING_DIR
         seed=seed,
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
 
 
-def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callbacks=()) -> PrecomputedRefDPOTrainer:
+def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callbacks=(),
+                  lora=None) -> PrecomputedRefDPOTrainer:
+    """lora: our LoraConfig (or None for full fine-tuning of everything but the vision encoder)."""
     import datasets
 
     if not examples:
         raise ValueError("no preference pairs to train on")
     freeze_vision_tower(model)
     return PrecomputedRefDPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
-                                    processing_class=processor, callbacks=list(callbacks))
+                                    processing_class=processor, callbacks=list(callbacks),
+                                    peft_config=lora_config(lora) if lora else None)
+
+
+def save_policy(trainer, processor, out: str) -> None:
+    """The trained policy as an HF folder both engines load; with LoRA the merged model, and the
+    adapter itself in OUT/adapter. Call on every rank (sharded strategies gather); rank 0 writes."""
+    import os
+
+    if not _is_peft(trainer.model):
+        trainer.save_model(out)
+    elif trainer.is_world_process_zero():
+        trainer.model.save_pretrained(os.path.join(out, "adapter"))
+        trainer.model.merge_and_unload().save_pretrained(out)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(out)
 
 
 def load_policy(path: str, dtype: str = "float32"):

@@ -52,8 +52,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"run_uri": store.uri, "iter_dir": d, "policy": policy, "train": t.model_dump(),
-                           "seed": config.seed, "max_pixels": config.data.max_image_pixels,
-                           "dtype": config.models.policy.dtype},
+                           "seed": config.seed, "max_pixels": config.data.max_image_pixels},
         scaling_config=ray.train.ScalingConfig(num_workers=t.workers, use_gpu=t.use_gpu,
                                                resources_per_worker={"CPU": t.num_cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -92,7 +91,7 @@ def _worker_loop(cfg: dict) -> None:
     from transformers import TrainerCallback
 
     from ..config import TrainConfig
-    from .dpo import build_trainer, dpo_args, load_policy, pair_examples
+    from .dpo import build_trainer, dpo_args, load_policy, pair_examples, save_policy
 
     ctx = ray.train.get_context()
     train = TrainConfig(**cfg["train"])
@@ -100,7 +99,8 @@ def _worker_loop(cfg: dict) -> None:
     store = RunStore(cfg["run_uri"])
     pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs")).to_pydict()
     examples = pair_examples(pairs, cfg["max_pixels"])
-    model, processor = load_policy(cfg["policy"], _train_dtype(cfg["dtype"]))
+    # fp32 master weights whatever the inference dtype; a LoRA run's frozen base needs none (bf16 on GPUs)
+    model, processor = load_policy(cfg["policy"], "bfloat16" if train.lora and train.use_gpu else "float32")
     history: list[dict] = []
 
     class _History(TrainerCallback):
@@ -109,9 +109,10 @@ def _worker_loop(cfg: dict) -> None:
                 history.append({"step": state.global_step, **logs})
 
     local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = os.path.join(local, "tensorboard")  # uploaded to the run dir below
     args = dpo_args(train, os.path.join(local, "trainer"), world_size=ctx.get_world_size(), seed=cfg["seed"])
     trainer = prepare_trainer(build_trainer(model, processor, examples, args,
-                                            callbacks=[RayTrainReportCallback(), _History()]))
+                                            callbacks=[RayTrainReportCallback(), _History()], lora=train.lora))
     resume, resumed_step = None, 0
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
@@ -123,18 +124,15 @@ def _worker_loop(cfg: dict) -> None:
             history += [h for h in state["log_history"] if "loss" in h]
         trainer.train(resume_from_checkpoint=resume)
     final = os.path.join(local, "final")
-    trainer.save_model(final)  # every rank calls it (FSDP/DeepSpeed gather); rank 0 writes
+    save_policy(trainer, processor, final)  # every rank calls it (sharded strategies gather); rank 0 writes
     nodes = [ray.get_runtime_context().get_node_id()]  # where each rank ran: the audit of multi-node runs
     if torch.distributed.is_initialized():
         nodes = [None] * ctx.get_world_size()
         torch.distributed.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     if ctx.get_world_rank() == 0:
-        processor.save_pretrained(final)
         store.upload_dir(final, f"{cfg['iter_dir']}/checkpoint")
+        if "tensorboard" in train.report_to and os.path.isdir(os.path.join(local, "tensorboard")):
+            store.upload_dir(os.path.join(local, "tensorboard"), f"{cfg['iter_dir']}/tensorboard")
         store.write_json(f"{cfg['iter_dir']}/train_log.json",
                          {"resumed_from_step": resumed_step, "steps": history, "worker_nodes": nodes})
 
-
-def _train_dtype(dtype: str) -> str:
-    # fp32 master weights by default; on GPUs the DPOConfig turns on bf16 autocast
-    return "float32" if dtype == "auto" else dtype

@@ -1,0 +1,198 @@
+"""Memory plan: per-GPU memory of every stage and of DPO, from the models' config.json alone.
+
+No weights are read. Parameter counts follow the architecture (decoder, vision encoder, projector);
+stage memory is weights + KV cache of one engine batch + a logits block; DPO memory is weights,
+gradients and AdamW state (fp32 master weights; LoRA keeps the frozen base in bf16 on GPUs) plus
+activations (Korthikanti et al. 2022: ~34*s*h bytes per token-layer at 16-bit without
+recomputation, ~2*s*h with gradient checkpointing), for chosen + rejected sequences. Estimates,
+meant to catch a config that cannot fit before GPU time is spent, not to replace a profiler.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+GB = 1e9
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}  # auto = bf16 on GPUs
+_HEADROOM = 0.9  # CUDA context, allocator fragmentation
+
+
+@dataclass(frozen=True)
+class Shape:
+    params: float  # all parameters
+    vision_params: float  # the image encoder (frozen in DPO)
+    hidden: int
+    layers: int
+    kv_dim: int  # kv_heads * head_dim
+    vocab: int
+    image_tokens: int  # per image at the configured maximum size
+
+
+def model_config(path: str) -> dict:
+    """config.json of a local folder, an s3:// folder or a hub id (only that file is fetched)."""
+    try:
+        return _read_config(path)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        from .errors import ModelLoadError
+
+        raise ModelLoadError(f"model {path!r}: config.json cannot be read for the memory plan ({exc})") from None
+
+
+def _read_config(path: str) -> dict:
+    if "://" in path:
+        from .pipeline.store import RunStore
+
+        found = RunStore(path).read_json("config.json")
+        if found is None:
+            raise FileNotFoundError(f"{path}/config.json")
+        return found
+    local = Path(path) / "config.json"
+    if local.exists():
+        return json.loads(local.read_text())
+    from huggingface_hub import hf_hub_download
+
+    return json.loads(Path(hf_hub_download(path, "config.json")).read_text())
+
+
+def shape(config: dict, max_image_pixels: int = 1024 * 1024) -> Shape:
+    text = config.get("text_config") or config
+    h, inter, layers = text["hidden_size"], text["intermediate_size"], text["num_hidden_layers"]
+    heads = text["num_attention_heads"]
+    head_dim = text.get("head_dim") or h // heads
+    kv = text.get("num_key_value_heads") or heads
+    vocab = text.get("vocab_size") or config["vocab_size"]
+    per_layer = h * heads * head_dim * 2 + 2 * h * kv * head_dim + 3 * h * inter + 2 * h
+    if config.get("model_type", "").startswith("qwen2"):  # q/k/v biases
+        per_layer += heads * head_dim + 2 * kv * head_dim
+    untied = not (text.get("tie_word_embeddings") or config.get("tie_word_embeddings", False))
+    decoder = vocab * h * (2 if untied else 1) + layers * per_layer + h
+    vision, projector, image_tokens = _vision(config, h, max_image_pixels)
+    return Shape(decoder + vision + projector, vision, h, layers, kv * head_dim, vocab, image_tokens)
+
+
+def _vision(config: dict, h: int, max_image_pixels: int) -> tuple[float, float, int]:
+    v = config.get("vision_config")
+    if not v:
+        return 0.0, 0.0, 0
+    if "depth" in v:  # Qwen2(.5)-VL: patches of 14 px, 2x2 merged into one token
+        hv, iv, depth = v.get("hidden_size") or v["embed_dim"], v.get("intermediate_size"), v["depth"]
+        iv = iv or hv * v.get("mlp_ratio", 4)
+        patch, merge, t = v.get("patch_size", 14), v.get("spatial_merge_size", 2), v.get("temporal_patch_size", 2)
+        out = v.get("out_hidden_size") or v.get("hidden_size") or h
+        mlp = 3 * hv * iv if "intermediate_size" in v else 2 * hv * iv
+        blocks = depth * (4 * hv * hv + 4 * hv + mlp + 2 * hv)
+        merged = hv * merge * merge
+        projector = merged * merged + merged + merged * out + out + hv
+        tokens = max_image_pixels // (patch * merge) ** 2
+        return 3 * t * patch * patch * hv + blocks, projector, int(tokens)
+    hv, iv, depth = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"]  # CLIP / SigLIP
+    patch, size = v["patch_size"], v["image_size"]
+    patches = (size // patch) ** 2
+    encoder = 3 * patch * patch * hv + (patches + 1) * hv + depth * (4 * hv * hv + 2 * hv * iv + 9 * hv + iv) + 4 * hv
+    projector = hv * h + h + h * h + h
+    return encoder, projector, patches * _tiles(config, size)
+
+
+def _tiles(config: dict, size: int) -> int:
+    """Image views of the largest anyres grid plus the base view (1 for fixed-size models)."""
+    pinpoints = config.get("image_grid_pinpoints")
+    if not pinpoints:
+        return 1
+    h, w = max(pinpoints, key=lambda p: p[0] * p[1])
+    return (h // size) * (w // size) + 1
+
+
+@dataclass
+class Row:
+    what: str
+    model: str
+    params_b: float
+    per_gpu_gb: float
+    gpus: float
+    parts: dict
+    fits: bool | None
+    fix: str = ""
+
+
+def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | None = None) -> list[Row]:
+    """One row per GPU stage and one for DPO. fits is None where no GPU size is known."""
+    m, r, s = config.models, config.resources, config.sampling
+    px = config.data.max_image_pixels
+    labeler = m.labeler if m.labeler_mode == "model" else m.policy if m.labeler_mode == "self" else None
+    stages = {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": m.claim_llm}
+    gpu_gb = feedback_gpu_gb or r.gpu_memory_gb
+    rows = []
+    for stage, spec in stages.items():
+        res = getattr(r, stage)
+        if spec is None or res.num_gpus == 0:
+            continue
+        sh = shape(model_config(spec.path), px)
+        weights = sh.params * _BYTES[spec.dtype]
+        seq = sh.image_tokens + 128 + (s.max_new_tokens if stage != "label" else 16)
+        kv = 2 * sh.layers * sh.kv_dim * _BYTES[spec.dtype] * seq * res.engine_batch_size
+        logits = 1 << 28  # the hf engine's bounded logits block (2**26 fp32 values)
+        spread = _spread(spec, res.num_gpus)
+        per_gpu = (weights + kv + logits) / spread / GB
+        fits = None if not gpu_gb else per_gpu <= _HEADROOM * gpu_gb * min(res.num_gpus, 1.0)
+        fix = "" if fits is not False else (
+            "spread the model: num_gpus with device_map: auto (hf) or vllm.tensor_parallel_size"
+            if weights / spread / GB > 0.5 * gpu_gb else f"lower resources.{stage}.engine_batch_size")
+        rows.append(Row(f"stage {stage}", spec.path, round(sh.params / 1e9, 2), round(per_gpu, 1), spread,
+                        {"weights_gb": round(weights / GB, 1), "kv_cache_gb": round(kv / GB, 1),
+                         "logits_gb": round(logits / GB, 2)}, fits, fix))
+    if config.train.use_gpu:
+        rows.append(_dpo_row(config, train_gpu_gb or config.train.gpu_memory_gb))
+    return rows
+
+
+def _spread(spec, num_gpus: float) -> float:
+    if spec.engine == "vllm":
+        return float(spec.vllm.tensor_parallel_size)
+    return max(1.0, num_gpus) if spec.device_map == "auto" else 1.0
+
+
+def _dpo_row(config, gpu_gb: float | None) -> Row:
+    t = config.train
+    sh = shape(model_config(config.models.policy.path), config.data.max_image_pixels)
+    trainable = sh.params - sh.vision_params
+    per_device = max(1, t.batch_size // t.workers)
+    seq = sh.image_tokens + 128 + config.sampling.max_new_tokens
+    tokens = 2 * per_device * seq  # chosen and rejected
+    if t.lora:
+        adapters = t.lora.r * 2 * sh.hidden * sh.layers * len(t.lora.target_modules)  # ~r*(in+out) per layer
+        parts = {"weights_gb": sh.params * 2 / GB, "adapter_and_adam_gb": adapters * 16 / GB}
+    else:
+        parts = {"weights_gb": sh.params * 4 / GB, "grads_gb": trainable * 4 / GB, "adam_gb": trainable * 8 / GB}
+        if t.workers > 1:
+            parts["ddp_buckets_gb"] = trainable * 4 / GB
+    per_token_layer = 2 if t.gradient_checkpointing else 34
+    parts["activations_gb"] = per_token_layer * tokens * sh.hidden * sh.layers / GB
+    parts["logits_gb"] = tokens * sh.vocab * 4 * 2 / GB  # fp32 logits and their log-softmax
+    per_gpu = sum(parts.values())
+    fits = None if not gpu_gb else per_gpu <= _HEADROOM * gpu_gb
+    fix = ""
+    if fits is False:
+        options = [] if t.lora else ["train.lora"]
+        if not t.gradient_checkpointing:
+            options.append("train.gradient_checkpointing")
+        if per_device > 1:
+            options.append("a smaller train.batch_size or more train.workers")
+        fix = ", ".join(options) or "a larger GPU"
+    return Row("dpo", config.models.policy.path, round(sh.params / 1e9, 2), round(per_gpu, 1), 1.0,
+               {k: round(v, 1) for k, v in parts.items()}, fits, fix)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"{'what':<16} {'params':>8} {'per GPU':>9} {'GPUs':>5}  fits  parts / fix"]
+    for row in rows:
+        ok = {True: "yes", False: "NO", None: "?"}[row.fits]
+        parts = ", ".join(f"{k} {v}" for k, v in row.parts.items())
+        lines.append(f"{row.what:<16} {row.params_b:>7}B {row.per_gpu_gb:>6} GB {row.gpus:>5g}  {ok:<4}  {parts}"
+                     + (f"\n{'':<46}fix: {row.fix}" if row.fix else ""))
+    return "\n".join(lines)
+
+
+def as_json(rows: list[Row]) -> list[dict]:
+    return [asdict(r) for r in rows]

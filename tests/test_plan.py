@@ -1,0 +1,114 @@
+"""The memory plan against hand-computed numbers for published model shapes, and every shipped
+config against the node types the shipped cluster files declare."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlaifv_ray.config import load_config
+from rlaifv_ray.plan import plan, shape
+
+from .conftest import REPO
+
+SHAPES = Path(__file__).parent / "fixtures" / "model_configs"
+HUB = {"llava-hf/llava-1.5-7b-hf": "llava-1.5-7b", "llava-hf/llava-v1.6-34b-hf": "llava-v1.6-34b",
+       "Qwen/Qwen2.5-VL-7B-Instruct": "qwen2.5-vl-7b", "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b-instruct",
+       "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct"}
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """The published config.json files in a Hugging Face cache (offline mode reads them as the hub's)."""
+    for repo, name in HUB.items():
+        root = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
+        snapshot = root / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text((SHAPES / name / "config.json").read_text())
+        (root / "refs").mkdir()
+        (root / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path / "hub"
+
+
+@pytest.mark.parametrize("name, published_b", [("llava-1.5-7b", 7.06), ("llava-v1.6-34b", 34.75),
+                                               ("qwen2.5-vl-7b", 8.29), ("llama-3-8b-instruct", 8.03),
+                                               ("qwen2.5-7b-instruct", 7.62)])
+def test_parameter_counts_match_the_published_sizes(name, published_b):
+    params = shape(json.loads((SHAPES / name / "config.json").read_text())).params / 1e9
+    assert params == pytest.approx(published_b, rel=0.005)
+
+
+def _cfg(tmp_path, **train):
+    from rlaifv_ray.config import validate_config
+
+    return validate_config({"run_dir": str(tmp_path / "run"), "data": {"input": "toy:4"},
+                            "models": {"policy": {"path": str(SHAPES / "llava-1.5-7b")}, "claims": "rules",
+                                       "labeler_mode": "self"},
+                            "sampling": {"max_new_tokens": 512},
+                            "train": {"use_gpu": True, "workers": 8, "batch_size": 8, **train}})
+
+
+def test_dpo_memory_of_a_7b_llava_by_strategy(tmp_path):
+    """By hand (7.063B parameters, 6.760B outside the vision tower; 576 + 128 + 512 tokens per
+    sequence, chosen + rejected, one pair per GPU): fp32 weights 28.25 GB, grads 27.04, AdamW 54.08,
+    DDP buckets 27.04; activations 34 x 2432 x 4096 x 32 bytes = 10.84 GB, 0.64 with checkpointing;
+    LoRA keeps a bf16 base: 14.13 GB."""
+    ddp = next(r for r in plan(_cfg(tmp_path), train_gpu_gb=40) if r.what == "dpo")
+    assert ddp.parts["weights_gb"] == pytest.approx(28.3, abs=0.1)
+    assert ddp.parts["grads_gb"] == pytest.approx(27.0, abs=0.1)
+    assert ddp.parts["adam_gb"] == pytest.approx(54.1, abs=0.1)
+    assert ddp.parts["ddp_buckets_gb"] == pytest.approx(27.0, abs=0.1)
+    assert ddp.parts["activations_gb"] == pytest.approx(10.8, abs=0.1)
+    assert ddp.fits is False and "train.lora" in ddp.fix and "gradient_checkpointing" in ddp.fix
+    lora = next(r for r in plan(_cfg(tmp_path, lora={"r": 16}, gradient_checkpointing=True), train_gpu_gb=40)
+                if r.what == "dpo")
+    assert lora.parts["weights_gb"] == pytest.approx(14.1, abs=0.1)
+    assert lora.parts["activations_gb"] == pytest.approx(0.6, abs=0.1)
+    assert lora.fits is True and lora.per_gpu_gb < 20
+
+
+def _node_gpus_gb() -> dict:
+    """GPU memory per node type of cluster/ray_up.yaml, from the instance types it names."""
+    memory = {"g6e.2xlarge": 48, "g6e.12xlarge": 48, "p4d.24xlarge": 40}
+    nodes = yaml.safe_load((REPO / "cluster" / "ray_up.yaml").read_text())["available_node_types"]
+    return {name: memory[n["node_config"]["InstanceType"]] for name, n in nodes.items()
+            if n.get("resources", {}).get("GPU")}
+
+
+@pytest.mark.parametrize("config", ["cluster_7b.yaml", "qwen2_5_vl_7b.yaml"])
+def test_shipped_cluster_configs_fit_the_shipped_node_types(hub_cache, config):
+    gpus = _node_gpus_gb()
+    rows = plan(load_config(REPO / "jobs" / "configs" / config), feedback_gpu_gb=gpus["gpu_feedback"],
+                train_gpu_gb=gpus["gpu_train"])
+    assert {r.what for r in rows} >= {"stage sample", "stage label", "stage claims", "stage reference", "dpo"}
+    assert all(r.fits for r in rows), [(r.what, r.per_gpu_gb, r.fix) for r in rows if not r.fits]
+
+
+def test_plan_command_prints_the_table_and_fails_for_a_config_that_cannot_fit(hub_cache, tmp_path):
+    env = {**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1"}
+    cfg = REPO / "jobs" / "configs" / "cluster_7b.yaml"
+    ok = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--json"], capture_output=True,
+                        text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert {r["what"] for r in json.loads(ok.stdout)} >= {"stage label", "dpo"}
+    full = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--set", "train.lora=null",
+                           "--set", "train.gradient_checkpointing=false"], capture_output=True, text=True, env=env)
+    assert full.returncode == 1 and "dpo" in full.stdout and "fix: train.lora" in full.stdout
+
+
+def test_run_refuses_a_config_whose_dpo_cannot_fit_before_anything_starts(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "run_dir": str(tmp_path / "run"), "data": {"input": "toy:4"},
+        "models": {"policy": {"path": str(SHAPES / "llava-1.5-7b")}, "claims": "rules", "labeler_mode": "self"},
+        "train": {"use_gpu": True, "workers": 8, "gpu_memory_gb": 40}}))
+    out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "run", str(cfg)], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "memory plan does not fit" in out.stderr and "dpo" in out.stderr and "train.lora" in out.stderr
+    assert not (tmp_path / "run").exists()
