@@ -196,6 +196,9 @@ class TrainConfig(_Strict):
     num_cpus_per_worker: float = Field(1.0, gt=0, description="CPUs per Ray Train worker (also its torch threads).")
     checkpoint_steps: int = Field(10, ge=1, description="Save a resumable Ray Train checkpoint every this many steps.")
     max_failures: int = Field(2, ge=0, description="Worker-group restarts (from the last checkpoint) before DPO fails.")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="ddp: every worker holds the whole model (HF Trainer); fsdp: FSDP2 shards parameters, "
+                           "gradients and AdamW state over the workers (fp32 master weights, bf16 compute on GPUs).")
     lora: LoraConfig | None = Field(None, description="Train LoRA adapters instead of every weight (peft); the next "
                                                      "policy is the merged model, the adapter is saved beside it.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, "
@@ -203,6 +206,17 @@ class TrainConfig(_Strict):
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
         default_factory=list, description="Experiment trackers for the DPO logs; tensorboard logs land in "
                                           "RUN/iter_NNN/tensorboard/.")
+
+
+    @model_validator(mode="after")
+    def _strategy_supports(self) -> "TrainConfig":
+        if self.strategy == "fsdp" and self.lora is not None:
+            raise ValueError("train.strategy fsdp with train.lora is not supported; LoRA's small state fits "
+                             "under ddp")
+        if self.strategy == "fsdp" and self.batch_size % self.workers:
+            raise ValueError(f"train.strategy fsdp needs train.batch_size ({self.batch_size}) divisible by "
+                             f"train.workers ({self.workers})")
+        return self
 
 
 class EvalConfig(_Strict):

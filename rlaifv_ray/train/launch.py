@@ -83,15 +83,13 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
 
 
 def _worker_loop(cfg: dict) -> None:
-    """One Ray Train worker: the whole pairs table (TRL's accelerate sampler shards it by rank)."""
+    """One Ray Train worker: the whole pairs table (each strategy gives every rank its slice)."""
     import ray
     import ray.train
     import torch
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-    from transformers import TrainerCallback
 
     from ..config import TrainConfig
-    from .dpo import build_trainer, dpo_args, load_policy, pair_examples, save_policy
+    from .dpo import dpo_args, load_policy, pair_examples
 
     ctx = ray.train.get_context()
     train = TrainConfig(**cfg["train"])
@@ -101,6 +99,32 @@ def _worker_loop(cfg: dict) -> None:
     examples = pair_examples(pairs, cfg["max_pixels"])
     # fp32 master weights whatever the inference dtype; a LoRA run's frozen base needs none (bf16 on GPUs)
     model, processor = load_policy(cfg["policy"], "bfloat16" if train.lora and train.use_gpu else "float32")
+    local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = os.path.join(local, "tensorboard")  # uploaded to the run dir below
+    args = dpo_args(train, os.path.join(local, "trainer"), world_size=ctx.get_world_size(), seed=cfg["seed"])
+    final = os.path.join(local, "final")
+    run = _fsdp if train.strategy == "fsdp" else _hf_trainer
+    history, resumed_step, extra = run(cfg, train, model, processor, examples, args, local, final)
+    nodes = [ray.get_runtime_context().get_node_id()]  # where each rank ran: the audit of multi-node runs
+    if torch.distributed.is_initialized():
+        nodes = [None] * ctx.get_world_size()
+        torch.distributed.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
+    if ctx.get_world_rank() == 0:
+        store.upload_dir(final, f"{cfg['iter_dir']}/checkpoint")
+        if "tensorboard" in train.report_to and os.path.isdir(os.path.join(local, "tensorboard")):
+            store.upload_dir(os.path.join(local, "tensorboard"), f"{cfg['iter_dir']}/tensorboard")
+        store.write_json(f"{cfg['iter_dir']}/train_log.json",
+                         {"resumed_from_step": resumed_step, "steps": history, "worker_nodes": nodes, **extra})
+
+
+def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
+    """ddp: TRL's DPOTrainer under Ray Train (HF Trainer checkpoints, reported by Ray's callback)."""
+    import ray.train
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from transformers import TrainerCallback
+
+    from .dpo import build_trainer, save_policy
+
     history: list[dict] = []
 
     class _History(TrainerCallback):
@@ -108,9 +132,6 @@ def _worker_loop(cfg: dict) -> None:
             if logs and "loss" in logs:
                 history.append({"step": state.global_step, **logs})
 
-    local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
-    os.environ["TENSORBOARD_LOGGING_DIR"] = os.path.join(local, "tensorboard")  # uploaded to the run dir below
-    args = dpo_args(train, os.path.join(local, "trainer"), world_size=ctx.get_world_size(), seed=cfg["seed"])
     trainer = prepare_trainer(build_trainer(model, processor, examples, args,
                                             callbacks=[RayTrainReportCallback(), _History()], lora=train.lora))
     resume, resumed_step = None, 0
@@ -123,16 +144,33 @@ def _worker_loop(cfg: dict) -> None:
             resumed_step = state["global_step"]
             history += [h for h in state["log_history"] if "loss" in h]
         trainer.train(resume_from_checkpoint=resume)
-    final = os.path.join(local, "final")
-    save_policy(trainer, processor, final)  # every rank calls it (sharded strategies gather); rank 0 writes
-    nodes = [ray.get_runtime_context().get_node_id()]  # where each rank ran: the audit of multi-node runs
-    if torch.distributed.is_initialized():
-        nodes = [None] * ctx.get_world_size()
-        torch.distributed.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
-    if ctx.get_world_rank() == 0:
-        store.upload_dir(final, f"{cfg['iter_dir']}/checkpoint")
-        if "tensorboard" in train.report_to and os.path.isdir(os.path.join(local, "tensorboard")):
-            store.upload_dir(os.path.join(local, "tensorboard"), f"{cfg['iter_dir']}/tensorboard")
-        store.write_json(f"{cfg['iter_dir']}/train_log.json",
-                         {"resumed_from_step": resumed_step, "steps": history, "worker_nodes": nodes})
+    save_policy(trainer, processor, final)
+    return history, resumed_step, {}
 
+
+def _fsdp(cfg, train, model, processor, examples, args, local, final):
+    """fsdp: our sharded loop around TRL's loss (train/fsdp.py)."""
+    import ray.train
+    import torch
+
+    from .dpo import build_trainer
+    from .fsdp import local_fraction, save_full, shard, train_sharded
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    trainer = build_trainer(model, processor, examples, args)  # its collator and its loss
+    shard(trainer.model, train.use_gpu)
+
+    def report(metrics, path):
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(path) if path else None)
+
+    checkpoint = ray.train.get_checkpoint()
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
+        history, resumed_step = train_sharded(trainer, examples, train, cfg["seed"], rank, world, ckpt_dir,
+                                              os.path.join(local, "checkpoints"), report)
+    save_full(trainer.model, cfg["policy"], final, rank)
+    if rank == 0:
+        processor.save_pretrained(final)
+    fractions = [None] * world
+    torch.distributed.all_gather_object(fractions, local_fraction(trainer.model))
+    return history, resumed_step, {"fsdp_param_share_per_rank": fractions}

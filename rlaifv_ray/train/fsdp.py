@@ -1,0 +1,135 @@
+"""Sharded DPO: FSDP2 (`fully_shard`) in a lean loop around TRL's DPO loss, on Ray Train workers.
+
+Why a loop of our own: accelerate enables FSDP only on GPU device types (on CPU it silently falls
+back to DDP), so HF Trainer cannot be tested sharded here; the loss itself stays TRL's
+(`PrecomputedRefDPOTrainer.compute_loss`, the stored-reference loss test_train checks).
+
+- Every decoder layer and then the root are sharded: each rank holds 1/world of every parameter,
+  its gradient and its AdamW state. Parameters stay fp32 (the master weights); on GPUs compute runs
+  in bf16 and gradients reduce in fp32 (MixedPrecisionPolicy).
+- Data: step s of epoch e takes pairs perm_e[s*B:(s+1)*B] of a seeded permutation, rank r the r-th
+  slice: one step equals one global-batch step of unsharded training.
+- Checkpoints (every `checkpoint_steps`): torch.distributed.checkpoint, each rank writing its own
+  shards into one Ray Train checkpoint, with the step and the loss history; a restarted group loads
+  them and continues at the next step.
+- The trained policy: the full state dict gathered to rank 0, loaded into a fresh copy of the
+  policy and saved with save_pretrained (a plain HF folder both engines load).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+
+STATE = "loop_state.json"
+
+
+def shard(model, use_gpu: bool) -> None:
+    import torch
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    kw = {"mp_policy": MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)} if use_gpu else {}
+    for module in list(model.modules()):
+        if type(module).__name__.endswith(("DecoderLayer", "EncoderLayer")):
+            fully_shard(module, **kw)
+    fully_shard(model, **kw)
+
+
+def local_fraction(model) -> float:
+    """Share of the trainable parameters this rank holds."""
+    held = total = 0
+    for p in model.parameters():
+        if p.requires_grad:
+            held += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+            total += p.numel()
+    return held / max(1, total)
+
+
+def batches(n_examples: int, global_batch: int, rank: int, world: int, seed: int, epochs: int):
+    """(epoch, step, indices of this rank's slice) for every optimizer step, in order."""
+    per_rank = global_batch // world
+    steps = n_examples // global_batch if n_examples >= global_batch else 1
+    out = []
+    for epoch in range(epochs):
+        order = list(range(n_examples))
+        random.Random(f"{seed}-{epoch}").shuffle(order)
+        for s in range(steps):
+            chunk = order[s * global_batch:(s + 1) * global_batch] or order
+            mine = chunk[rank * per_rank:(rank + 1) * per_rank] or chunk[:1]
+            out.append((epoch, s, mine))
+    return out
+
+
+def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, world: int, checkpoint_dir: str | None,
+                  save_dir: str, report) -> tuple[list[dict], int]:
+    """Run the loop; `report(metrics, checkpoint_path or None)` reports to Ray Train. Returns the
+    loss history (steps before a resume included) and the step it resumed from. Without a process
+    group (one process, an unsharded model) it is the same loop: the reference the tests compare to."""
+    import copy
+
+    import torch
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from transformers import get_cosine_schedule_with_warmup
+
+    model = trainer.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=0.01)
+    plan = batches(len(examples), train.batch_size, rank, world, seed, train.epochs)
+    warmup = math.ceil(train.warmup_ratio * len(plan))
+    schedule = get_cosine_schedule_with_warmup(optimizer, warmup, len(plan))
+    history, start = [], 0
+    if checkpoint_dir:
+        model_sd, optim_sd = get_state_dict(model, optimizer)
+        state = {"model": model_sd, "optim": optim_sd}
+        dcp.load(state, checkpoint_id=checkpoint_dir)
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        with open(os.path.join(checkpoint_dir, STATE)) as f:
+            saved = json.load(f)
+        start, history = saved["step"], saved["history"]
+        for _ in range(start):
+            schedule.step()
+    model.train()
+    for step in range(start, len(plan)):
+        _, _, mine = plan[step]
+        batch = trainer.data_collator(copy.deepcopy([examples[i] for i in mine]))
+        batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
+        loss = trainer.compute_loss(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        mean = loss.detach().float().clone()
+        if dist.is_initialized():
+            dist.all_reduce(mean, op=dist.ReduceOp.AVG)
+        history.append({"step": step + 1, "loss": mean.item(), "learning_rate": schedule.get_last_lr()[0]})
+        path = None
+        if (step + 1) % train.checkpoint_steps == 0 or step + 1 == len(plan):
+            path = os.path.join(save_dir, f"step-{step + 1}")
+            model_sd, optim_sd = get_state_dict(model, optimizer)
+            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path)  # each rank its shards
+            if rank == 0:
+                with open(os.path.join(path, STATE), "w") as f:
+                    json.dump({"step": step + 1, "history": history}, f)
+            if dist.is_initialized():
+                dist.barrier()
+        report({"step": step + 1, "loss": history[-1]["loss"]}, path)
+    return history, start
+
+
+def save_full(model, policy_path: str, out: str, rank: int) -> None:
+    """Gather the full state dict to rank 0 and save it as an HF folder of the policy's class."""
+    import torch
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if rank == 0:
+        from .dpo import load_policy
+
+        fresh, _ = load_policy(policy_path, "float32")
+        fresh.load_state_dict({k: v.to(torch.float32) for k, v in full.items()}, strict=True)
+        fresh.save_pretrained(out)
