@@ -1,6 +1,6 @@
 """The README's commands as written, run from the repository root with the shipped config (the only
-overrides: fewer prompts and one iteration). A broken README command fails here. (The kill-and-rerun
-below replaced test_feedback_pipeline's kill-after-labels test; resumed pairs equal to an undisturbed
+overrides: fewer prompts, fewer held-out images and one iteration). A broken README command fails
+here. (The kill-and-rerun below replaced test_feedback_pipeline's kill-after-labels test; resumed pairs equal to an undisturbed
 run's are checked by test_s3's outage test and test_faults.)"""
 
 import json
@@ -18,7 +18,7 @@ import yaml
 from .conftest import REPO
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-SMALLER = ["--set", "data.input=toy:16", "--set", "iterations=1"]
+SMALLER = ["--set", "data.input=toy:16", "--set", "iterations=1", "--set", "eval.toy_heldout=40"]
 
 
 def readme_command(prefix: str) -> list[str]:

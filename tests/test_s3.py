@@ -35,7 +35,7 @@ def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path,
     """The driver as users run it: `ray job submit` to a `ray start --head` cluster, whose nodes hold
     the AWS credentials; the run directory on S3 gets every stage, checkpoint, summary and report."""
     client, aws = s3
-    cfg = toy_config(tmp_path, toy_models, **{"run_dir": "s3://rlaifv-runs/toy", "data.input": "toy:16",
+    cfg = toy_config(tmp_path, toy_models, **{"run_dir": "s3://rlaifv-runs/toy", "data.input": "toy:12",
                                               "eval.toy_heldout": 8, "train.batch_size": 2})
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, **aws, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
