@@ -1,7 +1,7 @@
 """The README's commands as written, run from the repository root with the shipped config (the only
 overrides: fewer prompts, fewer held-out images and one iteration). A broken README command fails
-here. (The kill-and-rerun below replaced test_feedback_pipeline's kill-after-labels test; resumed pairs equal to an undisturbed
-run's are checked by test_s3's outage test and test_faults.)"""
+here. (The kill-and-rerun below replaced test_feedback_pipeline's kill-after-labels test; resumed
+pairs equal to an undisturbed run's are checked by test_s3's outage test and test_faults.)"""
 
 import json
 import os
