@@ -164,8 +164,10 @@ def _dpo_row(config, gpu_gb: float | None) -> Row:
         adapters = t.lora.r * 2 * sh.hidden * sh.layers * len(t.lora.target_modules)  # ~r*(in+out) per layer
         parts = {"weights_gb": sh.params * 2 / GB, "adapter_and_adam_gb": adapters * 16 / GB}
     else:
-        parts = {"weights_gb": sh.params * 4 / GB, "grads_gb": trainable * 4 / GB, "adam_gb": trainable * 8 / GB}
-        if t.workers > 1:
+        shards = t.workers if t.strategy == "fsdp" else 1  # FSDP: 1/workers of each, per GPU
+        parts = {"weights_gb": sh.params * 4 / GB / shards, "grads_gb": trainable * 4 / GB / shards,
+                 "adam_gb": trainable * 8 / GB / shards}
+        if t.workers > 1 and t.strategy == "ddp":
             parts["ddp_buckets_gb"] = trainable * 4 / GB
     per_token_layer = 2 if t.gradient_checkpointing else 34
     parts["activations_gb"] = per_token_layer * tokens * sh.hidden * sh.layers / GB
@@ -175,6 +177,8 @@ def _dpo_row(config, gpu_gb: float | None) -> Row:
     fix = ""
     if fits is False:
         options = [] if t.lora else ["train.lora"]
+        if t.strategy == "ddp" and not t.lora and t.workers > 1:
+            options.insert(0, "train.strategy: fsdp")
         if not t.gradient_checkpointing:
             options.append("train.gradient_checkpointing")
         if per_device > 1:

@@ -153,3 +153,16 @@ def test_a_stage_whose_gpus_cannot_hold_its_model_is_refused_by_name(tmp_path):
     assert "resources.sample" not in str(err.value)  # a hub id's size is not known here: not checked
     raw["models"]["labeler"]["device_map"] = "auto"
     assert validate_config(raw).resources.label.num_gpus == 2
+
+
+def test_fsdp_settings_that_cannot_work_are_refused():
+    raw = {"run_dir": "r", "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"},
+           "train": {"strategy": "fsdp", "lora": {"r": 8}, "workers": 3, "batch_size": 8}}
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)
+    assert "lora is not supported" in str(err.value)
+    raw["train"].pop("lora")
+    with pytest.raises(ConfigError, match="divisible by train.workers"):
+        validate_config(raw)
+    raw["train"]["workers"] = 4
+    assert validate_config(raw).train.strategy == "fsdp"

@@ -65,7 +65,11 @@ def test_dpo_memory_of_a_7b_llava_by_strategy(tmp_path):
     assert ddp.parts["adam_gb"] == pytest.approx(54.1, abs=0.1)
     assert ddp.parts["ddp_buckets_gb"] == pytest.approx(27.0, abs=0.1)
     assert ddp.parts["activations_gb"] == pytest.approx(10.8, abs=0.1)
-    assert ddp.fits is False and "train.lora" in ddp.fix and "gradient_checkpointing" in ddp.fix
+    assert ddp.fits is False and "fsdp" in ddp.fix and "train.lora" in ddp.fix and "gradient_checkpointing" in ddp.fix
+    fsdp = next(r for r in plan(_cfg(tmp_path, strategy="fsdp", gradient_checkpointing=True), train_gpu_gb=40)
+                if r.what == "dpo")  # (28.25 + 27.04 + 54.08) / 8 = 13.67 GB of sharded state
+    assert fsdp.parts["weights_gb"] + fsdp.parts["grads_gb"] + fsdp.parts["adam_gb"] == pytest.approx(13.7, abs=0.15)
+    assert "ddp_buckets_gb" not in fsdp.parts and fsdp.fits is True
     lora = next(r for r in plan(_cfg(tmp_path, lora={"r": 16}, gradient_checkpointing=True), train_gpu_gb=40)
                 if r.what == "dpo")
     assert lora.parts["weights_gb"] == pytest.approx(14.1, abs=0.1)
@@ -97,9 +101,9 @@ def test_plan_command_prints_the_table_and_fails_for_a_config_that_cannot_fit(hu
                         text=True, env=env)
     assert ok.returncode == 0, ok.stderr
     assert {r["what"] for r in json.loads(ok.stdout)} >= {"stage label", "dpo"}
-    full = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--set", "train.lora=null",
+    full = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--set", "train.strategy=ddp",
                            "--set", "train.gradient_checkpointing=false"], capture_output=True, text=True, env=env)
-    assert full.returncode == 1 and "dpo" in full.stdout and "fix: train.lora" in full.stdout
+    assert full.returncode == 1 and "dpo" in full.stdout and "fix: train.strategy: fsdp" in full.stdout
 
 
 def test_run_refuses_a_config_whose_dpo_cannot_fit_before_anything_starts(tmp_path):

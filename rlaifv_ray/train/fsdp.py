@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import shutil
 
 STATE = "loop_state.json"
 
@@ -118,6 +119,8 @@ def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, wo
             if dist.is_initialized():
                 dist.barrier()
         report({"step": step + 1, "loss": history[-1]["loss"]}, path)
+        if path:  # uploaded by report: no local copy stays behind
+            shutil.rmtree(path, ignore_errors=True)
     return history, start
 
 
