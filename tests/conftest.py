@@ -35,6 +35,17 @@ def toy_models() -> Path:
 
 
 @pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory) -> Path:
+    """Every family of the zoo (rlaifv_ray/toyworld/zoo.py), random-init, built once per session."""
+    from rlaifv_ray.toyworld import zoo
+
+    out = tmp_path_factory.mktemp("zoo")
+    for family in zoo.FAMILIES:
+        zoo.build(family, out / family)
+    return out
+
+
+@pytest.fixture(scope="session")
 def torch_threads():
     import torch
 

@@ -133,16 +133,6 @@ def test_bf16_on_cuda_agrees_with_fp32_hf(toy_models, images, tensor_parallel):
     assert sum((x[0] > x[1]) == (y[0] > y[1]) for x, y in zip(a, b)) >= 0.95 * len(a)
 
 
-@pytest.fixture(scope="module")
-def zoo_dir(tmp_path_factory):
-    from rlaifv_ray.toyworld import zoo
-
-    out = tmp_path_factory.mktemp("zoo")
-    for family in zoo.FAMILIES:
-        zoo.build(family, out / family)
-    return out
-
-
 @pytest.mark.parametrize("family", ["llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"])
 def test_every_family_scores_like_hf(zoo_dir, images, torch_threads, family):
     """yes_no and sequence_logprobs of vLLM == hf (fp32, CPU) on each zoo family: same prompt

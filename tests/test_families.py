@@ -40,14 +40,6 @@ def _gap(a, b) -> float:
     return max(abs(x - y) for x, y in zip(a, b))
 
 
-@pytest.fixture(scope="session")
-def zoo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("zoo")
-    for family in zoo.FAMILIES:
-        zoo.build(family, out / family)
-    return out
-
-
 def _images():
     small = scene_and_image(3, 0)[1]
     wide = scene_and_image(3, 1)[1].resize((112, 56))  # another size: anyres tiles / another Qwen grid
