@@ -51,9 +51,12 @@ def _read_config(path: str) -> dict:
     local = Path(path) / "config.json"
     if local.exists():
         return json.loads(local.read_text())
+    import os
+
     from huggingface_hub import hf_hub_download
 
-    return json.loads(Path(hf_hub_download(path, "config.json")).read_text())
+    # the cache is read from the environment now (huggingface_hub fixes it at import time)
+    return json.loads(Path(hf_hub_download(path, "config.json", cache_dir=os.environ.get("HF_HUB_CACHE"))).read_text())
 
 
 def shape(config: dict, max_image_pixels: int = 1024 * 1024) -> Shape:
