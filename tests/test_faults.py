@@ -68,17 +68,19 @@ def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
     assert result["value"]["rows"]["labels"] == clean_run[1]["rows"]["labels"]
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy):
-    """Ray Train restarts the worker group from the last checkpoint (fsdp: its sharded checkpoint):
-    every step is logged once, and the losses are those of an undisturbed training on the same pairs."""
+@pytest.mark.parametrize("strategy, lora", [("ddp", None), ("fsdp", None), ("ddp", {"r": 4, "alpha": 8})],
+                         ids=["ddp", "fsdp", "lora"])
+def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, lora):
+    """Ray Train restarts the worker group from the last checkpoint (fsdp: its sharded checkpoint;
+    LoRA: its adapter): every step is logged once, and the losses are those of an undisturbed
+    training on the same pairs."""
     import shutil
 
     from rlaifv_ray.train.launch import train_dpo
 
     # 7 pairs x 3 epochs at 2 per step: 12 steps, a checkpoint every 4 (each costs ~1.4 s here)
     settings = {"train.workers": 2, "train.batch_size": 2, "train.epochs": 3, "train.checkpoint_steps": 4,
-                "train.max_failures": 2, "train.strategy": strategy}
+                "train.max_failures": 2, "train.strategy": strategy, "train.lora": lora}
     runs = {}
     for name in ("undisturbed", "killed"):
         shutil.copytree(os.path.join(clean_run[0].run_dir, "iter_000", "pairs"), tmp_path / name / "run" / "iter_000" / "pairs")
