@@ -1,6 +1,7 @@
 """DPO with stored reference log-probs: equal to TRL's live-reference loss; training on Ray Train."""
 
 import copy
+import os
 
 import pytest
 import torch
@@ -221,46 +222,51 @@ def test_lora_run_resumes_from_its_adapter_checkpoint(toy_models, torch_threads,
     assert resumed == pytest.approx(undisturbed[2:], abs=1e-5)
 
 
-def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_unsharded_steps(toy_models, ray_local, tmp_path):
+def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_models, ray_local, tmp_path):
     """train.strategy fsdp, 2 gloo ranks in Ray Train: each rank holds half of the trainable
-    parameters; per-step losses and the final weights equal the same loop's without sharding on the
-    global batch (what DDP computes); step 1 is ln 2 (stored reference == policy); the gathered
-    checkpoint loads with from_pretrained."""
+    parameters; per-step losses and the final weights equal those of the ddp strategy (TRL's trainer)
+    on the same pairs; step 1 is ln 2 (stored reference == policy); the gathered checkpoint loads
+    with from_pretrained. Both keep one checkpoint in the run dir and leave nothing in /tmp."""
+    import glob
     import json
     import math
+    import tempfile
 
     import pyarrow as pa
     from safetensors.torch import load_file
 
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.pipeline.store import RunStore
-    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
-    from rlaifv_ray.train.fsdp import train_sharded
+    from rlaifv_ray.train.dpo import load_policy
     from rlaifv_ray.train.launch import train_dpo
 
     from .conftest import toy_config
 
-    over = {"train.workers": 2, "train.batch_size": 4, "train.epochs": 3, "train.lr": 1e-4,
-            "train.checkpoint_steps": 1, "train.strategy": "fsdp"}
-    config = validate_config(toy_config(tmp_path, toy_models, **over))
     policy = str(toy_models / "policy")
     cols = _pairs(policy)
     cols.update({S.TRUTH: [[]] * 4, S.CHOSEN_ID: [f"c{i}" for i in range(4)],
                  S.REJECTED_ID: [f"r{i}" for i in range(4)], S.CHOSEN_SCORE: [0] * 4, S.REJECTED_SCORE: [-1] * 4})
-    RunStore(config.run_dir).write_part("iter_000/pairs", pa.table(cols, schema=S.schema("pairs")), cols[S.PROMPT_ID])
-    result = train_dpo(config, 0, policy)
-    log = json.loads((tmp_path / "run" / "iter_000" / "train_log.json").read_text())
-    sharded = [s["loss"] for s in log["steps"]]
-    assert len(sharded) == 3 and sharded[0] == pytest.approx(math.log(2), abs=1e-4)
-    assert log["fsdp_param_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
+    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
+    runs = {}
+    for strategy in ("fsdp", "ddp"):  # a global batch of all 4 pairs per step: the data order cannot differ
+        over = {"train.workers": 2, "train.batch_size": 4, "train.epochs": 3, "train.lr": 1e-4,
+                "train.checkpoint_steps": 1, "train.strategy": strategy}
+        config = validate_config(toy_config(tmp_path / strategy, toy_models, **over))
+        run = tmp_path / strategy / "run"
+        RunStore(config.run_dir).write_part("iter_000/pairs", pa.table(cols, schema=S.schema("pairs")),
+                                            cols[S.PROMPT_ID])
+        result = train_dpo(config, 0, policy)
+        runs[strategy] = (result, json.loads((run / "iter_000" / "train_log.json").read_text()))
+        assert len(list((run / "iter_000" / "dpo").glob("checkpoint_20*"))) == 1
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*"))) <= temp_before
 
-    examples = pair_examples(cols, max_pixels=1 << 20)
-    model, processor = load_policy(policy)
-    trainer = build_trainer(model, processor, examples, dpo_args(config.train, str(tmp_path / "ref")))
-    plain, _ = train_sharded(trainer, examples, config.train, config.seed, 0, 1, None, str(tmp_path / "ref"),
-                             lambda *a: None)
-    assert sharded == pytest.approx([s["loss"] for s in plain], abs=1e-4)
-    saved = load_file(tmp_path / "run" / "iter_000" / "checkpoint" / "model.safetensors")
-    reference = {k: v for k, v in trainer.model.state_dict().items()}
-    trained, _ = load_policy(result["checkpoint"])  # the gathered checkpoint, through from_pretrained
+    sharded = [s["loss"] for s in runs["fsdp"][1]["steps"]]
+    assert len(sharded) == 3 and sharded[0] == pytest.approx(math.log(2), abs=1e-4)
+    assert abs(sharded[2] - sharded[0]) > 1e-3  # it learned: the comparison below is not of constants
+    assert runs["fsdp"][1]["fsdp_param_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
+    assert sharded == pytest.approx([s["loss"] for s in runs["ddp"][1]["steps"]], abs=1e-4)
+    saved = load_file(tmp_path / "fsdp" / "run" / "iter_000" / "checkpoint" / "model.safetensors")
+    trained, _ = load_policy(runs["fsdp"][0]["checkpoint"])  # the gathered checkpoint, through from_pretrained
+    ddp, _ = load_policy(runs["ddp"][0]["checkpoint"])
+    reference = ddp.state_dict()
     assert set(saved) and all(torch.allclose(v, reference[k], atol=1e-4) for k, v in trained.state_dict().items())

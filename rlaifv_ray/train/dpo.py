@@ -153,7 +153,7 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
         remove_unused_columns=False,  # the collator needs images and reference log-probs
         save_strategy="steps",  # RayTrainReportCallback reports on save
         save_steps=save_steps or train.checkpoint_steps,
-        save_total_limit=1,  # locally; Ray Train keeps the last two in the run directory
+        save_total_limit=1,  # locally (train/launch.py deletes each once uploaded)
         gradient_checkpointing=train.gradient_checkpointing,
         logging_steps=1,
         report_to=list(train.report_to) or "none",  # tensorboard: under $TENSORBOARD_LOGGING_DIR

@@ -1,6 +1,8 @@
-"""DPO on Ray Train: a TorchTrainer whose workers each run TRL's DPOTrainer (data parallel).
+"""DPO on Ray Train: a TorchTrainer whose workers run TRL's DPOTrainer (strategy ddp) or our sharded
+loop around TRL's loss (fsdp, train/fsdp.py).
 
-RUN/iter_NNN/dpo/      Ray Train's run storage: resumable checkpoints (model, optimizer, step)
+RUN/iter_NNN/dpo/      Ray Train's run storage: the last resumable checkpoint (model, optimizer, step);
+                       a worker deletes its local copy of each once uploaded
 RUN/iter_NNN/checkpoint/   the trained policy in HF format (+ processor), with a _SUCCESS manifest
 RUN/iter_NNN/train_log.json  loss and reward metrics per step
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -58,7 +61,9 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
         run_config=ray.train.RunConfig(
             name=RUN_NAME, storage_path=store.path(d), storage_filesystem=store.fs,
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+            # with each local copy deleted once uploaded, at most two checkpoints exist anywhere:
+            # the one kept here and the one being written
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)),
     )
     trainer.fit()
     train_log = store.read_json(f"{d}/train_log.json") or {}
@@ -84,12 +89,11 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
 
 def _worker_loop(cfg: dict) -> None:
     """One Ray Train worker: the whole pairs table (each strategy gives every rank its slice)."""
-    import ray
     import ray.train
     import torch
 
     from ..config import TrainConfig
-    from .dpo import dpo_args, load_policy, pair_examples
+    from .dpo import load_policy, pair_examples
 
     ctx = ray.train.get_context()
     train = TrainConfig(**cfg["train"])
@@ -100,6 +104,18 @@ def _worker_loop(cfg: dict) -> None:
     # fp32 master weights whatever the inference dtype; a LoRA run's frozen base needs none (bf16 on GPUs)
     model, processor = load_policy(cfg["policy"], "bfloat16" if train.lora and train.use_gpu else "float32")
     local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
+    try:
+        _train_and_upload(cfg, train, ctx, store, examples, model, processor, local)
+    finally:  # the final policy and logs are in the run dir by now; a 7B copy must not pile up in /tmp
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _train_and_upload(cfg, train, ctx, store, examples, model, processor, local) -> None:
+    import ray
+    import torch
+
+    from .dpo import dpo_args
+
     os.environ["TENSORBOARD_LOGGING_DIR"] = os.path.join(local, "tensorboard")  # uploaded to the run dir below
     args = dpo_args(train, os.path.join(local, "trainer"), world_size=ctx.get_world_size(), seed=cfg["seed"])
     final = os.path.join(local, "final")
@@ -120,8 +136,9 @@ def _worker_loop(cfg: dict) -> None:
 def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
     """ddp: TRL's DPOTrainer under Ray Train (HF Trainer checkpoints, reported by Ray's callback)."""
     import ray.train
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from ray.train.huggingface.transformers import prepare_trainer
     from transformers import TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
 
     from .dpo import build_trainer, save_policy
 
@@ -132,13 +149,24 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
             if logs and "loss" in logs:
                 history.append({"step": state.global_step, **logs})
 
+    class _Report(TrainerCallback):
+        """Ray's RayTrainReportCallback copies each HF checkpoint before uploading it and keeps the
+        original: three full copies (with optimizer state, ~82 GB at 7B) on a worker's disk. This one
+        uploads the HF folder itself and deletes it once stored."""
+
+        def on_save(self, args, state, control, **kwargs):
+            metrics = {k: v for log in state.log_history for k, v in log.items()}
+            path = get_last_checkpoint(args.output_dir)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(path) if path else None,
+                             delete_local_checkpoint_after_upload=True)
+
     trainer = prepare_trainer(build_trainer(model, processor, examples, args,
-                                            callbacks=[RayTrainReportCallback(), _History()], lora=train.lora))
+                                            callbacks=[_Report(), _History()], lora=train.lora))
     resume, resumed_step = None, 0
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
         if ckpt_dir:  # a restarted worker group or a rerun driver: continue from the last save
-            resume = os.path.join(ckpt_dir, RayTrainReportCallback.CHECKPOINT_NAME)
+            resume = ckpt_dir
             with open(os.path.join(resume, "trainer_state.json")) as f:
                 state = json.load(f)
             resumed_step = state["global_step"]
