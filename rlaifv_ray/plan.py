@@ -192,6 +192,8 @@ def _dpo_row(config, gpu_gb: float | None) -> Row:
 
 
 def table(rows: list[Row]) -> str:
+    if not rows:
+        return "no stage and no DPO uses a GPU in this config: nothing to plan"
     lines = [f"{'what':<16} {'params':>8} {'per GPU':>9} {'GPUs':>5}  fits  parts / fix"]
     for row in rows:
         ok = {True: "yes", False: "NO", None: "?"}[row.fits]

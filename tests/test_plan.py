@@ -116,3 +116,9 @@ def test_run_refuses_a_config_whose_dpo_cannot_fit_before_anything_starts(tmp_pa
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "memory plan does not fit" in out.stderr and "dpo" in out.stderr and "train.lora" in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_plan_of_a_cpu_only_config_says_there_is_nothing_to_plan():
+    toy = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(REPO / "jobs" / "configs" / "toy.yaml")],
+                         capture_output=True, text=True)
+    assert toy.returncode == 0 and "nothing to plan" in toy.stdout, toy.stdout + toy.stderr
