@@ -360,19 +360,6 @@ def _gpus_used(spec: ModelSpec, num_gpus: float) -> float:
     return num_gpus if spec.device_map == "auto" else min(num_gpus, 1.0)
 
 
-def config_hash(config: RunConfig, *, sections: tuple[str, ...] = (), **extra) -> str:
-    """Hash of what changes a step's results: the feedback settings, plus the named `sections`
-    (e.g. "train" for DPO), plus `extra`. Run dir, resources and iteration count never count."""
-    import hashlib
-    import json
-
-    later = {"train", "eval", "serve"} - set(sections)  # settings of later steps must not invalidate feedback
-    exclude = {k: True for k in {"run_dir", "resources", "iterations"} | later}
-    exclude["data"] = {"input"}  # the input is hashed by the caller, as the spec actually used
-    data = config.model_dump(mode="json", exclude=exclude)
-    return hashlib.sha256(json.dumps([data, extra], sort_keys=True).encode()).hexdigest()[:16]
-
-
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read YAML, apply `a.b=c` overrides (values parsed as YAML), validate; ConfigError lists all problems."""
     import yaml

@@ -72,3 +72,90 @@ def test_bad_inputs_are_quarantined_and_good_rows_processed(tmp_path, toy_models
     assert reasons["no-instruction"] == "empty instruction"
     assert metrics["rows"]["candidates"] == 4 * 2  # good, gray, rgba, huge: every good row sampled
     assert sum(metrics["quarantined"].values()) == 4
+
+
+def _parquet_mtimes(run: str, stage: str) -> list[int]:
+    return sorted(p.stat().st_mtime_ns for p in (Path(run) / "iter_000" / stage).glob("*.parquet"))
+
+
+def test_each_stage_resumes_on_its_own_key(clean_run, tmp_path, toy_models):
+    """A finished iteration rerun with a changed pair setting reruns pairs (and their reference
+    log-probs) only; with a changed labeler, labels onwards; sampling output is never touched."""
+    import shutil
+
+    from rlaifv_ray.pipeline.feedback import STREAM
+
+    run = str(tmp_path / "run")
+    shutil.copytree(clean_run[0].run_dir, run)
+    stages = ("prompts", *STREAM, "pairs")
+    before = {s: _parquet_mtimes(run, s) for s in stages}
+    lines = []
+
+    def rerun(**over):
+        cfg = validate_config(toy_config(tmp_path, toy_models, **over))
+        lines.clear()
+        run_feedback(cfg, 0, cfg.models.policy.path, "toy:16", log=lines.append)
+        return {s: _parquet_mtimes(run, s) for s in stages}
+
+    fewer = rerun(**{"pairs.max_per_prompt": 1})
+    assert [s for s in stages if fewer[s] != before[s]] == ["pairs"]
+    assert all(f"[iter_000] {s}: finished earlier, skipped" in lines for s in ("prompts", *STREAM))
+    assert len(pq.read_table(Path(run) / "iter_000" / "pairs").column(S.PROMPT_ID).unique()) == \
+        pq.read_table(Path(run) / "iter_000" / "pairs").num_rows  # the new setting took effect
+
+    relabeled = rerun(**{"pairs.max_per_prompt": 1, "models.labeler_mode": "self"})
+    assert [s for s in stages if relabeled[s] != fewer[s]] == ["labels", "pairs"]
+
+
+def _failing(cls, column: str, value: str):
+    """The stage class, with an engine that fails on any batch holding the row whose COLUMN is VALUE."""
+
+    class Failing(cls):
+        def __call__(self, batch):
+            if value in batch[column]:
+                raise RuntimeError(f"injected engine failure on {value}")
+            return super().__call__(batch)
+
+    return Failing
+
+
+def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_on(clean_run, tmp_path,
+                                                                                    toy_models):
+    """Each model stage's engine fails on one row (a different prompt's per stage) in the real
+    pipeline: that row is quarantined with the stage and the error, and every other prompt keeps
+    the pairs of the undisturbed run (length balancing off: its cut depends on every pair)."""
+    from dataclasses import replace
+
+    from rlaifv_ray.pipeline.feedback import FeedbackRun
+    from rlaifv_ray.pipeline.store import RunStore
+
+    clean = clean_run[0]
+    prompts = sorted(pq.read_table(Path(clean.run_dir) / "iter_000" / "prompts").column(S.PROMPT_ID).to_pylist())
+    pairs = _pairs(clean.run_dir)
+    with_pairs = sorted({p[S.PROMPT_ID] for p in pairs})
+    p_sample, p_claims, p_label = [p for p in prompts if p not in with_pairs][:3]
+    p_ref = with_pairs[0]
+    poison = {"candidates": (S.PROMPT_ID, p_sample), "claims": (S.ANSWER_ID, f"{p_claims}/0"),
+              "labels": (S.ANSWER_ID, f"{p_label}/1"), "reference": (S.PROMPT_ID, p_ref)}
+
+    class Poisoned(FeedbackRun):
+        def __post_init__(self):
+            super().__post_init__()
+            self.specs = {k: replace(s, cls=_failing(s.cls, *poison[k])) for k, s in self.specs.items()}
+
+    cfg = validate_config(toy_config(tmp_path, toy_models, **{"pairs.length_balance": False}))
+    Poisoned(cfg, 0, cfg.models.policy.path, "toy:16").run()
+    q = pq.read_table(Path(cfg.run_dir) / "iter_000" / "quarantine").to_pylist()
+    got = {}
+    for r in q:
+        row = json.loads(r[S.ROW])
+        got.setdefault(r[S.STAGE], set()).add(row.get(S.ANSWER_ID) or row[S.PROMPT_ID])
+        assert "injected engine failure" in r[S.REASON] and r[S.REASON].startswith(r[S.STAGE])
+    assert got["candidates"] == {p_sample} and got["claims"] == {f"{p_claims}/0"}
+    assert got["labels"] == {f"{p_label}/1"}
+    assert {json.loads(r[S.ROW])[S.PROMPT_ID] for r in q if r[S.STAGE] == "pairs"} == {p_ref}
+    store = RunStore(cfg.run_dir)
+    assert store.count_rows("iter_000/candidates") == 4 * (len(prompts) - 1)
+    untouched = [p for p in pairs if p[S.PROMPT_ID] not in (p_sample, p_claims, p_label, p_ref)]
+    kept = _pairs(cfg.run_dir)
+    assert untouched and all(p in kept for p in untouched)

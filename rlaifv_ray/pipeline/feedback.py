@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 
 from .. import schema as S
-from ..config import RunConfig, StageResources, config_hash
+from ..config import RunConfig
 from ..errors import ConfigError
 from ..inputs import read_prompts
-from .store import RunStore
+from .stages import stage_specs
+from .store import RunStore, resume_key
 from .teed_stage import TeedStage
 
 STREAM = ("candidates", "claims", "labels")
@@ -42,52 +43,35 @@ class FeedbackRun:
     def __post_init__(self):
         self.store = RunStore(self.config.run_dir)
         self.dir = f"iter_{self.iteration:03d}"
-        self.hash = config_hash(self.config, policy=self.policy, iteration=self.iteration, input=self.input_spec)
+        self.specs = stage_specs(self.config, self.policy)
+        self.keys = self._resume_keys()
         self.walls: dict[str, float] = {}
 
-    # -- stage wiring ------------------------------------------------------------------------
-    def _stage_specs(self) -> dict[str, tuple[str, dict, StageResources, str]]:
-        c, m = self.config, self.config.models
-        px = c.data.max_image_pixels
-        r, x = c.resources, c.claim_extraction
-        specs = {
-            "candidates": ("rlaifv_ray.stages.sample_candidates:SampleCandidates", dict(
-                model=self.policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
-                max_new_tokens=c.sampling.max_new_tokens, run_seed=c.seed, engine=m.policy.engine,
-                engine_options=m.policy.engine_options(r.sample.engine_batch_size), max_pixels=px), r.sample, "candidates"),
-            "claims": ("rlaifv_ray.stages.extract_claims:ExtractClaims", dict(
-                mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
-                engine=m.claim_llm.engine if m.claim_llm else "hf",
-                engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
-                prompts=x.prompts, temperature=x.temperature, top_p=x.top_p, max_new_tokens=x.max_new_tokens,
-                run_seed=c.seed), r.claims, "claims"),
-            "reference": ("rlaifv_ray.stages.reference_logps:ReferenceLogps", dict(
-                model=self.policy, engine=m.policy.engine, engine_options=m.policy.engine_options(
-                    r.reference.engine_batch_size), max_pixels=px), r.reference, "pairs"),
-        }
-        if m.labeler_mode == "ground_truth":
-            specs["labels"] = ("rlaifv_ray.stages.label_claims:GroundTruthLabels",
-                               dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed), c.resources.label, "labels")
-        else:
-            labeler = m.labeler if m.labeler_mode == "model" else m.policy
-            path = labeler.path if m.labeler_mode == "model" else self.policy
-            specs["labels"] = ("rlaifv_ray.stages.label_claims:LabelClaims", dict(
-                model=path, engine=labeler.engine, engine_options=labeler.engine_options(r.label.engine_batch_size),
-                max_pixels=px),
-                c.resources.label, "labels")
-        return specs
+    # -- stage wiring (pipeline/stages.py) -------------------------------------------------------
+    def _resume_keys(self) -> dict[str, str]:
+        """Each stage's resume key: its own settings and its upstream's key (pipeline/stages.py)."""
+        c, spec = self.config, self.specs
+        prompts = resume_key("prompts", self.input_spec, self.iteration, c.seed, c.data.model_dump(mode="json",
+                                                                                                exclude={"input"}))
+        candidates = spec["candidates"].resume_key(prompts)
+        claims = spec["claims"].resume_key(candidates)
+        labels = spec["labels"].resume_key(claims)
+        pairs = spec["reference"].resume_key(labels, pairs=c.pairs.model_dump(mode="json"))
+        return {"prompts": prompts, "candidates": candidates, "claims": claims, "labels": labels, "pairs": pairs}
 
     def _apply(self, ds, name: str, out_dir: str | None = None):
         import ray
 
-        factory, kwargs, res, output = self._stage_specs()[name]
-        lo, hi = res.concurrency
+        spec = self.specs[name]
+        lo, hi = spec.resources.concurrency
         return ds.map_batches(
             TeedStage,
-            fn_constructor_kwargs=dict(stage=out_dir or name, factory=factory, kwargs=kwargs, run_uri=self.store.uri,
-                                       iter_dir=self.dir, output=output, threads=res.threads or max(1, int(res.num_cpus))),
+            fn_constructor_kwargs=dict(stage=out_dir or name, stage_cls=spec.cls, kwargs=spec.kwargs,
+                                       run_uri=self.store.uri, iter_dir=self.dir, output=spec.output,
+                                       threads=spec.resources.threads or max(1, int(spec.resources.num_cpus))),
             compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
-            batch_size=res.batch_size, batch_format="pyarrow", num_cpus=res.num_cpus, num_gpus=res.num_gpus,
+            batch_size=spec.resources.batch_size, batch_format="pyarrow", num_cpus=spec.resources.num_cpus,
+            num_gpus=spec.resources.num_gpus,
         )
 
     def _read(self, stage: str):
@@ -122,7 +106,7 @@ class FeedbackRun:
         import pyarrow as pa
 
         rel = f"{self.dir}/prompts"
-        if self.store.finished(rel, self.hash):
+        if self.store.finished(rel, self.keys["prompts"]):
             self.log(f"[{self.dir}] prompts: finished earlier, skipped")
             return
         t0 = time.time()
@@ -142,12 +126,12 @@ class FeedbackRun:
                  S.ROW: [_row_json({k: [r[k]] for k in r}, 0) for r in bad]}
             self.store.write_part(f"{self.dir}/quarantine/prompts", pa.table(q, schema=S.schema("quarantine")),
                                   [r[S.PROMPT_ID] for r in bad])
-        self.store.mark_finished(rel, self.hash, quarantined=len(bad))
+        self.store.mark_finished(rel, self.keys["prompts"], quarantined=len(bad))
         self.walls["prompts"] = time.time() - t0
         self.log(f"[{self.dir}] prompts: {len(good)} read, {len(bad)} quarantined")
 
     def _stream(self) -> None:
-        todo = [s for s in STREAM if not self.store.finished(f"{self.dir}/{s}", self.hash)]
+        todo = [s for s in STREAM if not self.store.finished(f"{self.dir}/{s}", self.keys[s])]
         for s in STREAM[:len(STREAM) - len(todo)]:
             self.log(f"[{self.dir}] {s}: finished earlier, skipped")
         if not todo:
@@ -165,13 +149,13 @@ class FeedbackRun:
             for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 pass  # the stages persist their own output; draining the stream drives it
         for stage in STREAM[first:]:
-            manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.hash)
+            manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
             self.log(f"[{self.dir}] {stage}: {manifest['rows']} rows")
         self.walls["stream"] = time.time() - t0
 
     def _pairs(self) -> None:
         rel = f"{self.dir}/pairs"
-        if self.store.finished(rel, self.hash):
+        if self.store.finished(rel, self.keys["pairs"]):
             self.log(f"[{self.dir}] pairs: finished earlier, skipped")
             return
         self._fresh("pairs")
@@ -193,7 +177,7 @@ class FeedbackRun:
             for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
                 pass
         self.walls["reference"] = time.time() - t1
-        manifest = self.store.mark_finished(rel, self.hash, length_balance=balance)
+        manifest = self.store.mark_finished(rel, self.keys["pairs"], length_balance=balance)
         self.log(f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
                  f"{balance['before']} -> {balance['after']})")
 

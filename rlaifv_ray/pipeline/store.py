@@ -13,6 +13,11 @@ import json
 import os
 
 
+def resume_key(*parts) -> str:
+    """The key a `_SUCCESS` manifest records: a hash of everything the output depends on."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 class RunStore:
     def __init__(self, root: str):
         from pyarrow.fs import FileSystem, LocalFileSystem

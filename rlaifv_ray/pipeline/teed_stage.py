@@ -7,7 +7,6 @@ with an `error` go to `quarantine/<stage>/` with their reason, and the good rows
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -18,14 +17,13 @@ from .store import RunStore
 
 
 class TeedStage:
-    def __init__(self, stage: str, factory: str, kwargs: dict, run_uri: str, iter_dir: str, output: str,
+    def __init__(self, stage: str, stage_cls: type, kwargs: dict, run_uri: str, iter_dir: str, output: str,
                  threads: int = 1):
         import torch
 
         torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (TOYWORLD lesson 6)
-        module, cls = factory.rsplit(":", 1)
         try:
-            self.stage_fn = getattr(importlib.import_module(module), cls)(**kwargs)
+            self.stage_fn = stage_cls(**kwargs)
         except RlaifvError as exc:  # e.g. a model that cannot be loaded: say which stage needed it
             raise type(exc)(f"stage {stage}: {exc}") from None
         self.name, self.iter_dir, self.output = stage, iter_dir, output
@@ -44,7 +42,7 @@ class TeedStage:
         t0, started = time.perf_counter(), time.time()
         batch = table.to_pydict()
         ids = row_ids(batch)
-        out = self.stage_fn(batch)
+        out = self._isolating_failures(batch)
         n = len(next(iter(out.values()))) if out else 0
         errors = out.get(S.ERROR) or [None] * n
         good = [i for i in range(n) if not errors[i]]
@@ -63,6 +61,31 @@ class TeedStage:
                               {"seconds": time.perf_counter() - t0, "rows_in": table.num_rows, "rows_out": len(good),
                                "actor": self.actor, "start": started, "end": time.time()})
         return good_table
+
+
+    def _isolating_failures(self, batch: dict) -> dict:
+        try:
+            return self.stage_fn(batch)
+        except RlaifvError:
+            raise  # a problem of the run (model, config, storage), not of a row
+        except Exception:  # noqa: BLE001 - retried row by row below; what still fails is quarantined
+            n = len(next(iter(batch.values())))
+            outs = []
+            for i in range(n):
+                row = {k: v[i:i + 1] for k, v in batch.items()}
+                try:
+                    outs.append(self.stage_fn(row))
+                except RlaifvError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    outs.append({**row, S.ERROR: [f"{self.name} error: {type(exc).__name__}: {exc}"[:2000]]})
+            keys = list(dict.fromkeys(k for o in outs for k in o))
+            merged = {k: [] for k in keys}
+            for o in outs:
+                m = len(next(iter(o.values())))
+                for k in keys:
+                    merged[k] += list(o.get(k) or [None] * m)
+            return merged
 
 
 def row_ids(batch: dict) -> list[str]:

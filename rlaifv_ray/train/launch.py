@@ -20,9 +20,9 @@ import tempfile
 import time
 
 from .. import schema as S
-from ..config import RunConfig, config_hash
+from ..config import RunConfig
 from ..errors import RlaifvError
-from ..pipeline.store import RunStore
+from ..pipeline.store import RunStore, resume_key
 
 RUN_NAME = "dpo"
 
@@ -35,7 +35,9 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
 
     store = RunStore(config.run_dir)
     d = f"iter_{iteration:03d}"
-    digest = config_hash(config, sections=("train",), policy=policy, iteration=iteration)
+    # what the trained policy depends on: its pairs (their own resume key), the train settings, the policy
+    pairs_key = (store.read_json(f"{d}/pairs/_SUCCESS") or {}).get("config_hash")
+    digest = resume_key("dpo", pairs_key, config.train.model_dump(mode="json"), policy)
     out = f"{d}/checkpoint"
     if store.finished(out, digest):
         log(f"[{d}] dpo: finished earlier, skipped")

@@ -1,0 +1,61 @@
+"""Which stage class runs where, with what: the wiring of one feedback iteration, and the resume
+key that decides whether a finished stage's output is still valid.
+
+A stage's key covers only what its output depends on: its class and constructor arguments
+(model, engine options, sampling settings, seeds) and its upstream stage's key. Changing a pair
+setting therefore reruns pairs and reference log-probs, not sampling; changing the labeler reruns
+labels onwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import RunConfig, StageResources
+from ..stages.extract_claims import ExtractClaims
+from ..stages.label_claims import GroundTruthLabels, LabelClaims
+from ..stages.reference_logps import ReferenceLogps
+from ..stages.sample_candidates import SampleCandidates
+from .store import resume_key
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    cls: type  # a stage: callable on a dict of columns, knows nothing of Ray
+    kwargs: dict
+    resources: StageResources
+    output: str  # the schema of the rows it writes (schema.py)
+
+    def resume_key(self, upstream: str, **settings) -> str:
+        """What this stage's output depends on; `settings`: what the driver adds around the stage."""
+        return resume_key(upstream, f"{self.cls.__module__}.{self.cls.__qualname__}", self.kwargs, settings)
+
+
+def stage_specs(config: RunConfig, policy: str) -> dict[str, StageSpec]:
+    """The four model stages of one iteration whose policy is `policy`."""
+    c, m, r, x = config, config.models, config.resources, config.claim_extraction
+    px = c.data.max_image_pixels
+    specs = {
+        "candidates": StageSpec(SampleCandidates, dict(
+            model=policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
+            max_new_tokens=c.sampling.max_new_tokens, run_seed=c.seed, engine=m.policy.engine,
+            engine_options=m.policy.engine_options(r.sample.engine_batch_size), max_pixels=px), r.sample, "candidates"),
+        "claims": StageSpec(ExtractClaims, dict(
+            mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
+            engine=m.claim_llm.engine if m.claim_llm else "hf",
+            engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
+            prompts=x.prompts, temperature=x.temperature, top_p=x.top_p, max_new_tokens=x.max_new_tokens,
+            run_seed=c.seed), r.claims, "claims"),
+        "reference": StageSpec(ReferenceLogps, dict(
+            model=policy, engine=m.policy.engine, engine_options=m.policy.engine_options(r.reference.engine_batch_size),
+            max_pixels=px), r.reference, "pairs"),
+    }
+    if m.labeler_mode == "ground_truth":
+        specs["labels"] = StageSpec(GroundTruthLabels, dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed),
+                                    r.label, "labels")
+    else:
+        labeler = m.labeler if m.labeler_mode == "model" else m.policy
+        specs["labels"] = StageSpec(LabelClaims, dict(
+            model=labeler.path if m.labeler_mode == "model" else policy, engine=labeler.engine,
+            engine_options=labeler.engine_options(r.label.engine_batch_size), max_pixels=px), r.label, "labels")
+    return specs
