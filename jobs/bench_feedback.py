@@ -87,23 +87,28 @@ def engine_only(config, spec):
     """(c): every stage's batched engine calls in one process; model loading not timed."""
     from rlaifv_ray import schema as S
     from rlaifv_ray.inputs import read_prompts
+    from rlaifv_ray.pipeline.images import image_id
     from rlaifv_ray.stages.build_pairs import BuildPairs
 
     sample, claims, label, reference = _stages(config, threads=os.cpu_count() or 1)
     prompts = read_prompts(spec, 0, config.seed)
+    images = {}
+    for r in prompts:
+        r[S.IMAGE_ID] = image_id(r[S.IMAGE])
+        images[r[S.IMAGE_ID]] = r[S.IMAGE]
     t0 = time.perf_counter()
     batch = {k: [r[k] for r in prompts] for k in prompts[0]}
     labelled = label(claims(sample(batch)))
     by_prompt: dict = {}
     for i, pid in enumerate(labelled[S.PROMPT_ID]):
         by_prompt.setdefault(pid, []).append(i)
-    pairs = {k: [] for k in (S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED)}
+    pairs = {k: [] for k in (S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED)}
     for idx in by_prompt.values():
         out = BuildPairs(1, 2, config.seed)({k: [labelled[k][i] for i in idx] for k in labelled})
         for k in pairs:
             pairs[k] += out[k]
     if pairs[S.CHOSEN]:
-        reference(pairs)
+        reference({**pairs, S.IMAGE: [images[i] for i in pairs[S.IMAGE_ID]]})
     questions = sum(len(q) for q in labelled[S.QUESTIONS])
     return time.perf_counter() - t0, {"candidates": len(labelled[S.ANSWER]), "questions": questions}
 

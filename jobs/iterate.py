@@ -1,6 +1,6 @@
 """The RLAIF-V driver as a Ray job:
 
-    ray job submit --working-dir . -- python jobs/iterate.py --config jobs/configs/toy.yaml
+    ray job submit --working-dir . -- python jobs/iterate.py --config rlaifv_ray/configs/toy.yaml
 
 Inside a job RAY_ADDRESS points at the cluster, so the driver joins it instead of starting Ray.
 Same as `rlaifv-ray run CONFIG [--set ...]`; rerunning the same job resumes the run.

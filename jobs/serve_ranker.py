@@ -1,6 +1,6 @@
 """The best-of-N ranker as a Ray job (blocks while serving):
 
-    ray job submit --working-dir . -- python jobs/serve_ranker.py --config jobs/configs/toy.yaml
+    ray job submit --working-dir . -- python jobs/serve_ranker.py --config rlaifv_ray/configs/toy.yaml
 
 Same as `rlaifv-ray serve CONFIG [--policy P] [--reference R] [--port N] [--set ...]`. For a
 long-lived service prefer `serve deploy cluster/serve_ranker.yaml` or a KubeRay RayService.

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+CONFIG_HELP = "run config YAML, or a shipped one by name: toy, cluster_7b, qwen2_5_vl_7b"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rlaifv-ray",
@@ -41,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="validate a run config and print it resolved",
                        description="Validate CONFIG (with overrides) and print the resolved YAML; "
                                    "lists every problem at once.")
-    c.add_argument("config", nargs="?", help="run config YAML")
+    c.add_argument("config", nargs="?", help=CONFIG_HELP)
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set sampling.n=4 (repeatable)")
     c.add_argument("--fields", action="store_true", help="list every config field with its description")
@@ -51,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Run one iteration of RLAIF-V feedback collection on Ray Data and write "
                                    "RUN/iter_NNN/{prompts,candidates,claims,labels,pairs,quarantine}/ and metrics.json. "
                                    "Rerunning the same command resumes at the first unfinished stage.")
-    f.add_argument("config", help="run config YAML")
+    f.add_argument("config", help=CONFIG_HELP)
     f.add_argument("--policy", help="policy model for this iteration (default: models.policy.path)")
     f.add_argument("--iteration", type=int, default=0, help="iteration number K (default 0)")
     src = f.add_mutually_exclusive_group(required=True)
@@ -96,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Run config.iterations iterations of feedback collection, DPO on Ray Train and "
                                    "evaluation; writes RUN/summary.json and RUN/report.html. Rerunning the same "
                                    "command after a crash resumes at the first unfinished step.")
-    r.add_argument("config", help="run config YAML")
+    r.add_argument("config", help=CONFIG_HELP)
     r.add_argument("--input", help="prompts (overrides data.input): FILE.jsonl, FILE.parquet, image folder, toy:N")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     r.set_defaults(func=_cmd_run)
@@ -107,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "(local, s3:// or the hub's; no weights). Exits 1 when something cannot fit, "
                                     "naming the fix. `run` checks the same plan before any work when GPU sizes are "
                                     "known (resources.gpu_memory_gb, train.gpu_memory_gb).")
-    pl.add_argument("config", help="run config YAML")
+    pl.add_argument("config", help=CONFIG_HELP)
     pl.add_argument("--gpu-memory", type=float, metavar="GB", help="one feedback GPU (default resources.gpu_memory_gb)")
     pl.add_argument("--train-gpu-memory", type=float, metavar="GB", help="one training GPU (default train.gpu_memory_gb)")
     pl.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -119,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "config's serve: section and block. Binds 127.0.0.1 unless serve.host says "
                                     "otherwise; set the variable named by serve.token_env (default "
                                     "RLAIFV_SERVE_TOKEN) to require a bearer token.")
-    sv.add_argument("config", help="run config YAML")
+    sv.add_argument("config", help=CONFIG_HELP)
     sv.add_argument("--policy", help="aligned policy (default: the run's last trained policy)")
     sv.add_argument("--reference", help="reference policy (default: models.policy.path)")
     sv.add_argument("--port", type=int, help="HTTP port (default serve.port, 8000)")
@@ -128,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the ShapesWorld loop on this machine, end to end, with a metrics table",
                        description="Build the ShapesWorld models if missing (the committed ones are used by default), "
-                                   "then run the RLAIF-V loop locally (jobs/configs/toy.yaml settings) and print "
+                                   "then run the RLAIF-V loop locally (the shipped toy config) and print "
                                    "held-out CHAIRs / CHAIRi / recall / mean words per iteration.")
     d.add_argument("--workdir", default="runs/demo", help="run directory (default runs/demo)")
     d.add_argument("--models", help="ShapesWorld model folder (default: the committed models; built when missing)")
@@ -287,7 +290,8 @@ def _table(summary: list[dict]) -> str:
 
 def _cmd_serve(args) -> int:
     import os
-    import time
+    import signal
+    import threading
 
     from .config import load_config
 
@@ -305,9 +309,21 @@ def _cmd_serve(args) -> int:
     serve.run(bind(config), name="ranker", route_prefix="/")
     auth = "bearer token required" if os.environ.get(s.token_env) else f"no token ({s.token_env} unset)"
     print(f"ranker ready at http://{s.host}:{s.port} (policy {policy}, reference {reference}; {auth}); "
-          "Ctrl-C stops", file=sys.stderr, flush=True)
-    while True:
-        time.sleep(3600)
+          "Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    received = []
+
+    def _stop(signum, frame):
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):  # as Kubernetes, systemd and a terminal stop a service
+        signal.signal(sig, _stop)
+    while not stop.wait(1.0):  # a timed wait: the handlers run between waits
+        pass
+    serve.shutdown()
+    print(f"rlaifv-ray serve: {received[0]}, deployment shut down", file=sys.stderr, flush=True)
+    return 0
 
 
 def _cmd_demo(args) -> int:
@@ -321,10 +337,7 @@ def _cmd_demo(args) -> int:
         print(f"demo: building ShapesWorld models in {models} (about 15 minutes on 2 cores)", file=sys.stderr)
         build(models, log=lambda m: print(m, file=sys.stderr))
     overrides = [f"run_dir={args.workdir}"] + [f"models.{r}.path={models / r}" for r in ROLES] + list(args.set)
-    toy_yaml = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "toy.yaml"
-    if not toy_yaml.exists():
-        raise RlaifvError(f"demo: {toy_yaml} not found; run the demo from a clone of the repository")
-    config = load_config(toy_yaml, overrides)
+    config = load_config("toy", overrides)  # the shipped config: package data, so a wheel install has it
     print(f"demo: {config.iterations} iterations of RLAIF-V on ShapesWorld in {config.run_dir}", file=sys.stderr)
     summary = _run_loop(config)
     print(json.dumps(summary, indent=2))

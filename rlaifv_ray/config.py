@@ -10,7 +10,6 @@ absolute once, here, so a Ray worker running elsewhere reads the same folder.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,9 +26,12 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 def resolve_model_path(value: str, base: str | Path) -> str:
     """A model location as every process will read it: URIs (s3://) and absolute paths as given
     (an absolute path may name a mount that only the GPU nodes have), a relative folder that exists
-    under `base` as its absolute path, else a hub id. Raises ValueError for anything else."""
+    under `base` as its absolute path, `toy:ROLE` for a committed ShapesWorld model, else a hub id.
+    Raises ValueError for anything else."""
     if "://" in value:
         return value
+    if value.startswith("toy:"):
+        return _toy_model(value[len("toy:"):])
     path = Path(value).expanduser()
     if path.is_absolute():
         return str(path)
@@ -39,6 +41,18 @@ def resolve_model_path(value: str, base: str | Path) -> str:
         return value
     raise ValueError(f"{value!r} is neither a model folder ({Path(base) / path} does not exist) nor a hub id "
                      "(name or namespace/name)")
+
+
+def _toy_model(role: str) -> str:
+    """The committed ShapesWorld model of ROLE (package data: found from a clone or a wheel alike)."""
+    pretrained = Path(__file__).resolve().parent / "toyworld" / "pretrained"
+    roles = ("policy", "labeler", "claim_llm")
+    if role not in roles:
+        raise ValueError(f"toy:{role}: the ShapesWorld models are toy:{', toy:'.join(roles)}")
+    if not (pretrained / role / "config.json").is_file():
+        raise ValueError(f"toy:{role}: {pretrained / role} is missing; `rlaifv-ray toy build --out {pretrained}` "
+                         "rebuilds it")
+    return str(pretrained / role)
 
 
 def resolve_local_path(value: str, base: str | Path) -> str:
@@ -102,13 +116,6 @@ class ModelSpec(_Strict):
     def _non_empty(cls, v):
         if isinstance(v, str) and not v.strip():
             raise ValueError("must not be empty")
-        return v
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_installed(cls, v: str) -> str:
-        if v == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise ValueError("engine 'vllm' needs vLLM: pip install 'rlaifv-ray[vllm]' (or use engine: hf)")
         return v
 
 
@@ -360,13 +367,24 @@ def _gpus_used(spec: ModelSpec, num_gpus: float) -> float:
     return num_gpus if spec.device_map == "auto" else min(num_gpus, 1.0)
 
 
+SHIPPED_CONFIGS = ("toy", "cluster_7b", "qwen2_5_vl_7b")
+
+
+def shipped_config(path: str | Path) -> Path:
+    """A config file, or the name of one shipped in the package (`toy`, ...): found from a clone or
+    a wheel install alike."""
+    if str(path) in SHIPPED_CONFIGS and not Path(path).is_file():
+        return Path(__file__).resolve().parent / "configs" / f"{path}.yaml"
+    return Path(path)
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read YAML, apply `a.b=c` overrides (values parsed as YAML), validate; ConfigError lists all problems."""
     import yaml
 
-    path = Path(path)
+    path = shipped_config(path)
     if not path.is_file():
-        raise ConfigError(f"config {path}: no such file")
+        raise ConfigError(f"config {path}: no such file (shipped configs: {', '.join(SHIPPED_CONFIGS)})")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -10,7 +10,7 @@ import time
 
 from .config import RunConfig
 from .errors import ConfigError
-from .pipeline.evaluate import evaluate_policy, toy_evaluation
+from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
 from .pipeline.store import RunStore
 from .train.launch import train_dpo
@@ -64,7 +64,7 @@ def _iterate(config: RunConfig, store: RunStore, log) -> list[dict]:
 
 
 def _evaluate(config: RunConfig, policy: str) -> dict | None:
-    return evaluate_policy(config, policy) if toy_evaluation(config) else None
+    return evaluate_policy(config, policy) if evaluates(config) else None
 
 
 def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 from . import schema as S
 from .errors import InputError
@@ -17,6 +18,26 @@ from .errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DEFAULT_INSTRUCTION = "Describe the image."
 TOY_OFFSET = 80_000_000  # ShapesWorld feedback prompts: disjoint from training and held-out images
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """Where a run's prompts come from (a spec as above), and whether they carry ground truth."""
+
+    spec: str
+
+    def read(self, iteration: int = 0, seed: int = 0, instruction: str = DEFAULT_INSTRUCTION) -> list[dict]:
+        return read_prompts(self.spec, iteration, seed, instruction)
+
+    @property
+    def truth(self):
+        """ShapesWorld prompts' ground truth (toyworld/truth.py: audit, held-out evaluation); None
+        for user data. The only place that knows which inputs have truth."""
+        if self.spec.startswith("toy:"):
+            from .toyworld.truth import ShapesWorldTruth
+
+            return ShapesWorldTruth()
+        return None
 
 
 def read_prompts(spec: str, iteration: int = 0, seed: int = 0, instruction: str = DEFAULT_INSTRUCTION) -> list[dict]:

@@ -79,7 +79,7 @@ def _plot_lengths(store, iters: list[int]) -> bytes:
     fig, ax = _figure()
     chosen, rejected = [], []
     for k in iters:
-        t = store.read_table(f"iter_{k:03d}/pairs", S.schema("pairs")).select([S.CHOSEN, S.REJECTED]).to_pydict()
+        t = store.read_table(f"iter_{k:03d}/pairs", S.schema("pairs"), columns=[S.CHOSEN, S.REJECTED]).to_pydict()
         chosen.append(_mean_words(t[S.CHOSEN]))
         rejected.append(_mean_words(t[S.REJECTED]))
     ax.bar([k - 0.2 for k in iters], chosen, width=0.4, label="chosen")
@@ -95,7 +95,8 @@ def _plot_lengths(store, iters: list[int]) -> bytes:
 def _plot_scores(store, iters: list[int]) -> bytes:
     fig, ax = _figure()
     for k in iters:
-        scores = [s for s in store.read_table(f"iter_{k:03d}/labels", S.schema("labels")).column(S.SCORE).to_pylist()
+        labels = store.read_table(f"iter_{k:03d}/labels", S.schema("labels"), columns=[S.SCORE])
+        scores = [s for s in labels.column(S.SCORE).to_pylist()
                   if s is not None]
         if scores:
             lo = min(scores)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 # prompts
 PROMPT_ID = "prompt_id"
-IMAGE = "image"  # encoded image bytes (PNG/JPEG)
+IMAGE_ID = "image_id"  # content id of the prompt's image, stored once in iter_NNN/images/ (pipeline/images.py)
+IMAGE = "image"  # encoded image bytes (PNG/JPEG): inputs and stages only, never a stored dataset
 INSTRUCTION = "instruction"
 TRUTH = "truth"  # ground-truth object list (ShapesWorld only; empty elsewhere)
 # candidates
@@ -46,7 +47,7 @@ def _schemas():
 
     prompt = [
         pa.field(PROMPT_ID, pa.string(), nullable=False),
-        pa.field(IMAGE, pa.binary(), nullable=False),
+        pa.field(IMAGE_ID, pa.string(), nullable=False),
         pa.field(INSTRUCTION, pa.string(), nullable=False),
         pa.field(TRUTH, pa.list_(pa.string())),
     ]
@@ -69,7 +70,7 @@ def _schemas():
     ]
     pair = [
         pa.field(PROMPT_ID, pa.string(), nullable=False),
-        pa.field(IMAGE, pa.binary(), nullable=False),
+        pa.field(IMAGE_ID, pa.string(), nullable=False),
         pa.field(INSTRUCTION, pa.string(), nullable=False),
         pa.field(TRUTH, pa.list_(pa.string())),
         pa.field(CHOSEN, pa.string(), nullable=False),

@@ -107,7 +107,7 @@ def stage_pairs(run_dir):
     from rlaifv_ray import schema as S
 
     table = pq.read_table(os.path.join(run_dir, "iter_000", "pairs"))
-    rows = table.drop([S.IMAGE]).to_pylist()
+    rows = table.to_pylist()
     for r in rows:  # batch composition may move float sums in the last bits; texts and ids are exact
         r[S.REF_CHOSEN_LOGP] = round(r[S.REF_CHOSEN_LOGP], 3)
         r[S.REF_REJECTED_LOGP] = round(r[S.REF_REJECTED_LOGP], 3)

@@ -16,6 +16,8 @@ from rlaifv_ray.engines.base import user_message
 from rlaifv_ray.toyworld import zoo
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
+from .test_train import _for_trl
+
 VISION = zoo.VISION_FAMILIES
 QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square?", "Is there a triangle in the picture?"]
 ANSWERS = ["There is a red circle.", "There is a blue square and a green triangle.", "A yellow circle."]
@@ -118,7 +120,7 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
                      (S.CHOSEN, chosen), (S.REJECTED, rejected), (S.REF_CHOSEN_LOGP, ref[0].total),
                      (S.REF_REJECTED_LOGP, ref[1].total)):
             cols[k].append(v)
-    examples = pair_examples(cols, max_pixels=1 << 20)
+    examples = pair_examples(cols, cols[S.IMAGE])
     reference, processor = load_policy(path)
     args = dpo_args(TrainConfig(beta=0.1, batch_size=2), str(tmp_path / "out"))
 
@@ -135,7 +137,7 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
         for p in policy.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     ours = build_trainer(policy, processor, copy.deepcopy(examples), args)
-    plain = [{k: v for k, v in e.items() if not k.startswith("ref_")} for e in examples]
+    plain = _for_trl(examples)
     live = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=processor,
                       train_dataset=datasets.Dataset.from_list(plain))
     with torch.no_grad():

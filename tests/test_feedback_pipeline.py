@@ -37,6 +37,22 @@ def test_toy_iteration_produces_audited_pairs(clean_run):
     # this iteration elsewhere and compares its pairs to these (test_faults, test_s3).
 
 
+def test_each_image_is_stored_once_and_rows_carry_its_id(clean_run):
+    import hashlib
+
+    it = Path(clean_run[0].run_dir) / "iter_000"
+    stored = {f.name: f.read_bytes() for f in (it / "images").iterdir()}
+    assert len(stored) == 16 and all(hashlib.sha256(b).hexdigest()[:32] == i for i, b in stored.items())
+    for stage in ("prompts", "candidates", "claims", "labels", "pairs"):
+        table = pq.read_table(it / stage)
+        assert S.IMAGE not in table.column_names and set(table.column(S.IMAGE_ID).to_pylist()) <= set(stored)
+    prompts = pq.read_table(it / "prompts").to_pylist()
+    from rlaifv_ray.inputs import read_prompts
+
+    source = {r[S.PROMPT_ID]: r[S.IMAGE] for r in read_prompts("toy:16")}
+    assert all(stored[r[S.IMAGE_ID]] == source[r[S.PROMPT_ID]] for r in prompts)
+
+
 def _png(img, fmt="PNG"):
     buf = io.BytesIO()
     img.save(buf, format=fmt)

@@ -88,7 +88,7 @@ def _node_gpus_gb() -> dict:
 @pytest.mark.parametrize("config", ["cluster_7b.yaml", "qwen2_5_vl_7b.yaml"])
 def test_shipped_cluster_configs_fit_the_shipped_node_types(hub_cache, config):
     gpus = _node_gpus_gb()
-    rows = plan(load_config(REPO / "jobs" / "configs" / config), feedback_gpu_gb=gpus["gpu_feedback"],
+    rows = plan(load_config(REPO / "rlaifv_ray" / "configs" / config), feedback_gpu_gb=gpus["gpu_feedback"],
                 train_gpu_gb=gpus["gpu_train"])
     assert {r.what for r in rows} >= {"stage sample", "stage label", "stage claims", "stage reference", "dpo"}
     assert all(r.fits for r in rows), [(r.what, r.per_gpu_gb, r.fix) for r in rows if not r.fits]
@@ -96,7 +96,7 @@ def test_shipped_cluster_configs_fit_the_shipped_node_types(hub_cache, config):
 
 def test_plan_command_prints_the_table_and_fails_for_a_config_that_cannot_fit(hub_cache, tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1"}
-    cfg = REPO / "jobs" / "configs" / "cluster_7b.yaml"
+    cfg = REPO / "rlaifv_ray" / "configs" / "cluster_7b.yaml"
     ok = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--json"], capture_output=True,
                         text=True, env=env)
     assert ok.returncode == 0, ok.stderr
@@ -119,6 +119,6 @@ def test_run_refuses_a_config_whose_dpo_cannot_fit_before_anything_starts(tmp_pa
 
 
 def test_plan_of_a_cpu_only_config_says_there_is_nothing_to_plan():
-    toy = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(REPO / "jobs" / "configs" / "toy.yaml")],
+    toy = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(REPO / "rlaifv_ray" / "configs" / "toy.yaml")],
                          capture_output=True, text=True)
     assert toy.returncode == 0 and "nothing to plan" in toy.stdout, toy.stdout + toy.stderr

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from rlaifv_ray.toyworld.build import PRETRAINED
+
 from .conftest import REPO
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
@@ -51,12 +53,12 @@ def _mtimes(stage_dir: Path) -> list[int]:
 
 
 def test_readme_run_command_works_from_the_repository_root_and_resumes(tmp_path):
-    """`rlaifv-ray run jobs/configs/toy.yaml`, killed (driver and its local Ray) once labels are
+    """`rlaifv-ray run toy` (the shipped config), killed (driver and its local Ray) once labels are
     written, then the same command again, as the README says: finished stages are skipped untouched
     and the run completes."""
     repo = _repository_copy(tmp_path)
-    command = readme_command("rlaifv-ray run jobs/configs/toy.yaml") + SMALLER
-    shipped = yaml.safe_load((repo / "jobs" / "configs" / "toy.yaml").read_text())
+    command = readme_command("rlaifv-ray run toy") + SMALLER
+    shipped = yaml.safe_load((repo / "rlaifv_ray" / "configs" / "toy.yaml").read_text())
     run = repo / shipped["run_dir"]
     log = tmp_path / "first.log"
     with open(log, "w") as out:
@@ -86,14 +88,14 @@ def test_readme_run_command_works_from_the_repository_root_and_resumes(tmp_path)
     # the run records its config with every relative path made absolute, once
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["run_dir"] == str(run)
-    for role in ("policy", "labeler", "claim_llm"):
-        assert resolved["models"][role]["path"] == str(repo / shipped["models"][role]["path"])
+    for role in ("policy", "labeler", "claim_llm"):  # toy:ROLE, the committed model
+        assert resolved["models"][role]["path"] == str(PRETRAINED / role)
 
 
 def test_readme_config_command_prints_the_resolved_config(tmp_path):
     repo = _repository_copy(tmp_path)
-    out = _cli(readme_command("rlaifv-ray config jobs/configs/toy.yaml"), repo, timeout=120)
+    out = _cli(readme_command("rlaifv-ray config toy"), repo, timeout=120)
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
-    assert config["models"]["policy"]["path"] == str(repo / "rlaifv_ray" / "toyworld" / "pretrained" / "policy")
+    assert config["models"]["policy"]["path"] == str(PRETRAINED / "policy")
     assert config["run_dir"] == str(repo / "runs" / "toy")

@@ -106,7 +106,7 @@ def server(shifted_policy, toy_models, tmp_path_factory):
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz", proc, 180, lambda: (log.seek(0), log.read())[1])
-    yield url, tmp / "serve.log"
+    yield url, tmp / "serve.log", proc
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)
@@ -133,7 +133,7 @@ def _image_b64(i=0):
 
 
 def test_rank_scores_match_the_reward_and_generate_returns_the_best(server, ranker):
-    url, _ = server
+    url, _, _ = server
     status, out = _post(url, "/v1/rank", {"image": _image_b64(), "instruction": "Describe the image.",
                                           "candidates": ANSWERS})
     assert status == 200, out
@@ -156,7 +156,7 @@ def test_rank_scores_match_the_reward_and_generate_returns_the_best(server, rank
     ({"image": "A" * 300_000, "instruction": "x", "candidates": ["a"]}, None, 413, "bytes"),
 ])
 def test_malformed_rank_requests_get_a_json_4xx(server, body, raw, status, says):
-    url, _ = server
+    url, _, _ = server
     code, out = _post(url, "/v1/rank", body, raw=raw)
     assert code == status and says in json.dumps(out), out
 
@@ -167,7 +167,7 @@ def test_generate_limits_n(server):
 
 
 def test_token_required_and_never_echoed(server):
-    url, log = server
+    url, log, _ = server
     body = {"image": _image_b64(), "instruction": "Describe the image.", "candidates": ANSWERS[:1]}
     assert _post(url, "/v1/rank", body, token=None)[0] == 401
     assert _post(url, "/v1/rank", body, token="wrong")[0] == 401
@@ -196,7 +196,7 @@ def test_gate_holds_under_a_route_prefix(monkeypatch):
 
 
 def test_burst_of_concurrent_requests_then_still_serving(server):
-    url, _ = server
+    url, _, _ = server
     body = {"image": _image_b64(2), "instruction": "Describe the image.", "candidates": ANSWERS}
     with concurrent.futures.ThreadPoolExecutor(24) as pool:
         results = list(pool.map(lambda _: _post(url, "/v1/rank", body), range(24)))
@@ -207,3 +207,15 @@ def test_burst_of_concurrent_requests_then_still_serving(server):
     assert json.loads(urllib.request.urlopen(f"{url}/healthz", timeout=5).read())["status"] == "ok"
 
 
+
+
+def test_sigterm_shuts_the_deployment_down_with_one_line_and_exit_0(server):
+    """As Kubernetes and systemd stop a service (runs last: it stops the module's server)."""
+    url, log, proc = server
+    proc.send_signal(signal.SIGTERM)  # the CLI process only, as a pod's stop does
+    assert proc.wait(timeout=120) == 0
+    text = log.read_text()
+    assert "Fatal Python error" not in text and "Traceback" not in text
+    assert text.strip().splitlines()[-1].startswith("rlaifv-ray serve: SIGTERM")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/healthz", timeout=5)

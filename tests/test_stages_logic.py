@@ -47,9 +47,9 @@ def test_length_balance_drops_pairs_whose_rejected_is_much_longer():
 
 def test_build_pairs_group_keeps_image_and_instruction():
     group = {S.PROMPT_ID: ["p"] * 3, S.ANSWER_ID: ["p/0", "p/1", "p/2"], S.ANSWER: ["x", "y", "z"],
-             S.SCORE: [0, -1, None], S.IMAGE: [b"img"] * 3, S.INSTRUCTION: ["Describe."] * 3, S.TRUTH: [["a"]] * 3}
+             S.SCORE: [0, -1, None], S.IMAGE_ID: ["img"] * 3, S.INSTRUCTION: ["Describe."] * 3, S.TRUTH: [["a"]] * 3}
     out = BuildPairs(1, 2, 0)(group)
-    assert out[S.CHOSEN_ID] == ["p/0"] and out[S.REJECTED_ID] == ["p/1"] and out[S.IMAGE] == [b"img"]
+    assert out[S.CHOSEN_ID] == ["p/0"] and out[S.REJECTED_ID] == ["p/1"] and out[S.IMAGE_ID] == ["img"]
     with pytest.raises(KeyError, match="BuildPairs.*score"):
         BuildPairs(1, 2, 0)({k: v for k, v in group.items() if k != S.SCORE})
 

@@ -36,13 +36,43 @@ def _pairs(policy_path: str) -> dict[str, list]:
     return cols
 
 
+def _with_images(cols: dict[str, list]) -> tuple[dict, list]:
+    return cols, cols[S.IMAGE]
+
+
+def _for_trl(examples: list[dict]) -> list[dict]:
+    """Our examples as TRL's own trainer takes them: no stored reference, images decoded (our
+    collator decodes the encoded bytes itself, per batch)."""
+    from rlaifv_ray.media import load_image
+
+    return [{**{k: v for k, v in e.items() if not k.startswith("ref_")}, "images": [load_image(b) for b in e["images"]]}
+            for e in examples]
+
+
+def _write_pairs(run_dir: str, cols: dict[str, list]) -> None:
+    """COLS as iteration 0's pairs stage would have written them (images stored by id)."""
+    import pyarrow as pa
+
+    from rlaifv_ray.pipeline.images import put_images
+    from rlaifv_ray.pipeline.store import RunStore
+
+    store = RunStore(run_dir)
+    n = len(cols[S.PROMPT_ID])
+    stored = {**cols, S.IMAGE_ID: put_images(store, "iter_000", cols[S.IMAGE]), S.TRUTH: [[]] * n,
+              S.CHOSEN_ID: [f"c{i}" for i in range(n)], S.REJECTED_ID: [f"r{i}" for i in range(n)],
+              S.CHOSEN_SCORE: [0] * n, S.REJECTED_SCORE: [-1] * n}
+    schema = S.schema("pairs")
+    store.write_part("iter_000/pairs", pa.table({f.name: stored[f.name] for f in schema}, schema=schema),
+                     cols[S.PROMPT_ID])
+
+
 def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_threads, tmp_path):
     from trl import DPOTrainer
 
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
 
     path = str(toy_models / "policy")
-    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    examples = pair_examples(*_with_images(_pairs(path)))
     reference, processor = load_policy(path)
     policy = copy.deepcopy(reference)
     with torch.no_grad():  # move the policy away from its reference so the loss is not log 2
@@ -59,10 +89,8 @@ def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_
     import datasets
 
     live = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=processor,
-                      train_dataset=datasets.Dataset.from_list(
-                          [{k: v for k, v in e.items() if not k.startswith("ref_")} for e in examples]))
-    live_batch = live.data_collator([{k: v for k, v in e.items() if not k.startswith("ref_")}
-                                     for e in copy.deepcopy(examples)])
+                      train_dataset=datasets.Dataset.from_list(_for_trl(examples)))
+    live_batch = live.data_collator(_for_trl(examples))
     assert torch.equal(live_batch["input_ids"], batch["input_ids"])
     with torch.no_grad():
         loss_ours = ours.compute_loss(policy, batch).item()
@@ -78,11 +106,9 @@ def test_lora_dpo_on_two_ray_train_workers_saves_the_merged_policy_and_tensorboa
     (Full fine-tuning through Ray Train runs in test_readme, test_s3 and test_mixed_run.)"""
     import json
 
-    import pyarrow as pa
     from safetensors.torch import load_file
 
     from rlaifv_ray.config import validate_config
-    from rlaifv_ray.pipeline.store import RunStore
     from rlaifv_ray.train.launch import train_dpo
 
     from .conftest import toy_config
@@ -91,11 +117,7 @@ def test_lora_dpo_on_two_ray_train_workers_saves_the_merged_policy_and_tensorboa
         "train.workers": 2, "train.batch_size": 4, "train.epochs": 2, "train.lr": 5e-3, "train.checkpoint_steps": 1,
         "train.lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}, "train.report_to": ["tensorboard"]}))
     policy = str(toy_models / "policy")
-    store = RunStore(config.run_dir)
-    cols = _pairs(policy)
-    cols.update({S.TRUTH: [[]] * 4, S.CHOSEN_ID: [f"c{i}" for i in range(4)],
-                 S.REJECTED_ID: [f"r{i}" for i in range(4)], S.CHOSEN_SCORE: [0] * 4, S.REJECTED_SCORE: [-1] * 4})
-    store.write_part("iter_000/pairs", pa.table(cols, schema=S.schema("pairs")), cols[S.PROMPT_ID])
+    _write_pairs(config.run_dir, _pairs(policy))
 
     logs = []
     result = train_dpo(config, 0, policy, log=logs.append)
@@ -127,7 +149,7 @@ def test_resumed_training_continues_from_the_checkpoints_weights(toy_models, tor
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
 
     path = str(toy_models / "policy")
-    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    examples = pair_examples(*_with_images(_pairs(path)))
     args = dpo_args(TrainConfig(batch_size=1, epochs=1, lr=1e-4, checkpoint_steps=2), str(tmp_path / "out"))
     args.save_total_limit = None  # keep checkpoint-2 to resume from
 
@@ -166,7 +188,7 @@ def test_lora_trains_only_adapters_and_the_merged_policy_scores_as_the_adapted_o
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples, save_policy
 
     path = str(toy_models / "policy")
-    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    examples = pair_examples(*_with_images(_pairs(path)))
     train = TrainConfig(batch_size=2, lr=5e-3, checkpoint_steps=100, lora=LoraConfig(r=4, alpha=8, dropout=0.0))
     model, processor = load_policy(path)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -198,7 +220,7 @@ def test_lora_run_resumes_from_its_adapter_checkpoint(toy_models, torch_threads,
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
 
     path = str(toy_models / "policy")
-    examples = pair_examples(_pairs(path), max_pixels=1 << 20)
+    examples = pair_examples(*_with_images(_pairs(path)))
     train = TrainConfig(batch_size=1, lr=5e-3, checkpoint_steps=2, lora=LoraConfig(r=4, alpha=8, dropout=0.0))
     args = dpo_args(train, str(tmp_path / "out"))
     args.save_total_limit = None
@@ -232,11 +254,9 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
     import math
     import tempfile
 
-    import pyarrow as pa
     from safetensors.torch import load_file
 
     from rlaifv_ray.config import validate_config
-    from rlaifv_ray.pipeline.store import RunStore
     from rlaifv_ray.train.dpo import load_policy
     from rlaifv_ray.train.launch import train_dpo
 
@@ -244,8 +264,6 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
 
     policy = str(toy_models / "policy")
     cols = _pairs(policy)
-    cols.update({S.TRUTH: [[]] * 4, S.CHOSEN_ID: [f"c{i}" for i in range(4)],
-                 S.REJECTED_ID: [f"r{i}" for i in range(4)], S.CHOSEN_SCORE: [0] * 4, S.REJECTED_SCORE: [-1] * 4})
     temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
     runs = {}
     for strategy in ("fsdp", "ddp"):  # a global batch of all 4 pairs per step: the data order cannot differ
@@ -253,8 +271,7 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
                 "train.checkpoint_steps": 1, "train.strategy": strategy}
         config = validate_config(toy_config(tmp_path / strategy, toy_models, **over))
         run = tmp_path / strategy / "run"
-        RunStore(config.run_dir).write_part("iter_000/pairs", pa.table(cols, schema=S.schema("pairs")),
-                                            cols[S.PROMPT_ID])
+        _write_pairs(config.run_dir, cols)
         result = train_dpo(config, 0, policy)
         runs[strategy] = (result, json.loads((run / "iter_000" / "train_log.json").read_text()))
         assert len(list((run / "iter_000" / "dpo").glob("checkpoint_20*"))) == 1

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from .test_train import _pairs
+from .test_train import _pairs, _with_images
 
 pytestmark = pytest.mark.gpu
 
@@ -20,7 +20,7 @@ def test_dpo_trains_on_cuda_in_bf16(toy_models, tmp_path):
     model, processor = load_policy(path)
     args = dpo_args(TrainConfig(use_gpu=True, batch_size=4, epochs=3, lr=1e-4), str(tmp_path / "out"))
     assert args.bf16 and not args.use_cpu
-    trainer = build_trainer(model, processor, pair_examples(_pairs(path), max_pixels=1 << 20), args)
+    trainer = build_trainer(model, processor, pair_examples(*_with_images(_pairs(path))), args)
     before = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
     trainer.train()
     assert next(model.parameters()).device.type == "cuda"

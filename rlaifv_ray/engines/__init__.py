@@ -21,6 +21,14 @@ def load_engine(model: str, engine: str = "hf", **options) -> Engine:
 
         return HFEngine(model, **options)
     if engine == "vllm":
+        import importlib.util
+
+        # checked here, where the stage runs, not when a config is validated on a head node or laptop
+        if importlib.util.find_spec("vllm") is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("engine 'vllm' needs vLLM on the machines that run this stage: "
+                              "pip install 'rlaifv-ray[vllm]' there (or use engine: hf)")
         from .vllm_engine import VLLMEngine
 
         return VLLMEngine(model, **options)

@@ -3,8 +3,10 @@
 prompts -> SampleCandidates -> ExtractClaims -> LabelClaims   (one stream: a labeler starts on
 the first claims while sampling still runs) -> group by prompt -> BuildPairs -> length balance
 -> ReferenceLogps -> pairs. Every stage writes parquet under RUN/iter_NNN/<stage>/ with a
-_SUCCESS manifest; a rerun skips finished stages. This module alone sets actor pools,
-concurrency, batch sizes and CPU/GPU resources, all from the config.
+_SUCCESS manifest holding its resume key (pipeline/stages.py); a rerun skips stages whose key
+still matches. Images are stored once under RUN/iter_NNN/images/ and rows carry their id
+(pipeline/images.py). This module alone sets actor pools, concurrency, batch sizes and CPU/GPU
+resources, all from the config.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass, field
 from .. import schema as S
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..inputs import read_prompts
+from ..inputs import PromptSource
+from .images import put_images
 from .stages import stage_specs
 from .store import RunStore, resume_key
 from .teed_stage import TeedStage
@@ -43,6 +46,7 @@ class FeedbackRun:
     def __post_init__(self):
         self.store = RunStore(self.config.run_dir)
         self.dir = f"iter_{self.iteration:03d}"
+        self.source = PromptSource(self.input_spec)
         self.specs = stage_specs(self.config, self.policy)
         self.keys = self._resume_keys()
         self.walls: dict[str, float] = {}
@@ -94,9 +98,10 @@ class FeedbackRun:
         self._stream()
         self._pairs()
         self.walls["total"] = time.time() - t0
-        from .report import feedback_metrics
+        from .metrics import feedback_metrics
 
-        metrics = feedback_metrics(self)
+        info = {"iteration": self.iteration, "policy": self.policy, "input": self.input_spec}
+        metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
         # merged: the driver adds its train/eval sections to the same file
         self.store.write_json(f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}),
                                                           **metrics})
@@ -111,12 +116,15 @@ class FeedbackRun:
             return
         t0 = time.time()
         self._fresh("prompts")
-        rows = read_prompts(self.input_spec, self.iteration, self.config.seed, self.config.data.default_instruction)
+        self.store.clear(f"{self.dir}/images")  # content-addressed: images of other inputs must not linger
+        rows = self.source.read(self.iteration, self.config.seed, self.config.data.default_instruction)
         good = [r for r in rows if not r[S.ERROR]]
         bad = [r for r in rows if r[S.ERROR]]
         schema = S.schema("prompts")
         for start in range(0, max(len(good), 1), 256):
             chunk = good[start:start + 256]
+            for r, image in zip(chunk, put_images(self.store, self.dir, [r[S.IMAGE] for r in chunk])):
+                r[S.IMAGE_ID] = image
             table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in chunk], schema=schema)
             self.store.write_part(rel, table, [r[S.PROMPT_ID] for r in chunk])
         if bad:
@@ -160,9 +168,12 @@ class FeedbackRun:
             return
         self._fresh("pairs")
         t0 = time.time()
-        # Pairs are built in the driver from the labels without their images (a few hundred bytes
-        # per answer even at 40K answers): a Ray shuffle costs tens of seconds of start-up here.
-        labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels")).drop_columns([S.IMAGE])
+        # Pairs are built in the driver from the columns they need (a few hundred bytes per answer
+        # even at 40K answers): a Ray shuffle costs tens of seconds of start-up here.
+        from ..stages.build_pairs import BuildPairs
+
+        labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels"),
+                                       columns=[*BuildPairs.reads, S.TRUTH])
         pairs = _build_pairs(labels.to_pydict(), self.config)
         keep_ids, balance = _length_balance(pairs, self.config.pairs.length_balance)
         pairs = [p for p in pairs if (p[S.CHOSEN_ID], p[S.REJECTED_ID]) in keep_ids]
@@ -171,9 +182,7 @@ class FeedbackRun:
         if pairs:
             import ray
 
-            ds = ray.data.from_items(pairs, override_num_blocks=max(1, len(pairs) // 256)).map_batches(
-                _attach_images, fn_args=(self.store.uri, self.store.path(self.dir, "prompts")),
-                batch_format="pyarrow", **_io_task())
+            ds = ray.data.from_items(pairs, override_num_blocks=max(1, len(pairs) // 256))
             for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
                 pass
         self.walls["reference"] = time.time() - t1
@@ -189,12 +198,11 @@ def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
     build = BuildPairs(config.pairs.min_gap, config.pairs.max_per_prompt, config.seed)
     groups: dict[str, list[dict]] = {}
     for row in to_rows(labels):
-        row[S.IMAGE] = b""  # attached later, next to the reference model
         groups.setdefault(row[S.PROMPT_ID], []).append(row)
     pairs = []
     for pid in sorted(groups):
         out = build({k: [r[k] for r in groups[pid]] for k in groups[pid][0]})
-        pairs += to_rows({k: v for k, v in out.items() if k != S.IMAGE})
+        pairs += to_rows(out)
     return pairs
 
 
@@ -204,18 +212,6 @@ def _read_parts(batch, run_uri: str):
 
     fs = RunStore(run_uri).fs
     return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in batch.column("path").to_pylist()])
-
-
-def _attach_images(table, run_uri: str, prompts_dir: str):
-    """Ray Data task: look up each pair's image in the prompts parquet by prompt id."""
-    import pyarrow.parquet as pq
-
-    store = RunStore(run_uri)
-    wanted = sorted(set(table.column(S.PROMPT_ID).to_pylist()))
-    prompts = pq.read_table(prompts_dir, filesystem=store.fs, columns=[S.PROMPT_ID, S.IMAGE],
-                            filters=[(S.PROMPT_ID, "in", wanted)])
-    images = dict(zip(prompts.column(S.PROMPT_ID).to_pylist(), prompts.column(S.IMAGE).to_pylist()))
-    return table.append_column(S.IMAGE, [[images[p] for p in table.column(S.PROMPT_ID).to_pylist()]])
 
 
 def _length_balance(rows: list[dict], enabled: bool):
@@ -231,7 +227,7 @@ def _length_balance(rows: list[dict], enabled: bool):
 
 def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, log=print) -> dict:
     """Run (or resume) one iteration's feedback collection; returns its metrics."""
-    if config.models.labeler_mode == "ground_truth" and not input_spec.startswith("toy:"):
+    if config.models.labeler_mode == "ground_truth" and PromptSource(input_spec).truth is None:
         raise ConfigError(f"models.labeler_mode ground_truth needs ShapesWorld input (toy:N), got {input_spec!r}")
     with RunStore(config.run_dir).reachable():
         return FeedbackRun(config, iteration, policy, input_spec, log).run()

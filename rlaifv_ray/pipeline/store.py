@@ -61,6 +61,15 @@ class RunStore:
             f.write(data)
         self.fs.move(tmp, full)  # readers never see half a manifest
 
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read()
+
+    def exists(self, rel: str) -> bool:
+        from pyarrow.fs import FileType
+
+        return self.fs.get_file_info(self.path(rel)).type != FileType.NotFound
+
     def read_json(self, rel: str):
         from pyarrow.fs import FileType
 
@@ -101,14 +110,17 @@ class RunStore:
         pq.write_table(table, tmp, filesystem=self.fs)
         self.fs.move(tmp, self.path(rel_dir, name))
 
-    def read_table(self, rel_dir: str, schema=None):
+    def read_table(self, rel_dir: str, schema=None, columns: list[str] | None = None):
+        """The stage's parquet as one table; `columns` reads only those (parquet is columnar)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        if schema is not None and columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
         files = self.files(rel_dir)
         if not files:
             return schema.empty_table() if schema is not None else pa.table({})
-        tables = [pq.read_table(f, filesystem=self.fs) for f in files]
+        tables = [pq.read_table(f, filesystem=self.fs, columns=columns) for f in files]
         return pa.concat_tables([t.cast(schema) if schema is not None else t for t in tables])
 
     def count_rows(self, rel_dir: str) -> int:

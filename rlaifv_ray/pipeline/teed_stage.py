@@ -27,6 +27,8 @@ class TeedStage:
         except RlaifvError as exc:  # e.g. a model that cannot be loaded: say which stage needed it
             raise type(exc)(f"stage {stage}: {exc}") from None
         self.name, self.iter_dir, self.output = stage, iter_dir, output
+        # rows carry image ids; a stage that reads pixels gets its batch's images here, late
+        self.fetches_images = S.IMAGE in getattr(stage_cls, "reads", ())
         self.schema = S.schema(output)
         self.store = RunStore(run_uri)
         import ray
@@ -42,6 +44,10 @@ class TeedStage:
         t0, started = time.perf_counter(), time.time()
         batch = table.to_pydict()
         ids = row_ids(batch)
+        if self.fetches_images:
+            from .images import fetch_images
+
+            batch[S.IMAGE] = fetch_images(self.store, self.iter_dir, batch[S.IMAGE_ID])
         out = self._isolating_failures(batch)
         n = len(next(iter(out.values()))) if out else 0
         errors = out.get(S.ERROR) or [None] * n

@@ -71,7 +71,7 @@ def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | No
 class BuildPairs:
     """Group of one prompt's labelled answers -> its preference pairs (before length balancing)."""
 
-    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE, S.INSTRUCTION)
+    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION)
     writes = (S.CHOSEN, S.REJECTED, S.CHOSEN_ID, S.REJECTED_ID, S.CHOSEN_SCORE, S.REJECTED_SCORE)
 
     def __init__(self, min_gap: int, max_per_prompt: int, run_seed: int):
@@ -80,13 +80,13 @@ class BuildPairs:
     def __call__(self, group: dict[str, list]) -> dict[str, list]:
         S.require_columns(group, self.reads, type(self).__name__)
         rows = to_rows(group)
-        keys = [S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.TRUTH, *self.writes]
+        keys = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.TRUTH, *self.writes]
         if not rows:
             return to_batch([], keys)
         first = rows[0]
         scored = [Scored(r[S.ANSWER_ID], r[S.ANSWER], r[S.SCORE]) for r in rows if r[S.SCORE] is not None]
         out = [
-            {S.PROMPT_ID: first[S.PROMPT_ID], S.IMAGE: first[S.IMAGE], S.INSTRUCTION: first[S.INSTRUCTION],
+            {S.PROMPT_ID: first[S.PROMPT_ID], S.IMAGE_ID: first[S.IMAGE_ID], S.INSTRUCTION: first[S.INSTRUCTION],
              S.TRUTH: first.get(S.TRUTH), S.CHOSEN: c.answer, S.REJECTED: r.answer, S.CHOSEN_ID: c.answer_id,
              S.REJECTED_ID: r.answer_id, S.CHOSEN_SCORE: c.score, S.REJECTED_SCORE: r.score}
             for c, r in pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)

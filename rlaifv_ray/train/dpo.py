@@ -26,16 +26,15 @@ _PROJECTORS_INSIDE = ("merger",)
 REF_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
-def pair_examples(pairs: dict[str, list], max_pixels: int) -> list[dict]:
-    """Pairs columns -> TRL conversational vision examples with their reference log-probs."""
-    from ..media import load_image
-
+def pair_examples(pairs: dict[str, list], images: list[bytes]) -> list[dict]:
+    """Pairs columns and each pair's encoded image -> TRL conversational vision examples with their
+    reference log-probs. Images stay encoded: the collator decodes each batch's."""
     out = []
     for i, pid in enumerate(pairs[S.PROMPT_ID]):
         if pairs[S.REF_CHOSEN_LOGP][i] is None or pairs[S.REF_REJECTED_LOGP][i] is None:
             raise ValueError(f"pair of prompt {pid} has no reference log-probs (rerun the pairs stage)")
         out.append({
-            "images": [load_image(pairs[S.IMAGE][i], name=f"image of {pid}", max_pixels=max_pixels)],
+            "images": [images[i]],
             "prompt": [{"role": "user", "content": pairs[S.INSTRUCTION][i]}],
             "chosen": [{"role": "assistant", "content": pairs[S.CHOSEN][i]}],
             "rejected": [{"role": "assistant", "content": pairs[S.REJECTED][i]}],
@@ -47,11 +46,19 @@ def pair_examples(pairs: dict[str, list], max_pixels: int) -> list[dict]:
 
 @dataclass
 class PrecomputedRefCollator(DataCollatorForVisionPreference):
-    """TRL's vision preference collator, plus the stored reference log-probs as tensors."""
+    """TRL's vision preference collator, plus the stored reference log-probs as tensors; decodes
+    (and downscales) each batch's images, so no worker holds every pair's pixels at once."""
+
+    max_pixels: int = 1024 * 1024
 
     def torch_call(self, examples: list[dict]) -> dict:
+        from ..media import load_image
+
         refs = {k: torch.tensor([float(e[k]) for e in examples], dtype=torch.float32) for k in REF_KEYS}
-        out = super().torch_call([{k: v for k, v in e.items() if k not in REF_KEYS} for e in examples])
+        examples = [{**{k: v for k, v in e.items() if k not in REF_KEYS},
+                     "images": [load_image(img, name="image of a pair", max_pixels=self.max_pixels)
+                                for img in e["images"]]} for e in examples]
+        out = super().torch_call(examples)
         out.update(refs)
         return out
 
@@ -164,8 +171,9 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
 
 
 def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callbacks=(),
-                  lora=None) -> PrecomputedRefDPOTrainer:
-    """lora: our LoraConfig (or None for full fine-tuning of everything but the vision encoder)."""
+                  lora=None, max_pixels: int = 1024 * 1024) -> PrecomputedRefDPOTrainer:
+    """lora: our LoraConfig (or None for full fine-tuning of everything but the vision encoder);
+    max_pixels: larger images are downscaled to this many pixels when their batch is collated."""
     import datasets
 
     if not examples:
@@ -173,7 +181,8 @@ def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callb
     freeze_vision_tower(model)
     return PrecomputedRefDPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
                                     processing_class=processor, callbacks=list(callbacks),
-                                    peft_config=lora_config(lora) if lora else None)
+                                    peft_config=lora_config(lora) if lora else None,
+                                    data_collator=PrecomputedRefCollator(processor=processor, max_pixels=max_pixels))
 
 
 def save_policy(trainer, processor, out: str) -> None:

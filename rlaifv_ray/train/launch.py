@@ -22,9 +22,11 @@ import time
 from .. import schema as S
 from ..config import RunConfig
 from ..errors import RlaifvError
+from ..pipeline.images import fetch_images
 from ..pipeline.store import RunStore, resume_key
 
 RUN_NAME = "dpo"
+PAIR_COLUMNS = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP]
 
 
 def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict:
@@ -101,8 +103,8 @@ def _worker_loop(cfg: dict) -> None:
     train = TrainConfig(**cfg["train"])
     torch.set_num_threads(max(1, int(train.num_cpus_per_worker)))  # workers share the node's cores
     store = RunStore(cfg["run_uri"])
-    pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs")).to_pydict()
-    examples = pair_examples(pairs, cfg["max_pixels"])
+    pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+    examples = pair_examples(pairs, fetch_images(store, cfg["iter_dir"], pairs[S.IMAGE_ID]))
     # fp32 master weights whatever the inference dtype; a LoRA run's frozen base needs none (bf16 on GPUs)
     model, processor = load_policy(cfg["policy"], "bfloat16" if train.lora and train.use_gpu else "float32")
     local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
@@ -162,8 +164,8 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(path) if path else None,
                              delete_local_checkpoint_after_upload=True)
 
-    trainer = prepare_trainer(build_trainer(model, processor, examples, args,
-                                            callbacks=[_Report(), _History()], lora=train.lora))
+    trainer = prepare_trainer(build_trainer(model, processor, examples, args, callbacks=[_Report(), _History()],
+                                            lora=train.lora, max_pixels=cfg["max_pixels"]))
     resume, resumed_step = None, 0
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
@@ -188,7 +190,7 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    trainer = build_trainer(model, processor, examples, args)  # its collator and its loss
+    trainer = build_trainer(model, processor, examples, args, max_pixels=cfg["max_pixels"])  # its collator, its loss
     shard(trainer.model, train.use_gpu)
 
     def report(metrics, path):
