@@ -158,7 +158,7 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
         bf16=train.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         use_cpu=not train.use_gpu,
         remove_unused_columns=False,  # the collator needs images and reference log-probs
-        save_strategy="steps",  # RayTrainReportCallback reports on save
+        save_strategy="steps",  # train/launch.py reports each save to Ray Train
         save_steps=save_steps or train.checkpoint_steps,
         save_total_limit=1,  # locally (train/launch.py deletes each once uploaded)
         gradient_checkpointing=train.gradient_checkpointing,
