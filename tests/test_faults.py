@@ -85,7 +85,8 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
                 "train.max_failures": 2, "train.strategy": strategy, "train.lora": lora}
     runs = {}
     for name in ("undisturbed", "killed"):
-        shutil.copytree(os.path.join(clean_run[0].run_dir, "iter_000", "pairs"), tmp_path / name / "run" / "iter_000" / "pairs")
+        for part in ("pairs", "images"):  # what DPO reads: the pairs and the images they name
+            shutil.copytree(os.path.join(clean_run[0].run_dir, "iter_000", part), tmp_path / name / "run" / "iter_000" / part)
         runs[name] = validate_config(toy_config(tmp_path / name, toy_models, **settings))
     policy = str(toy_models / "policy")
     train_dpo(runs["undisturbed"], 0, policy, log=lambda _: None)

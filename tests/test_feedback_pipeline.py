@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
 from rlaifv_ray import schema as S
@@ -175,3 +176,19 @@ def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_
     untouched = [p for p in pairs if p[S.PROMPT_ID] not in (p_sample, p_claims, p_label, p_ref)]
     kept = _pairs(cfg.run_dir)
     assert untouched and all(p in kept for p in untouched)
+
+
+def test_an_engine_missing_where_its_stage_runs_names_the_stage(toy_models, tmp_path, ray_local):
+    """Whether vLLM is installed is asked where the stage is built (a Ray actor on a GPU node), not
+    when a config is validated on a head node; the CLI prints this as its one line (test_cli)."""
+    import importlib.util
+
+    from rlaifv_ray.errors import ConfigError
+    from rlaifv_ray.pipeline.teed_stage import TeedStage
+    from rlaifv_ray.stages.label_claims import LabelClaims
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(ConfigError, match="^stage labels: engine 'vllm' needs vLLM on the machines that run"):
+        TeedStage("labels", LabelClaims, {"model": str(toy_models / "labeler"), "engine": "vllm"}, str(tmp_path),
+                  "iter_000", "labels")

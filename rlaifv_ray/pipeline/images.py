@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import StorageError
+
 # object stores answer many small reads in parallel far faster than one after another
 _IO_THREADS = 8
 
@@ -30,6 +32,12 @@ def put_images(store, iter_dir: str, images: list[bytes]) -> list[str]:
 def fetch_images(store, iter_dir: str, ids: list[str]) -> list[bytes]:
     """The bytes of each id, in order (each distinct image read once)."""
     distinct = sorted(set(ids))
-    with ThreadPoolExecutor(_IO_THREADS) as pool:
-        found = dict(zip(distinct, pool.map(lambda i: store.read_bytes(f"{iter_dir}/images/{i}"), distinct)))
+    try:
+        with ThreadPoolExecutor(_IO_THREADS) as pool:
+            found = dict(zip(distinct, pool.map(lambda i: store.read_bytes(f"{iter_dir}/images/{i}"), distinct)))
+    except FileNotFoundError:
+        missing = [i for i in distinct if not store.exists(f"{iter_dir}/images/{i}")]
+        raise StorageError(f"{store.uri_of(iter_dir, 'images')}: {len(missing)} image(s) the rows name are missing "
+                           f"(e.g. {(missing or ['?'])[0]}); the prompts stage stores them: rerun the iteration's feedback, "
+                           "or copy the images/ folder with its rows") from None
     return [found[i] for i in ids]
