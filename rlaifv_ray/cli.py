@@ -104,6 +104,33 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     r.set_defaults(func=_cmd_run)
 
+    t = sub.add_parser("train", help="DPO on an existing preference dataset (rlaifv or trl format)",
+                       description="Train the config's policy with DPO on the pairs at PAIRS: parquet shards in the "
+                                   "RLAIF-V-Dataset format (image, question, chosen, rejected) or TRL's (prompt, "
+                                   "images, chosen, rejected), detected per file. The pairs stream through the "
+                                   "reference stage on Ray Data (reference log-probs of the starting policy, images "
+                                   "decoded per batch), then Ray Train DPO; the policy is evaluated as in `run`. "
+                                   "Rows with an unreadable image or an empty answer are quarantined with their reason "
+                                   "(RUN/iter_000/quarantine/). Rerunning the same command resumes.")
+    t.add_argument("config", help=CONFIG_HELP)
+    t.add_argument("--pairs", required=True, help="a parquet file, a folder of shards, or s3://bucket/prefix")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    t.set_defaults(func=_cmd_train)
+
+    x = sub.add_parser("export", help="write a run's pairs as a preference dataset (rlaifv or trl format)",
+                       description="Write iteration K's pairs of RUN (default: the last iteration with pairs) as "
+                                   "parquet shards train-NNNNN-of-MMMMM.parquet in OUT (a folder or s3://...): the "
+                                   "RLAIF-V-Dataset columns (--format rlaifv) or TRL's vision preference format "
+                                   "(--format trl), with the images inline. datasets.load_dataset('parquet', "
+                                   "data_files=...) loads them; `rlaifv-ray train --pairs` reads them back.")
+    x.add_argument("run", help="run directory (local or s3://)")
+    x.add_argument("--iteration", type=int, metavar="K", help="iteration (default: the last with finished pairs)")
+    x.add_argument("--format", required=True, choices=["trl", "rlaifv"], help="output format")
+    x.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")
+    x.add_argument("--rows-per-shard", type=int, default=1000, metavar="N", help="pairs per shard (default 1000)")
+    x.add_argument("--overwrite", action="store_true", help="replace parquet files already in OUT")
+    x.set_defaults(func=_cmd_export)
+
     pl = sub.add_parser("plan", help="per-GPU memory of every stage and of DPO, from the models' config.json",
                         description="Estimate per-GPU memory for each feedback stage (weights, KV cache, logits) and "
                                     "for DPO (weights, gradients, AdamW, activations) from each model's config.json "
@@ -264,6 +291,34 @@ def _cmd_run(args) -> int:
     config = load_config(args.config, overrides)  # every config problem, before any work
     summary = _run_loop(config)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .config import load_config
+    from .driver import train_on_pairs
+    from .pipeline.import_pairs import dataset_files
+    from .pipeline.store import RunStore
+
+    config = load_config(args.config, args.set)
+    fmt, shards = dataset_files(args.pairs)  # formats and columns checked before Ray starts
+    print(f"train: {len(shards)} {fmt} shard(s) from {args.pairs}", file=sys.stderr)
+    _init_ray()
+    RunStore(config.run_dir).write_bytes("config.yaml", _config_yaml(config))
+    summary = train_on_pairs(config, args.pairs, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(_table(summary), file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .pipeline.export import export_pairs
+
+    if args.rows_per_shard < 1:
+        raise RlaifvError("export: --rows-per-shard must be at least 1")
+    result = export_pairs(args.run, args.out, args.format, args.iteration, args.rows_per_shard, args.overwrite,
+                          log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(result, indent=2))
     return 0
 
 

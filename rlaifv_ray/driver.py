@@ -12,6 +12,7 @@ from .config import RunConfig
 from .errors import ConfigError
 from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
+from .pipeline.import_pairs import import_pairs
 from .pipeline.store import RunStore
 from .train.launch import train_dpo
 
@@ -36,10 +37,20 @@ def preflight(config: RunConfig) -> None:
 def run(config: RunConfig, log=print) -> list[dict]:
     preflight(config)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(config, store, log)
+        return _iterate(config, store, log, lambda k, policy: run_feedback(config, k, policy, config.data.input, log=log))
 
 
-def _iterate(config: RunConfig, store: RunStore, log) -> list[dict]:
+def train_on_pairs(config: RunConfig, pairs: str, log=print) -> list[dict]:
+    """One iteration whose pairs come from a dataset (rlaifv or trl format): import with reference
+    log-probs from the starting policy, DPO, evaluate; resumable like `run`."""
+    config = config.model_copy(update={"iterations": 1})
+    with RunStore(config.run_dir).reachable() as store:
+        return _iterate(config, store, log, lambda k, policy: import_pairs(config, k, policy, pairs, log=log),
+                        step="import pairs")
+
+
+def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feedback") -> list[dict]:
+    """COLLECT(k, policy): iteration k's pairs, with policy's reference log-probs; returns their metrics."""
     summary = {row["iteration"]: row for row in store.read_json(SUMMARY) or []}
     policy = config.models.policy.path
 
@@ -48,7 +59,7 @@ def _iterate(config: RunConfig, store: RunStore, log) -> list[dict]:
         store.write_json(SUMMARY, _ordered(summary))
     for k in range(config.iterations):
         d, seconds = f"iter_{k:03d}", {}
-        feedback = _timed(log, d, "feedback", seconds, run_feedback, config, k, policy, config.data.input, log=log)
+        feedback = _timed(log, d, step, seconds, collect, k, policy)
         trained = _timed(log, d, "dpo", seconds, train_dpo, config, k, policy, log=log)
         policy = trained["checkpoint"]  # samples iteration k+1 and is its reference
         if summary.get(k + 1, {}).get("dpo_config_hash") != trained["config_hash"]:  # new or retrained

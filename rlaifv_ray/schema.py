@@ -77,8 +77,8 @@ def _schemas():
         pa.field(REJECTED, pa.string(), nullable=False),
         pa.field(CHOSEN_ID, pa.string(), nullable=False),
         pa.field(REJECTED_ID, pa.string(), nullable=False),
-        pa.field(CHOSEN_SCORE, pa.int32(), nullable=False),
-        pa.field(REJECTED_SCORE, pa.int32(), nullable=False),
+        pa.field(CHOSEN_SCORE, pa.int32()),  # null: pairs imported from a dataset (no claims, no scores)
+        pa.field(REJECTED_SCORE, pa.int32()),
         pa.field(REF_CHOSEN_LOGP, pa.float64()),
         pa.field(REF_REJECTED_LOGP, pa.float64()),
     ]

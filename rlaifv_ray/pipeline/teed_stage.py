@@ -29,6 +29,8 @@ class TeedStage:
         self.name, self.iter_dir, self.output = stage, iter_dir, output
         # rows carry image ids; a stage that reads pixels gets its batch's images here, late
         self.fetches_images = S.IMAGE in getattr(stage_cls, "reads", ())
+        # ... and a stage that brings images (an import) has them stored once, by content id
+        self.stores_images = S.IMAGE in getattr(stage_cls, "writes", ())
         self.schema = S.schema(output)
         self.store = RunStore(run_uri)
         import ray
@@ -53,6 +55,12 @@ class TeedStage:
         errors = out.get(S.ERROR) or [None] * n
         good = [i for i in range(n) if not errors[i]]
         bad = [i for i in range(n) if errors[i]]
+        if self.stores_images:
+            from .images import put_images
+
+            out[S.IMAGE_ID] = [None] * n
+            for i, image in zip(good, put_images(self.store, self.iter_dir, [out[S.IMAGE][i] for i in good])):
+                out[S.IMAGE_ID][i] = image
         good_table = pa.Table.from_pydict({f.name: [out[f.name][i] for i in good] for f in self.schema},
                                           schema=self.schema)
         self.store.write_part(f"{self.iter_dir}/{self.name}", good_table, ids)
@@ -95,6 +103,10 @@ class TeedStage:
 
 
 def row_ids(batch: dict) -> list[str]:
+    from ..preference_data import SOURCE
+
+    if SOURCE in batch:  # rows of an imported dataset
+        return list(batch[SOURCE])
     if S.CHOSEN_ID in batch:
         return [f"{c}>{r}" for c, r in zip(batch[S.CHOSEN_ID], batch[S.REJECTED_ID])]
     return list(batch[S.ANSWER_ID] if S.ANSWER_ID in batch else batch[S.PROMPT_ID])
