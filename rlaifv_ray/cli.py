@@ -75,14 +75,22 @@ def _parser() -> argparse.ArgumentParser:
                         "build of the same code, whose models learn but do not meet the quality bars)")
     b.set_defaults(func=_cmd_toy_build)
 
-    e = sub.add_parser("eval", help="evaluate a model on held-out ShapesWorld",
-                       description="Evaluate one model on N held-out ShapesWorld images. --model: hallucination "
-                                   "metrics of sampled answers; --labeler: yes/no accuracy; --claim-llm: claim "
-                                   "extraction exact match.")
+    e = sub.add_parser("eval", help="evaluate a model on a benchmark file (POPE, AMBER) or held-out ShapesWorld",
+                       description="--bench KIND --file F --image-root DIR --model M: the model's greedy answers to "
+                                   "a POPE or AMBER-discriminative file on Ray Data; accuracy, precision, recall, F1 "
+                                   "and yes-ratio (per question kind for AMBER). Without --bench, one model on N "
+                                   "held-out ShapesWorld images: --model: hallucination metrics of sampled answers; "
+                                   "--labeler: yes/no accuracy; --claim-llm: claim extraction exact match.")
     who = e.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy model folder or hub id")
     who.add_argument("--labeler", help="labeler model folder or hub id")
     who.add_argument("--claim-llm", help="claim LLM folder or hub id")
+    e.add_argument("--bench", choices=["pope", "amber_disc"], help="benchmark kind of --file")
+    e.add_argument("--file", help="with --bench: the benchmark file (local or s3://)")
+    e.add_argument("--image-root", help="with --bench: folder the file's image names are relative to")
+    e.add_argument("--annotations", help="with --bench amber_disc: AMBER's annotations.json")
+    e.add_argument("--limit", type=int, metavar="N", help="with --bench: the first N questions only")
+    e.add_argument("--out", help="with --bench: keep the answers in this run directory (default: a temp dir)")
     e.add_argument("--policy", help="with --labeler: also measure rejection of this policy's false claims")
     e.add_argument("--best-of", type=int, metavar="N",
                    help="with --model: best-of-N by the implicit reward vs the summed reward vs random")
@@ -252,7 +260,9 @@ def _cmd_eval(args) -> int:
     if args.num < 1:
         raise RlaifvError("eval: --num must be at least 1")
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    if args.best_of is not None:
+    if args.bench:
+        result = _bench(args, log)
+    elif args.best_of is not None:
         if not (args.model and args.reference) or args.best_of < 2:
             raise RlaifvError("eval --best-of N needs N >= 2, --model POLICY and --reference REFERENCE")
         from .reward import Ranker
@@ -272,6 +282,32 @@ def _cmd_eval(args) -> int:
         result = evaluate.eval_claim_llm(load_engine(args.claim_llm, args.engine), args.num, args.seed)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
+
+
+def _bench(args, log) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from .config import BenchmarkConfig, ModelSpec, StageResources
+    from .pipeline.benchmarks import run_benchmark
+
+    if not (args.model and args.file and args.image_root):
+        raise RlaifvError("eval --bench KIND needs --model, --file and --image-root")
+    try:
+        bench = BenchmarkConfig.model_validate(
+            {k: v for k, v in dict(kind=args.bench, path=args.file, image_root=args.image_root,
+                                   annotations=args.annotations, limit=args.limit).items() if v is not None},
+            context={"base": str(Path.cwd())})
+    except ValidationError as exc:
+        raise RlaifvError("eval --bench: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                                        for e in exc.errors())) from None
+    model = ModelSpec(path=_model_arg("--model", args.model), engine=args.engine)
+    out = args.out or tempfile.mkdtemp(prefix="rlaifv-eval-")
+    _init_ray()
+    metrics = run_benchmark(out, bench, model, StageResources(), 1024 * 1024, "policy", log)
+    return {"benchmark": bench.label, "kind": bench.kind, "model": model.path, "answers": out, **metrics}
 
 
 def _cmd_plan(args) -> int:
@@ -296,11 +332,12 @@ def _cmd_run(args) -> int:
 
 def _cmd_train(args) -> int:
     from .config import load_config
-    from .driver import train_on_pairs
+    from .driver import preflight, train_on_pairs
     from .pipeline.import_pairs import dataset_files
     from .pipeline.store import RunStore
 
     config = load_config(args.config, args.set)
+    preflight(config, needs_input=False)
     fmt, shards = dataset_files(args.pairs)  # formats and columns checked before Ray starts
     print(f"train: {len(shards)} {fmt} shard(s) from {args.pairs}", file=sys.stderr)
     _init_ray()
@@ -337,6 +374,7 @@ def _run_loop(config) -> list[dict]:
 
 def _table(summary: list[dict]) -> str:
     cols = ("iteration", "chair_s", "chair_i", "recall", "mean_words", "pairs", "pair_accuracy")
+    cols += tuple(sorted({k for r in summary for k in r if k.endswith("_f1")}))  # eval.benchmarks
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["  ".join(f"{c:>13}" for c in cols)]
     lines += ["  ".join(f"{fmt(r.get(c)):>13}" for c in cols) for r in summary]

@@ -226,11 +226,40 @@ class TrainConfig(_Strict):
         return self
 
 
+class BenchmarkConfig(_Strict):
+    kind: Literal["pope", "amber_disc"] = Field(description="pope: JSONL {question_id, image, text, label}; amber_disc: "
+                                                           "AMBER's discriminative queries [{id, image, query}].")
+    path: LocalPath = Field(description="The benchmark file (local or s3://).")
+    image_root: LocalPath = Field(description="Folder (local or s3://) the file's image names are relative to.")
+    annotations: LocalPath | None = Field(None, description="amber_disc: AMBER's annotations.json (truth and type by "
+                                                            "id); not needed when each query carries them.")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Name in summary.json and the report "
+                                                                            "(default: the file's stem).")
+    limit: int | None = Field(None, ge=1, description="Evaluate the first N questions only.")
+    max_new_tokens: int = Field(8, ge=1, description="Answer length cap; yes/no needs a few tokens.")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+
+
 class EvalConfig(_Strict):
     toy_heldout: int = Field(200, ge=0, description="Held-out ShapesWorld images for CHAIR/recall after each iteration "
                                                     "(0 = skip; only meaningful for ShapesWorld policies).")
     seed: int = Field(1, ge=0, description="Held-out image seed (disjoint from every training seed).")
     temperature: float = Field(0.7, gt=0, le=2.0, description="Sampling temperature of the evaluated answers.")
+    benchmarks: list[BenchmarkConfig] = Field(
+        default_factory=list, description="POPE / AMBER-discriminative files: the starting and every trained policy "
+                                          "answers them greedily on Ray Data (placed like sampling); metrics go to "
+                                          "summary.json and the report.")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _distinct_names(cls, v: list[BenchmarkConfig]) -> list[BenchmarkConfig]:
+        names = [b.label for b in v]
+        if len(set(names)) < len(names):
+            raise ValueError(f"benchmark names must differ (set `name`): {names}")
+        return v
 
 
 class ServeConfig(_Strict):

@@ -10,6 +10,7 @@ import time
 
 from .config import RunConfig
 from .errors import ConfigError
+from .pipeline.benchmarks import check_benchmarks, evaluate_benchmarks
 from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
 from .pipeline.import_pairs import import_pairs
@@ -17,13 +18,16 @@ from .pipeline.store import RunStore
 from .train.launch import train_dpo
 
 SUMMARY = "summary.json"
+BENCH_COLUMNS = ("f1", "accuracy", "yes_ratio")  # per benchmark, in each summary row
 
 
-def preflight(config: RunConfig) -> None:
-    """Problems that only `run` has, raised before Ray starts or anything is written: no prompts,
-    or a memory plan that does not fit the GPUs the config declares (rlaifv_ray/plan.py)."""
-    if not config.data.input:
+def preflight(config: RunConfig, needs_input: bool = True) -> None:
+    """Problems raised before Ray starts or anything is written: no prompts (`run`), a benchmark
+    file that does not parse, or a memory plan that does not fit the GPUs the config declares
+    (rlaifv_ray/plan.py)."""
+    if needs_input and not config.data.input:
         raise ConfigError("data.input: `run` needs prompts (a JSONL/parquet file, an image folder, s3://..., or toy:N)")
+    check_benchmarks(config)
     if config.resources.gpu_memory_gb or config.train.gpu_memory_gb:
         from .plan import plan
 
@@ -44,6 +48,7 @@ def train_on_pairs(config: RunConfig, pairs: str, log=print) -> list[dict]:
     """One iteration whose pairs come from a dataset (rlaifv or trl format): import with reference
     log-probs from the starting policy, DPO, evaluate; resumable like `run`."""
     config = config.model_copy(update={"iterations": 1})
+    preflight(config, needs_input=False)
     with RunStore(config.run_dir).reachable() as store:
         return _iterate(config, store, log, lambda k, policy: import_pairs(config, k, policy, pairs, log=log),
                         step="import pairs")
@@ -55,7 +60,7 @@ def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feed
     policy = config.models.policy.path
 
     if 0 not in summary:
-        summary[0] = _row(0, policy, _timed(log, "iter_000", "evaluate start policy", {}, _evaluate, config, policy))
+        summary[0] = _row(0, policy, _timed(log, "iter_000", "evaluate start policy", {}, _evaluate, config, policy, 0))
         store.write_json(SUMMARY, _ordered(summary))
     for k in range(config.iterations):
         d, seconds = f"iter_{k:03d}", {}
@@ -63,7 +68,7 @@ def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feed
         trained = _timed(log, d, "dpo", seconds, train_dpo, config, k, policy, log=log)
         policy = trained["checkpoint"]  # samples iteration k+1 and is its reference
         if summary.get(k + 1, {}).get("dpo_config_hash") != trained["config_hash"]:  # new or retrained
-            evaluation = _timed(log, d, "evaluate", seconds, _evaluate, config, policy)
+            evaluation = _timed(log, d, "evaluate", seconds, _evaluate, config, policy, k + 1)
             summary[k + 1] = _row(k + 1, policy, evaluation, feedback, trained)
             store.write_json(f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation,
                                                    "step_seconds": seconds})
@@ -74,8 +79,12 @@ def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feed
     return _ordered(summary)
 
 
-def _evaluate(config: RunConfig, policy: str) -> dict | None:
-    return evaluate_policy(config, policy) if evaluates(config) else None
+def _evaluate(config: RunConfig, policy: str, row: int) -> dict | None:
+    """Held-out ShapesWorld metrics (when the input has truth) and the config's benchmarks."""
+    out = evaluate_policy(config, policy) if evaluates(config) else {}
+    if config.eval.benchmarks:
+        out["benchmarks"] = evaluate_benchmarks(config, policy, f"policy_{row:03d}")
+    return out or None
 
 
 def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | None = None,
@@ -86,6 +95,7 @@ def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | 
         "iteration": iteration,
         "policy": policy,
         **{k: ev.get(k) for k in ("chair_s", "chair_i", "recall", "mean_words")},
+        **{f"{name}_{k}": m[k] for name, m in (ev.get("benchmarks") or {}).items() for k in BENCH_COLUMNS},
         "pairs": (feedback or {}).get("pairs"),
         "pair_accuracy": audit.get("pair_accuracy"),
         "false_claim_rejection": audit.get("false_claim_rejection"),

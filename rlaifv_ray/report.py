@@ -4,6 +4,7 @@ metrics.png  CHAIRs / CHAIRi / recall and mean words per evaluated policy
 lengths.png  mean words of chosen vs rejected answers in each iteration's pairs (length bias)
 scores.png   distribution of candidate scores S = -(rejected claims) per iteration
 times.png    seconds per driver step (feedback, dpo, evaluate) per iteration
+bench_<name>.png  accuracy / F1 / yes-ratio of each policy on each benchmark (eval.benchmarks)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def write_report(store, summary: list[dict]) -> None:
         "lengths.png": _plot_lengths(store, iters),
         "scores.png": _plot_scores(store, iters),
         "times.png": _plot_times(per_iter),
+        **{f"bench_{name}.png": _plot_benchmark(name, summary) for name in _benchmarks(summary)},
     }
     for name, png in plots.items():
         store.write_bytes(name, png)
@@ -75,6 +77,24 @@ def _plot_metrics(summary: list[dict]) -> bytes:
     return _png(fig)
 
 
+def _benchmarks(summary: list[dict]) -> list[str]:
+    return sorted({k[:-3] for r in summary for k in r if k.endswith("_f1") and r[k] is not None})
+
+
+def _plot_benchmark(name: str, summary: list[dict]) -> bytes:
+    fig, ax = _figure()
+    xs = [r["iteration"] for r in summary]
+    for key in ("accuracy", "f1", "yes_ratio"):
+        ys = [r.get(f"{name}_{key}") for r in summary]
+        ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=key.replace("_", "-"))
+    ax.set_xlabel("policy after iteration (0 = start)")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(xs)
+    ax.legend(fontsize=8)
+    ax.set_title(f"benchmark {name}")
+    return _png(fig)
+
+
 def _plot_lengths(store, iters: list[int]) -> bytes:
     fig, ax = _figure()
     chosen, rejected = [], []
@@ -103,7 +123,8 @@ def _plot_scores(store, iters: list[int]) -> bytes:
             ax.hist(scores, bins=range(lo, 2), histtype="step", linewidth=2, label=f"iter {k}", align="left")
     ax.set_xlabel("candidate score S = -(rejected claims)")
     ax.set_ylabel("candidates")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # imported pairs have no candidate scores
+        ax.legend(fontsize=8)
     ax.set_title("feedback score distribution")
     return _png(fig)
 
@@ -134,18 +155,33 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
 
+_FEEDBACK = ("iteration", "input", "rows", "quarantined", "pair yield", "length balance")
+
+
+def _feedback_row(k: int, m: dict) -> list:
+    rows = m.get("rows", {})
+    balance = m.get("length_balance") or {}
+    return [k, m.get("input"), " → ".join(f"{stage} {n}" for stage, n in rows.items()),
+            sum((m.get("quarantined") or {}).values()), m.get("pair_yield"),
+            f"{balance.get('before')} → {balance.get('after')} (cut {_fmt(balance.get('cut'))})" if balance else None]
+
+
+def _table(columns, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    return f"<table><tr>{head}</tr>" + "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>"
+                                               for r in rows) + "</table>"
+
+
 def _html(summary: list[dict], per_iter: dict[int, dict], images: list[str]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in _COLUMNS) + "</tr>" for r in summary)
+    columns = list(_COLUMNS) + [f"{b}_f1" for b in _benchmarks(summary)]
     figs = "".join(f'<img src="{name}" alt="{name}">' for name in images)
-    notes = "".join(
-        f"<li>iter {k}: {m.get('rows', {})} | length balance {m.get('length_balance')} | "
-        f"quarantined {m.get('quarantined', {})}</li>" for k, m in per_iter.items())
     return (
         "<!doctype html><meta charset='utf-8'><title>RLAIF-V run report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
         "img{max-width:48%;margin:4px}</style>"
         "<h1>RLAIF-V run report</h1><p>Row k is the policy after iteration k (0 = the starting policy); "
         "pairs and feedback audit are those it was trained on.</p>"
-        f"<table><tr>{head}</tr>{body}</table><div>{figs}</div><h2>Feedback per iteration</h2><ul>{notes}</ul>"
+        + _table(columns, [[r.get(c) for c in columns] for r in summary])
+        + f"<div>{figs}</div><h2>Feedback per iteration</h2>"
+        + _table(_FEEDBACK, [_feedback_row(k, m) for k, m in per_iter.items()])
     )

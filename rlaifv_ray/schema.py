@@ -34,6 +34,9 @@ CHOSEN_ID = "chosen_id"
 REJECTED_ID = "rejected_id"
 REF_CHOSEN_LOGP = "ref_chosen_logp"
 REF_REJECTED_LOGP = "ref_rejected_logp"
+# benchmark answers (prompt_id: the question's id)
+LABEL = "label"  # the right answer, yes | no
+KIND = "kind"  # the question's kind (AMBER: existence / attribute / relation)
 # any stage: a non-null reason sends the row to quarantine
 ERROR = "error"
 # quarantine
@@ -82,6 +85,14 @@ def _schemas():
         pa.field(REF_CHOSEN_LOGP, pa.float64()),
         pa.field(REF_REJECTED_LOGP, pa.float64()),
     ]
+    answers = [
+        pa.field(PROMPT_ID, pa.string(), nullable=False),
+        pa.field(IMAGE_ID, pa.string(), nullable=False),
+        pa.field(INSTRUCTION, pa.string(), nullable=False),
+        pa.field(LABEL, pa.string(), nullable=False),
+        pa.field(KIND, pa.string(), nullable=False),
+        pa.field(ANSWER, pa.string(), nullable=False),
+    ]
     quarantine = [
         pa.field(STAGE, pa.string(), nullable=False),
         pa.field(REASON, pa.string(), nullable=False),
@@ -89,11 +100,11 @@ def _schemas():
     ]
     return {name: pa.schema(fields) for name, fields in
             dict(prompts=prompt, candidates=candidate, claims=claims, labels=label, pairs=pair,
-                 quarantine=quarantine).items()}
+                 answers=answers, quarantine=quarantine).items()}
 
 
 def schema(name: str):
-    """The Arrow schema of one dataset: prompts, candidates, claims, labels, pairs, quarantine."""
+    """The Arrow schema of one dataset: prompts, candidates, claims, labels, pairs, answers, quarantine."""
     schemas = _schemas()
     if name not in schemas:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(schemas)}")

@@ -34,6 +34,23 @@ def _io_task() -> dict:
     return {"num_cpus": 0.1, "compute": ray.data.TaskPoolStrategy(size=2)}
 
 
+def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str):
+    """DS through SPEC's stage on an actor pool sized and placed by its resources; the stage's rows
+    persist in RUN/ITER_DIR/STAGE (teed_stage.py)."""
+    import ray
+
+    lo, hi = spec.resources.concurrency
+    return ds.map_batches(
+        TeedStage,
+        fn_constructor_kwargs=dict(stage=stage, stage_cls=spec.cls, kwargs=spec.kwargs, run_uri=run_uri,
+                                   iter_dir=iter_dir, output=spec.output,
+                                   threads=spec.resources.threads or max(1, int(spec.resources.num_cpus))),
+        compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
+        batch_size=spec.resources.batch_size, batch_format="pyarrow", num_cpus=spec.resources.num_cpus,
+        num_gpus=spec.resources.num_gpus,
+    )
+
+
 @dataclass
 class FeedbackRun:
     config: RunConfig
@@ -64,19 +81,7 @@ class FeedbackRun:
         return {"prompts": prompts, "candidates": candidates, "claims": claims, "labels": labels, "pairs": pairs}
 
     def _apply(self, ds, name: str, out_dir: str | None = None):
-        import ray
-
-        spec = self.specs[name]
-        lo, hi = spec.resources.concurrency
-        return ds.map_batches(
-            TeedStage,
-            fn_constructor_kwargs=dict(stage=out_dir or name, stage_cls=spec.cls, kwargs=spec.kwargs,
-                                       run_uri=self.store.uri, iter_dir=self.dir, output=spec.output,
-                                       threads=spec.resources.threads or max(1, int(spec.resources.num_cpus))),
-            compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
-            batch_size=spec.resources.batch_size, batch_format="pyarrow", num_cpus=spec.resources.num_cpus,
-            num_gpus=spec.resources.num_gpus,
-        )
+        return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir)
 
     def _read(self, stage: str):
         import ray
