@@ -291,7 +291,7 @@ def _bench(args, log) -> dict:
     from pydantic import ValidationError
 
     from .config import BenchmarkConfig, ModelSpec, StageResources
-    from .pipeline.benchmarks import run_benchmark
+    from .pipeline.benchmarks import read_benchmark, run_benchmark
 
     if not (args.model and args.file and args.image_root):
         raise RlaifvError("eval --bench KIND needs --model, --file and --image-root")
@@ -304,6 +304,7 @@ def _bench(args, log) -> dict:
         raise RlaifvError("eval --bench: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                         for e in exc.errors())) from None
     model = ModelSpec(path=_model_arg("--model", args.model), engine=args.engine)
+    read_benchmark(bench)  # a malformed file fails here, naming its lines, before Ray starts
     out = args.out or tempfile.mkdtemp(prefix="rlaifv-eval-")
     _init_ray()
     metrics = run_benchmark(out, bench, model, StageResources(), 1024 * 1024, "policy", log)
