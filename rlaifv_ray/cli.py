@@ -167,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the ShapesWorld loop on this machine, end to end, with a metrics table",
                        description="Build the ShapesWorld models if missing (the committed ones are used by default), "
                                    "then run the RLAIF-V loop locally (the shipped toy config) and print "
-                                   "held-out CHAIRs / CHAIRi / recall / mean words per iteration.")
+                                   "held-out CHAIRs / CHAIRi / recall / mean words per iteration, and F1 on a "
+                                   "POPE-format (adversarial split) and an AMBER-format ShapesWorld benchmark.")
     d.add_argument("--workdir", default="runs/demo", help="run directory (default runs/demo)")
     d.add_argument("--models", help="ShapesWorld model folder (default: the committed models; built when missing)")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -430,7 +431,14 @@ def _cmd_demo(args) -> int:
     if not all((models / r / "config.json").exists() for r in ROLES):
         print(f"demo: building ShapesWorld models in {models} (about 15 minutes on 2 cores)", file=sys.stderr)
         build(models, log=lambda m: print(m, file=sys.stderr))
-    overrides = [f"run_dir={args.workdir}"] + [f"models.{r}.path={models / r}" for r in ROLES] + list(args.set)
+    from .toyworld.datasets import write_benchmark
+
+    # POPE- and AMBER-format benchmarks from ShapesWorld truth, answered by every policy beside CHAIR
+    bench = Path(args.workdir).resolve() / "benchmark_data"
+    benchmarks = [write_benchmark(str(bench / "pope"), "pope", 100, split="adversarial"),
+                  write_benchmark(str(bench / "amber"), "amber_disc", 100)]
+    overrides = ([f"run_dir={args.workdir}", f"eval.benchmarks={json.dumps(benchmarks)}"]
+                 + [f"models.{r}.path={models / r}" for r in ROLES] + list(args.set))
     config = load_config("toy", overrides)  # the shipped config: package data, so a wheel install has it
     print(f"demo: {config.iterations} iterations of RLAIF-V on ShapesWorld in {config.run_dir}", file=sys.stderr)
     summary = _run_loop(config)
