@@ -124,3 +124,15 @@ def test_cli_eval_bench_answers_a_shapesworld_pope_file(ray_local, tmp_path, cap
     assert result["accuracy"] > 0.8 and 0.3 < result["yes_ratio"] < 0.7
     answers = pq.read_table(tmp_path / "answers" / "benchmarks" / "pope_random" / "policy").to_pylist()
     assert len(answers) == lines and all(a[S.ANSWER] for a in answers)
+
+
+def test_a_benchmark_with_missing_images_fails_naming_them_before_any_inference(tmp_path, toy_models):
+    from rlaifv_ray.config import BenchmarkConfig, ModelSpec, StageResources
+    from rlaifv_ray.errors import ConfigError
+    from rlaifv_ray.pipeline.benchmarks import run_benchmark
+
+    pope = write_benchmark(str(tmp_path), "pope", 3)
+    (Path(pope["image_root"]) / "shapes_00001.png").unlink()
+    with pytest.raises(ConfigError, match=r"1 image\(s\) missing under .* \(e.g. shapes_00001.png\)"):
+        run_benchmark(str(tmp_path / "run"), BenchmarkConfig(**{k: v for k, v in pope.items() if k != "name"}),
+                      ModelSpec(path=str(toy_models / "policy")), StageResources(), 1 << 20, "policy")
