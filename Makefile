@@ -17,8 +17,8 @@ setup: .venv/.installed
 
 # make test: everything but the fault-injection tests and the slow rebuild. test-faults kills actors,
 # Train workers and drivers, stops the S3 store and scales labelers on a multi-raylet cluster (CI
-# runs both). test-slow rebuilds the ShapesWorld models from scratch against the quality bars (~16
-# min; run it after changing toyworld/ builders, the torch pin or the committed models).
+# runs both). test-slow smoke-builds and rebuilds the ShapesWorld models from scratch against the
+# quality bars (~18 min; run it after changing toyworld/ builders, the torch pin or the committed models).
 PYTEST := RAY_AUTH_MODE=disabled $(PY) -m pytest -q --durations=12
 
 test: setup

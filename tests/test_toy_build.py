@@ -1,5 +1,5 @@
-"""`rlaifv-ray toy build`: a smoke build in `make test` (every builder end to end, each model learns),
-and the full rebuild from seed 0 against the quality bars in `make test-slow` (about 16 minutes)."""
+"""`rlaifv-ray toy build`: a smoke build (every builder end to end, each model learns, ~90 s) and the
+full rebuild from seed 0 against the quality bars (about 16 minutes), both in `make test-slow`."""
 
 import json
 import subprocess
@@ -26,6 +26,7 @@ def _heldout_loss(model, processor, examples) -> float:
         return float(per_example_loss(model(**batch).logits, labels))
 
 
+@pytest.mark.slow  # ~90 s: `make test-slow`, with the full rebuild, after any change to toyworld/ builders
 def test_smoke_build_runs_every_builder_and_each_model_learns(tmp_path, torch_threads):
     """The same build code at a twentieth of the steps: each saved model has a held-out loss far below
     the same architecture at random initialisation, and the vision tower beats 'nothing present'."""
