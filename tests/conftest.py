@@ -91,13 +91,35 @@ def toy_config(tmp_path, toy_models, **over):
 @pytest.fixture(scope="session")
 def clean_run(tmp_path_factory, toy_models, ray_local):
     """One uninterrupted toy feedback iteration (16 prompts x 4): the reference later tests compare
-    to, and the finished feedback the driver tests start from."""
+    to, and the finished feedback the driver tests start from. Kept in .pytest_cache under a hash of
+    the package (code and committed models) and the config, so the second pytest session of a
+    checkout (make test, then make test-faults) copies it instead of recomputing it (~30 s)."""
+    import hashlib
+    import json
+    import shutil
+
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.pipeline.feedback import run_feedback
 
     root = tmp_path_factory.mktemp("clean")
-    config = validate_config(toy_config(root, toy_models))
-    return config, run_feedback(config, 0, config.models.policy.path, "toy:16")
+    raw = toy_config(root, toy_models)
+    digest = hashlib.sha256(json.dumps({**raw, "run_dir": None}, sort_keys=True).encode())
+    for f in sorted((REPO / "rlaifv_ray").rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            digest.update(f.relative_to(REPO).as_posix().encode() + f.read_bytes())
+    cache = REPO / ".pytest_cache" / "clean_run" / digest.hexdigest()[:16]
+    config = validate_config(raw)
+    if (cache / "metrics.json").exists():
+        shutil.copytree(cache / "run", config.run_dir)
+        return config, json.loads((cache / "metrics.json").read_text())
+    metrics = run_feedback(config, 0, config.models.policy.path, "toy:16")
+    partial = cache.with_name(cache.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(config.run_dir, partial / "run")
+    (partial / "metrics.json").write_text(json.dumps(metrics))
+    shutil.rmtree(cache, ignore_errors=True)
+    partial.rename(cache)
+    return config, metrics
 
 
 def stage_pairs(run_dir):

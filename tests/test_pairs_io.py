@@ -50,7 +50,7 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
     amber = write_benchmark(str(tmp_path / "amber"), "amber_disc", 6)
     config = validate_config(toy_config(tmp_path, toy_models, **{
         "run_dir": str(tmp_path / "imported"), "eval.toy_heldout": 0, "eval.benchmarks": [pope, amber],
-        "train.batch_size": 4}))
+        "train.batch_size": 8}))
     logs = []
     summary = train_on_pairs(config, str(tmp_path / "trl"), log=logs.append)
     back = _pairs_by_text(config.run_dir)
@@ -60,7 +60,7 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
         assert pair[S.REF_CHOSEN_LOGP] == pytest.approx(original[key][S.REF_CHOSEN_LOGP], abs=1e-3)
         assert pair[S.REF_REJECTED_LOGP] == pytest.approx(original[key][S.REF_REJECTED_LOGP], abs=1e-3)
     assert [r["iteration"] for r in summary] == [0, 1]
-    assert summary[1]["pairs"] == len(original) and summary[1]["dpo_steps"] >= 2
+    assert summary[1]["pairs"] == len(original) and summary[1]["dpo_steps"] == -(-len(original) // 8)
     for r in summary:  # the policy was trained on ShapesWorld yes/no questions: it passes both
         assert r["pope_adversarial_f1"] > 0.8 and r["amber_disc_accuracy"] > 0.8
     report = (Path(config.run_dir) / "report.html").read_text()

@@ -1,16 +1,13 @@
 """The README's commands as written, run from the repository root with the shipped config (the only
 overrides: fewer prompts, fewer held-out images and one iteration). A broken README command fails
-here. (The kill-and-rerun below replaced test_feedback_pipeline's kill-after-labels test; resumed
-pairs equal to an undisturbed run's are checked by test_s3's outage test and test_faults.)"""
+here."""
 
 import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -48,39 +45,17 @@ def _cli(argv: list[str], cwd: Path, **kw):
     return subprocess.run([str(CLI), *argv[1:]], cwd=cwd, capture_output=True, text=True, env=ENV, **kw)
 
 
-def _mtimes(stage_dir: Path) -> list[int]:
-    return sorted(p.stat().st_mtime_ns for p in stage_dir.glob("*.parquet"))
-
-
-def test_readme_run_command_works_from_the_repository_root_and_resumes(tmp_path):
-    """`rlaifv-ray run toy` (the shipped config), killed (driver and its local Ray) once labels are
-    written, then the same command again, as the README says: finished stages are skipped untouched
-    and the run completes."""
+def test_readme_run_command_works_from_the_repository_root(tmp_path):
+    """`rlaifv-ray run toy` (the shipped config) as the README writes it, from a clone's root. (Its
+    resume after a kill is tested where it can break: test_driver kills this CLI mid-DPO, test_s3
+    stops the store mid-write, test_feedback_pipeline reruns each stage on its own key.)"""
     repo = _repository_copy(tmp_path)
     command = readme_command("rlaifv-ray run toy") + SMALLER
     shipped = yaml.safe_load((repo / "rlaifv_ray" / "configs" / "toy.yaml").read_text())
     run = repo / shipped["run_dir"]
-    log = tmp_path / "first.log"
-    with open(log, "w") as out:
-        first = subprocess.Popen([str(CLI), *command[1:]], cwd=repo, stdout=out, stderr=subprocess.STDOUT,
-                                 env=ENV, start_new_session=True)
-    labels_done = run / "iter_000" / "labels" / "_SUCCESS"
-    deadline = time.time() + 600
-    while not labels_done.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert labels_done.exists(), log.read_text()[-3000:]
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    assert "Traceback" not in log.read_text()
-    finished = ("candidates", "claims", "labels")
-    before = {stage: _mtimes(run / "iter_000" / stage) for stage in finished}
-
     out = _cli(command, repo, timeout=900)
     assert out.returncode == 0, out.stderr[-4000:]
     assert "Traceback" not in out.stderr
-    for stage in finished:
-        assert f"{stage}: finished earlier, skipped" in out.stderr
-        assert _mtimes(run / "iter_000" / stage) == before[stage]  # not recomputed
     summary = json.loads((run / "summary.json").read_text())
     assert [r["iteration"] for r in summary] == [0, 1]
     assert summary[1]["policy"] == str(run / "iter_000" / "checkpoint")

@@ -113,3 +113,21 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
         assert stage_pairs(str(local / "run")) == stage_pairs(clean_run[0].run_dir)
     finally:
         server.stop()
+
+
+def test_pairs_exported_to_s3_are_found_and_detected_there(s3, clean_run, monkeypatch):
+    """export --out s3://... writes the shards through pyarrow's S3 filesystem; `train --pairs` on the
+    same prefix finds them and detects their format (what it checks before Ray starts)."""
+    from rlaifv_ray.pipeline.export import export_pairs
+    from rlaifv_ray.pipeline.import_pairs import dataset_files
+
+    client, aws = s3
+    for key, value in aws.items():
+        monkeypatch.setenv(key, value)
+    result = export_pairs(clean_run[0].run_dir, "s3://rlaifv-runs/exports/rlaifv", "rlaifv", rows_per_shard=4,
+                          log=lambda m: None)
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="rlaifv-runs", Prefix="exports/")["Contents"]
+                  if o["Key"].endswith(".parquet"))  # (pyarrow also writes folder markers)
+    assert len(keys) == result["shards"] >= 2 and keys[0].endswith(f"train-00000-of-{result['shards']:05d}.parquet")
+    fmt, shards = dataset_files("s3://rlaifv-runs/exports/rlaifv")
+    assert fmt == "rlaifv" and len(shards) == result["shards"] and all(size > 0 for _, size in shards)
