@@ -98,9 +98,10 @@ def _stage_images(store: RunStore, bench: BenchmarkConfig, names: list[str]) -> 
 
     def copy(name: str):
         try:
-            return name, put_images(store, BENCH_DIR, [root.read_bytes(name)])[0]
-        except (FileNotFoundError, OSError):
+            data = root.read_bytes(name)
+        except FileNotFoundError:  # other errors (an unreachable store) are the run's, not the file's
             return name, None
+        return name, put_images(store, BENCH_DIR, [data])[0]
 
     with ThreadPoolExecutor(8) as pool:
         ids = dict(pool.map(copy, names))
