@@ -75,22 +75,33 @@ def _parser() -> argparse.ArgumentParser:
                         "build of the same code, whose models learn but do not meet the quality bars)")
     b.set_defaults(func=_cmd_toy_build)
 
-    e = sub.add_parser("eval", help="evaluate a model on a benchmark file (POPE, AMBER) or held-out ShapesWorld",
+    e = sub.add_parser("eval", help="evaluate a model on a benchmark file (POPE, AMBER, CHAIR) or held-out ShapesWorld",
                        description="--bench KIND --file F --image-root DIR --model M: the model's greedy answers to "
-                                   "a POPE or AMBER-discriminative file on Ray Data; accuracy, precision, recall, F1 "
-                                   "and yes-ratio (per question kind for AMBER). Without --bench, one model on N "
-                                   "held-out ShapesWorld images: --model: hallucination metrics of sampled answers; "
-                                   "--labeler: yes/no accuracy; --claim-llm: claim extraction exact match.")
+                                   "a benchmark file on Ray Data, scored: accuracy, precision, recall, F1 and yes-ratio "
+                                   "(pope, amber_disc); CHAIRs, CHAIRi, recall (chair); CHAIR, Cover, Hal, Cog "
+                                   "(amber_gen). --answers A.jsonl instead of --model scores answers made elsewhere "
+                                   "({question_id, answer} per line) without loading a model or starting Ray. Without "
+                                   "--bench, one model on N held-out ShapesWorld images: --model: hallucination metrics "
+                                   "of sampled answers; --labeler: yes/no accuracy; --claim-llm: claim extraction "
+                                   "exact match.")
     who = e.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="policy model folder or hub id")
+    who.add_argument("--answers", help="with --bench: JSONL of {question_id, answer} to score (no model, no Ray)")
     who.add_argument("--labeler", help="labeler model folder or hub id")
     who.add_argument("--claim-llm", help="claim LLM folder or hub id")
-    e.add_argument("--bench", choices=["pope", "amber_disc"], help="benchmark kind of --file")
+    e.add_argument("--bench", choices=["pope", "amber_disc", "chair", "amber_gen"], help="benchmark kind of --file")
     e.add_argument("--file", help="with --bench: the benchmark file (local or s3://)")
-    e.add_argument("--image-root", help="with --bench: folder the file's image names are relative to")
-    e.add_argument("--annotations", help="with --bench amber_disc: AMBER's annotations.json")
+    e.add_argument("--image-root", help="with --bench and --model: folder the file's image names are relative to")
+    e.add_argument("--annotations", help="with --bench: AMBER's annotations.json, or COCO instances_*.json (chair)")
+    e.add_argument("--captions", help="with --bench chair: COCO captions_*.json (objects its captions name count as "
+                                      "present)")
+    e.add_argument("--association", help="with --bench amber_gen: AMBER's relation.json")
+    e.add_argument("--safe-words", help="with --bench amber_gen: AMBER's safe_words.txt")
     e.add_argument("--limit", type=int, metavar="N", help="with --bench: the first N questions only")
-    e.add_argument("--out", help="with --bench: keep the answers in this run directory (default: a temp dir)")
+    e.add_argument("--max-new-tokens", type=int, metavar="N",
+                   help="with --bench and --model: answer length cap (default 8 for yes/no, 512 for captions)")
+    e.add_argument("--out", help="with --bench: keep the answers in this run directory (default: a temp dir); with "
+                                 "--answers: write each answer with what it was scored as (JSONL) to this file")
     e.add_argument("--policy", help="with --labeler: also measure rejection of this policy's false claims")
     e.add_argument("--best-of", type=int, metavar="N",
                    help="with --model: best-of-N by the implicit reward vs the summed reward vs random")
@@ -132,7 +143,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "(--format trl), with the images inline. datasets.load_dataset('parquet', "
                                    "data_files=...) loads them; `rlaifv-ray train --pairs` reads them back.")
     x.add_argument("run", help="run directory (local or s3://)")
-    x.add_argument("--iteration", type=int, metavar="K", help="iteration (default: the last with finished pairs)")
+    x.add_argument("--iteration", type=_iteration, metavar="K",
+                   help="iteration, or `best`: the pairs the best policy (RUN/best.json) was trained on (default: "
+                        "the last with finished pairs)")
     x.add_argument("--format", required=True, choices=["trl", "rlaifv"], help="output format")
     x.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")
     x.add_argument("--rows-per-shard", type=int, default=1000, metavar="N", help="pairs per shard (default 1000)")
@@ -255,15 +268,18 @@ def _cmd_toy_build(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    if args.num < 1:
+        raise RlaifvError("eval: --num must be at least 1")
+    if args.answers and not args.bench:
+        raise RlaifvError("eval --answers needs --bench KIND and --file (the questions they answer)")
+    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    if args.bench:
+        print(json.dumps(_bench(args, log), indent=None if args.json else 2))
+        return 0
     from .engines import load_engine
     from .toyworld import evaluate
 
-    if args.num < 1:
-        raise RlaifvError("eval: --num must be at least 1")
-    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
-    if args.bench:
-        result = _bench(args, log)
-    elif args.best_of is not None:
+    if args.best_of is not None:
         if not (args.model and args.reference) or args.best_of < 2:
             raise RlaifvError("eval --best-of N needs N >= 2, --model POLICY and --reference REFERENCE")
         from .reward import Ranker
@@ -292,24 +308,35 @@ def _bench(args, log) -> dict:
     from pydantic import ValidationError
 
     from .config import BenchmarkConfig, ModelSpec, StageResources
-    from .pipeline.benchmarks import read_benchmark, run_benchmark
+    from .pipeline.benchmarks import read_benchmark, read_text, run_benchmark, scored_lines
 
-    if not (args.model and args.file and args.image_root):
-        raise RlaifvError("eval --bench KIND needs --model, --file and --image-root")
+    if not args.file or not (args.answers or (args.model and args.image_root)):
+        raise RlaifvError("eval --bench KIND needs --file, and --answers FILE or --model with --image-root")
+    fields = dict(kind=args.bench, path=args.file, image_root=args.image_root or ".", annotations=args.annotations,
+                  captions=args.captions, association=args.association, safe_words=args.safe_words,
+                  limit=args.limit, max_new_tokens=args.max_new_tokens)
     try:
-        bench = BenchmarkConfig.model_validate(
-            {k: v for k, v in dict(kind=args.bench, path=args.file, image_root=args.image_root,
-                                   annotations=args.annotations, limit=args.limit).items() if v is not None},
-            context={"base": str(Path.cwd())})
+        bench = BenchmarkConfig.model_validate({k: v for k, v in fields.items() if v is not None},
+                                               context={"base": str(Path.cwd())})
     except ValidationError as exc:
-        raise RlaifvError("eval --bench: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+        raise RlaifvError("eval --bench: " + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'files'}: {e['msg']}"
                                                         for e in exc.errors())) from None
+    benchmark = read_benchmark(bench)  # a malformed file fails here, naming its lines, before Ray starts
+    head = {"benchmark": bench.label, "kind": bench.kind}
+    if args.answers:
+        from .benchmarks import parse_answers, score_answers
+
+        answers = parse_answers(read_text(args.answers, "--answers"), args.answers)
+        metrics, details = score_answers(benchmark, answers, args.answers)
+        if args.out:
+            Path(args.out).write_bytes(scored_lines(benchmark.questions, answers, details))
+        log(f"scored {len(answers)} answers from {args.answers}")
+        return {**head, "answers": args.answers, **metrics}
     model = ModelSpec(path=_model_arg("--model", args.model), engine=args.engine)
-    read_benchmark(bench)  # a malformed file fails here, naming its lines, before Ray starts
     out = args.out or tempfile.mkdtemp(prefix="rlaifv-eval-")
     _init_ray()
     metrics = run_benchmark(out, bench, model, StageResources(), 1024 * 1024, "policy", log)
-    return {"benchmark": bench.label, "kind": bench.kind, "model": model.path, "answers": out, **metrics}
+    return {**head, "model": model.path, "answers": out, **metrics}
 
 
 def _cmd_plan(args) -> int:
@@ -350,6 +377,14 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _iteration(value: str) -> int | str:
+    if value == "best":
+        return value
+    if value.isdigit():
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected a number or `best`, got {value!r}")
+
+
 def _cmd_export(args) -> int:
     from .pipeline.export import export_pairs
 
@@ -376,7 +411,7 @@ def _run_loop(config) -> list[dict]:
 
 def _table(summary: list[dict]) -> str:
     cols = ("iteration", "chair_s", "chair_i", "recall", "mean_words", "pairs", "pair_accuracy")
-    cols += tuple(sorted({k for r in summary for k in r if k.endswith("_f1")}))  # eval.benchmarks
+    cols += tuple(sorted({k for r in summary for k in r if k.endswith(("_f1", "_chair_s", "_chair"))}))  # benchmarks
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["  ".join(f"{c:>13}" for c in cols)]
     lines += ["  ".join(f"{fmt(r.get(c)):>13}" for c in cols) for r in summary]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from .benchmarks import COLUMNS
 from .config import RunConfig
 from .errors import ConfigError
 from .pipeline.benchmarks import check_benchmarks, evaluate_benchmarks
@@ -18,7 +19,8 @@ from .pipeline.store import RunStore
 from .train.launch import train_dpo
 
 SUMMARY = "summary.json"
-BENCH_COLUMNS = ("f1", "accuracy", "yes_ratio")  # per benchmark, in each summary row
+BEST = "best.json"
+EVAL_COLUMNS = ("chair_s", "chair_i", "recall", "mean_words")  # held-out ShapesWorld, in each summary row
 
 
 def preflight(config: RunConfig, needs_input: bool = True) -> None:
@@ -73,10 +75,30 @@ def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feed
             store.write_json(f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation,
                                                    "step_seconds": seconds})
             store.write_json(SUMMARY, _ordered(summary))
+            _write_best(config, store, _ordered(summary))  # after each iteration: a run stopped early has one
     from .report import write_report
 
-    write_report(store, _ordered(summary))
+    write_report(store, _ordered(summary), _bench_columns(config), _write_best(config, store, _ordered(summary)))
     return _ordered(summary)
+
+
+def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict | None:
+    """RUN/best.json: the evaluated policy that is best by eval.select (ties: the earliest)."""
+    select = config.eval.select
+    rows = [r for r in summary if select and r.get(select.metric) is not None]
+    if not rows:
+        return None
+    sign = 1 if select.mode == "min" else -1
+    row = min(rows, key=lambda r: (sign * r[select.metric], r["iteration"]))
+    evaluated = [*EVAL_COLUMNS, *(f"{b}_{c}" for b, cols in _bench_columns(config).items() for c in cols)]
+    best = {"iteration": row["iteration"], "checkpoint": row["policy"], "metric": select.metric,
+            "mode": select.mode, "value": row[select.metric], "metrics": {k: row.get(k) for k in evaluated}}
+    store.write_json(BEST, best)
+    return best
+
+
+def _bench_columns(config: RunConfig) -> dict[str, tuple[str, ...]]:
+    return {b.label: COLUMNS[b.kind] for b in config.eval.benchmarks}
 
 
 def _evaluate(config: RunConfig, policy: str, row: int) -> dict | None:
@@ -94,8 +116,8 @@ def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | 
     return {
         "iteration": iteration,
         "policy": policy,
-        **{k: ev.get(k) for k in ("chair_s", "chair_i", "recall", "mean_words")},
-        **{f"{name}_{k}": m[k] for name, m in (ev.get("benchmarks") or {}).items() for k in BENCH_COLUMNS},
+        **{k: ev.get(k) for k in EVAL_COLUMNS},
+        **{f"{name}_{k}": m[k] for name, m in (ev.get("benchmarks") or {}).items() for k in COLUMNS[m["kind"]]},
         "pairs": (feedback or {}).get("pairs"),
         "pair_accuracy": audit.get("pair_accuracy"),
         "false_claim_rejection": audit.get("false_claim_rejection"),

@@ -4,7 +4,8 @@ metrics.png  CHAIRs / CHAIRi / recall and mean words per evaluated policy
 lengths.png  mean words of chosen vs rejected answers in each iteration's pairs (length bias)
 scores.png   distribution of candidate scores S = -(rejected claims) per iteration
 times.png    seconds per driver step (feedback, dpo, evaluate) per iteration
-bench_<name>.png  accuracy / F1 / yes-ratio of each policy on each benchmark (eval.benchmarks)
+bench_<name>.png  each benchmark's summary metrics per policy (eval.benchmarks)
+The best policy by eval.select (RUN/best.json) is marked in the table.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ _COLUMNS = ("iteration", "chair_s", "chair_i", "recall", "mean_words", "pairs", 
             "false_claim_rejection", "dpo_steps", "dpo_loss_last")
 
 
-def write_report(store, summary: list[dict]) -> None:
+def write_report(store, summary: list[dict], benchmarks: dict[str, tuple[str, ...]] | None = None,
+                 best: dict | None = None) -> None:
+    """BENCHMARKS: name -> its summary columns; BEST: RUN/best.json's content."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on cluster nodes
@@ -29,11 +32,11 @@ def write_report(store, summary: list[dict]) -> None:
         "lengths.png": _plot_lengths(store, iters),
         "scores.png": _plot_scores(store, iters),
         "times.png": _plot_times(per_iter),
-        **{f"bench_{name}.png": _plot_benchmark(name, summary) for name in _benchmarks(summary)},
+        **{f"bench_{name}.png": _plot_benchmark(name, cols, summary) for name, cols in (benchmarks or {}).items()},
     }
     for name, png in plots.items():
         store.write_bytes(name, png)
-    store.write_bytes("report.html", _html(summary, per_iter, list(plots)).encode())
+    store.write_bytes("report.html", _html(summary, per_iter, list(plots), benchmarks or {}, best).encode())
 
 
 def _iter_dirs(store) -> list[str]:
@@ -77,14 +80,10 @@ def _plot_metrics(summary: list[dict]) -> bytes:
     return _png(fig)
 
 
-def _benchmarks(summary: list[dict]) -> list[str]:
-    return sorted({k[:-3] for r in summary for k in r if k.endswith("_f1") and r[k] is not None})
-
-
-def _plot_benchmark(name: str, summary: list[dict]) -> bytes:
+def _plot_benchmark(name: str, columns: tuple[str, ...], summary: list[dict]) -> bytes:
     fig, ax = _figure()
     xs = [r["iteration"] for r in summary]
-    for key in ("accuracy", "f1", "yes_ratio"):
+    for key in (c for c in columns if c != "mean_words"):  # the shares, on one axis
         ys = [r.get(f"{name}_{key}") for r in summary]
         ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=key.replace("_", "-"))
     ax.set_xlabel("policy after iteration (0 = start)")
@@ -172,16 +171,20 @@ def _table(columns, rows) -> str:
                                                for r in rows) + "</table>"
 
 
-def _html(summary: list[dict], per_iter: dict[int, dict], images: list[str]) -> str:
-    columns = list(_COLUMNS) + [f"{b}_f1" for b in _benchmarks(summary)]
+def _html(summary: list[dict], per_iter: dict[int, dict], images: list[str], benchmarks: dict, best: dict | None) -> str:
+    columns = list(_COLUMNS) + [f"{b}_{c}" for b, cols in benchmarks.items() for c in cols if c != "mean_words"]
     figs = "".join(f'<img src="{name}" alt="{name}">' for name in images)
+    rows = [[f"{r['iteration']} ★ best" if best and r["iteration"] == best["iteration"] else r["iteration"],
+             *(r.get(c) for c in columns[1:])] for r in summary]
+    picked = (f"<p>★ best by {html.escape(best['metric'])} ({best['mode']}): the policy after iteration "
+              f"{best['iteration']}, {_fmt(best['value'])} (RUN/best.json)</p>") if best else ""
     return (
         "<!doctype html><meta charset='utf-8'><title>RLAIF-V run report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
         "img{max-width:48%;margin:4px}</style>"
         "<h1>RLAIF-V run report</h1><p>Row k is the policy after iteration k (0 = the starting policy); "
         "pairs and feedback audit are those it was trained on.</p>"
-        + _table(columns, [[r.get(c) for c in columns] for r in summary])
+        + _table(columns, rows) + picked
         + f"<div>{figs}</div><h2>Feedback per iteration</h2>"
         + _table(_FEEDBACK, [_feedback_row(k, m) for k, m in per_iter.items()])
     )

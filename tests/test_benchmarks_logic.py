@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from rlaifv_ray.benchmarks import binary_metrics, load_questions, score, yes_or_no
+from rlaifv_ray.benchmarks import load_benchmark
+from rlaifv_ray.benchmarks import yesno
+from rlaifv_ray.benchmarks.yesno import binary_metrics, yes_or_no
 from rlaifv_ray.errors import ConfigError
 from rlaifv_ray.toyworld.datasets import write_benchmark
 from rlaifv_ray.toyworld.text import negative_kind
@@ -24,6 +26,15 @@ def test_pope_answer_rule(answer, parsed):
 def test_metrics_of_known_predictions():
     m = binary_metrics(["yes", "yes", "no", "no", "no"], ["yes", "no", "yes", "no", "no"])
     assert m == pytest.approx({"n": 5, "accuracy": 0.6, "precision": 0.5, "recall": 0.5, "f1": 0.5, "yes_ratio": 0.4})
+
+
+def load_questions(kind, text, source, annotations=None, limit=None, name=""):
+    files = {"questions": (source, text), **({"annotations": ("annotations.json", annotations)} if annotations else {})}
+    return load_benchmark(kind, files, limit, name).questions
+
+
+def score(questions, answers):
+    return yesno.score(questions, answers)[0]
 
 
 def _read(entry):

@@ -1,17 +1,21 @@
-"""A policy on the config's benchmarks (eval.benchmarks: POPE, AMBER discriminative) through Ray
-Data batch inference: the AnswerQuestions stage on actors placed like sampling's.
+"""A policy on the config's benchmarks (eval.benchmarks: POPE, AMBER, CHAIR) through Ray Data batch
+inference: the AnswerQuestions stage on actors placed like sampling's.
 
 RUN/benchmarks/images/<id>        each benchmark image, stored once by content (pipeline/images.py)
-RUN/benchmarks/<name>/<tag>/      the answers of one policy (tag: policy_KKK, the summary's row),
-                                  with a _SUCCESS manifest holding the metrics: a rerun skips it
+RUN/benchmarks/<name>/<tag>/      the answers of one policy (tag: policy_KKK, the summary's row), with
+                                  a _SUCCESS manifest (a rerun answers nothing again) and scored.jsonl:
+                                  each answer with what it was scored as (objects named, hallucinated,
+                                  missed). Scoring reruns from the stored answers: it is cheap, and an
+                                  annotation file may have been corrected since.
 """
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import schema as S
-from ..benchmarks import Question, load_questions, score
+from ..benchmarks import COLUMNS, Benchmark, load_benchmark
 from ..config import BenchmarkConfig, ModelSpec, RunConfig, StageResources
 from ..errors import ConfigError
 from ..stages.answer_questions import AnswerQuestions
@@ -22,17 +26,22 @@ from .store import RunStore, resume_key
 BENCH_DIR = "benchmarks"
 
 
-def read_benchmark(bench: BenchmarkConfig) -> list[Question]:
-    def text(path: str) -> str:
-        store = RunStore(path)
-        try:
-            with store.fs.open_input_stream(store.root) as f:
-                return f.read().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"benchmark {bench.label}: cannot read {path} ({exc})") from None
+FILES = ("annotations", "captions", "association", "safe_words")  # BenchmarkConfig fields naming files
 
-    annotations = text(bench.annotations) if bench.annotations else None
-    return load_questions(bench.kind, text(bench.path), bench.path, annotations, bench.limit, bench.label)
+
+def read_text(path: str, what: str) -> str:
+    store = RunStore(path)
+    try:
+        with store.fs.open_input_stream(store.root) as f:
+            return f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: cannot read {path} ({exc})") from None
+
+
+def read_benchmark(bench: BenchmarkConfig) -> Benchmark:
+    files = {role: (path, read_text(path, f"benchmark {bench.label}"))
+             for role, path in [("questions", bench.path)] + [(f, getattr(bench, f)) for f in FILES] if path}
+    return load_benchmark(bench.kind, files, bench.limit, bench.label)
 
 
 def check_benchmarks(config: RunConfig) -> None:
@@ -61,35 +70,42 @@ def run_benchmark(run_dir: str, bench: BenchmarkConfig, model: ModelSpec, resour
     from .feedback import apply_stage
 
     store = RunStore(run_dir)
-    questions = read_benchmark(bench)
+    benchmark = read_benchmark(bench)
+    questions = benchmark.questions
     rel = f"{BENCH_DIR}/{bench.label}/{tag}"
     spec = StageSpec(AnswerQuestions, dict(model=model.path, engine=model.engine,
                                            engine_options=model.engine_options(resources.engine_batch_size),
-                                           max_new_tokens=bench.max_new_tokens, max_pixels=max_pixels),
+                                           max_new_tokens=bench.answer_tokens, max_pixels=max_pixels),
                      resources, "answers")
-    key = spec.resume_key(resume_key("benchmark", [(q.qid, q.image, q.text, q.label) for q in questions]))
-    manifest = store.read_json(f"{rel}/_SUCCESS") or {}
-    if manifest.get("config_hash") == key:
-        log(f"[{bench.label}] {tag}: finished earlier, skipped")
-        return manifest["metrics"]
-    for sub in ("", "quarantine/", "_timings/"):
-        store.clear(f"{BENCH_DIR}/{sub}{bench.label}/{tag}")
-    ids = _stage_images(store, bench, sorted({q.image for q in questions}))
-    rows = [{S.PROMPT_ID: q.qid, S.IMAGE_ID: ids[q.image], S.INSTRUCTION: q.text, S.LABEL: q.label, S.KIND: q.kind}
-            for q in questions]
-    log(f"[{bench.label}] {tag}: {len(rows)} questions on {len(ids)} images, model {model.path}")
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
-    for _ in apply_stage(ds, spec, f"{bench.label}/{tag}", store.uri, BENCH_DIR).iter_batches(batch_size=None):
-        pass  # the stage persists its answers
+    key = spec.resume_key(resume_key("benchmark", [(q.qid, q.image, q.text) for q in questions]))
+    if store.finished(rel, key):
+        log(f"[{bench.label}] {tag}: answered earlier, scoring the stored answers")
+    else:
+        for sub in ("", "quarantine/", "_timings/"):
+            store.clear(f"{BENCH_DIR}/{sub}{bench.label}/{tag}")
+        ids = _stage_images(store, bench, sorted({q.image for q in questions}))
+        rows = [{S.PROMPT_ID: q.qid, S.IMAGE_ID: ids[q.image], S.INSTRUCTION: q.text, S.LABEL: q.label,
+                 S.KIND: q.kind} for q in questions]
+        log(f"[{bench.label}] {tag}: {len(rows)} questions on {len(ids)} images, model {model.path}")
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
+        for _ in apply_stage(ds, spec, f"{bench.label}/{tag}", store.uri, BENCH_DIR).iter_batches(batch_size=None):
+            pass  # the stage persists its answers
+        store.mark_finished(rel, key, model=model.path)
     table = store.read_table(rel, S.schema("answers"), columns=[S.PROMPT_ID, S.ANSWER]).to_pydict()
     answers = dict(zip(table[S.PROMPT_ID], table[S.ANSWER]))
     answered = [q for q in questions if q.qid in answers]
-    metrics = {**score(answered, [answers[q.qid] for q in answered]), "questions": len(questions),
-               "unanswered": len(questions) - len(answered)}
-    store.mark_finished(rel, key, metrics=metrics, model=model.path)
-    log(f"[{bench.label}] {tag}: accuracy {metrics['accuracy']:.3f}, F1 {metrics['f1']:.3f}, "
-        f"yes-ratio {metrics['yes_ratio']:.3f}" + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else ""))
+    metrics, details = benchmark.score(answered, [answers[q.qid] for q in answered])
+    metrics.update(kind=bench.kind, questions=len(questions), unanswered=len(questions) - len(answered))
+    store.write_bytes(f"{rel}/scored.jsonl", scored_lines(answered, answers, details))
+    log(f"[{bench.label}] {tag}: " + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS[bench.kind])
+        + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else ""))
     return metrics
+
+
+def scored_lines(questions, answers: dict[str, str], details: list[dict]) -> bytes:
+    """JSONL: each question's answer beside what it was scored as."""
+    return "".join(json.dumps({"question_id": q.qid, "image": q.image, "answer": answers[q.qid], **d}) + "\n"
+                   for q, d in zip(questions, details)).encode()
 
 
 def _stage_images(store: RunStore, bench: BenchmarkConfig, names: list[str]) -> dict[str, str]:

@@ -28,20 +28,22 @@ def finished_pairs(store: RunStore) -> list[int]:
     return [k for k in iters if store.exists(f"iter_{k:03d}/pairs/_SUCCESS")]
 
 
-def export_pairs(run_dir: str, out: str, fmt: str, iteration: int | None = None, rows_per_shard: int = 1000,
+def export_pairs(run_dir: str, out: str, fmt: str, iteration: int | str | None = None, rows_per_shard: int = 1000,
                  overwrite: bool = False, log=print) -> dict:
+    """ITERATION: a number, None (the last with pairs) or "best": the pairs the best policy was trained on."""
     import pyarrow.parquet as pq
 
     store, dest = RunStore(run_dir), RunStore(out)
     done = finished_pairs(store)
     if not done:
         raise ConfigError(f"export: {store.uri} has no finished pairs (run `rlaifv-ray run` or `feedback` first)")
-    k = done[-1] if iteration is None else iteration
+    k = done[-1] if iteration is None else _best_iteration(store) if iteration == "best" else iteration
     if k not in done:
         raise ConfigError(f"export: iteration {k} of {store.uri} has no finished pairs; finished: {done}")
     if dest.files("") and not overwrite:
         raise ConfigError(f"export: {dest.uri} already holds parquet files; choose an empty folder or --overwrite")
     d = f"iter_{k:03d}"
+    log(f"export: {d} pairs of {store.uri}")
     total = store.count_rows(f"{d}/pairs")
     shards = max(1, math.ceil(total / rows_per_shard))
     for old in dest.files(""):
@@ -71,3 +73,14 @@ def export_pairs(run_dir: str, out: str, fmt: str, iteration: int | None = None,
     if buffer[S.PROMPT_ID] or not written:
         flush()
     return {"run": store.uri, "iteration": k, "format": fmt, "out": dest.uri, "pairs": written, "shards": shards}
+
+
+def _best_iteration(store: RunStore) -> int:
+    """The iteration whose pairs trained the best policy (policy k was trained in iter_{k-1})."""
+    best = store.read_json("best.json")
+    if best is None:
+        raise ConfigError(f"export --iteration best: {store.uri} has no best.json (set eval.select and run)")
+    if best["iteration"] == 0:
+        raise ConfigError(f"export --iteration best: the best policy by {best['metric']} is the starting one "
+                          "(iteration 0), which no pairs trained")
+    return best["iteration"] - 1

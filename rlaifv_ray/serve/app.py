@@ -173,11 +173,14 @@ def bind(config):
 
 
 def resolve_models(config) -> tuple[str, str]:
-    """serve.policy, else the last trained policy in the run's summary, else models.policy."""
+    """serve.policy, else the run's best policy (RUN/best.json) when eval.select picks one, else the
+    last trained policy in the run's summary, else models.policy."""
     from ..pipeline.store import RunStore
 
     policy = config.serve.policy
     if policy is None:
-        rows = RunStore(config.run_dir).read_json("summary.json") or []
-        policy = rows[-1]["policy"] if rows else config.models.policy.path
+        store = RunStore(config.run_dir)
+        best = store.read_json("best.json") if config.eval.select else None
+        rows = store.read_json("summary.json") or []
+        policy = best["checkpoint"] if best else rows[-1]["policy"] if rows else config.models.policy.path
     return policy, config.serve.reference or config.models.policy.path

@@ -1,5 +1,6 @@
 """ShapesWorld files in the shapes users bring: preference datasets (rlaifv / trl parquet shards)
-and hallucination benchmarks (POPE, AMBER discriminative) whose answers the truth fixes.
+and hallucination benchmarks (POPE, AMBER discriminative, CHAIR in COCO format) whose answers the
+truth fixes.
 
 Used by the tests, jobs/bench_reference.py and the demo's benchmark config; seeded and disjoint
 from every training and held-out index range.
@@ -14,7 +15,7 @@ import random
 from .. import schema as S
 from ..prompts import LABEL_PROMPT
 from .text import BIAS_PAIRS, INSTRUCTIONS, caption, negative_kind, question_for
-from .world import COLOURS, OBJECTS, png_bytes, scene_and_image
+from .world import COLOURS, IMAGE_SIZE, OBJECTS, png_bytes, scene_and_image
 
 PAIRS_OFFSET = 70_000_000
 BENCH_OFFSET = 80_000_000
@@ -68,7 +69,8 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
     the set), adversarial (objects that co-occur with present ones: ShapesWorld's planted partners,
     then same colour or shape). amber_disc: AMBER's query list [{id, image, query}] and its
     annotations [{id, type, truth}] with existence, attribute (colour) and relation (left of) kinds.
-    Questions carry ShapesWorld's answer cue (the models were trained on it). Returns the config entry.
+    Questions carry ShapesWorld's answer cue (the models were trained on it). chair: describe-the-image
+    prompts and COCO-format instances (Object HalBench's shape). Returns the config entry.
     """
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     scenes = []
@@ -79,6 +81,8 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
             f.write(png_bytes(image))
         scenes.append((name, scene))
     rng = random.Random(f"bench-{kind}-{split}-{seed}")
+    if kind == "chair":
+        return _chair_files(folder, scenes)
     if kind == "pope":
         lines = []
         counts = {o: sum(o in s.kinds for _, s in scenes) for o in OBJECTS}
@@ -104,6 +108,30 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
             json.dump(obj, f)
     return {"kind": "amber_disc", "name": "amber_disc", "path": path, "annotations": annotations,
             "image_root": os.path.join(folder, "images")}
+
+
+def _chair_files(folder: str, scenes: list) -> dict:
+    """Object HalBench's shape: describe-the-image prompts (JSONL) and COCO-format instances whose
+    categories are ShapesWorld's 12 objects, each carrying its own synonyms (the plain name only: the
+    held-out evaluator's regex knows no other, and the two must agree)."""
+    categories = [{"id": i + 1, "name": o, "supercategory": o.split()[1], "synonyms": [o]} for i, o in enumerate(OBJECTS)]
+    instances = {"images": [{"id": i, "file_name": name, "width": IMAGE_SIZE, "height": IMAGE_SIZE}
+                            for i, (name, _) in enumerate(scenes)],
+                 "annotations": [{"image_id": i, "category_id": OBJECTS.index(o.kind) + 1, "bbox": [o.x, o.y, o.side, o.side]}
+                                 for i, (_, scene) in enumerate(scenes) for o in scene.objects],
+                 "categories": categories}
+    for n, ann in enumerate(instances["annotations"], 1):
+        ann["id"] = n
+    questions = [{"question_id": i, "image": name, "text": INSTRUCTIONS[i % len(INSTRUCTIONS)]}
+                 for i, (name, _) in enumerate(scenes)]
+    path, annotations = os.path.join(folder, "questions.jsonl"), os.path.join(folder, "instances.json")
+    with open(path, "w") as f:
+        f.write("".join(json.dumps(q) + "\n" for q in questions))
+    with open(annotations, "w") as f:
+        json.dump(instances, f)
+    # ShapesWorld answers are one or two sentences: the paper's 512 tokens would only add padding here
+    return {"kind": "chair", "name": "objhal", "path": path, "annotations": annotations,
+            "image_root": os.path.join(folder, "images"), "max_new_tokens": 48}
 
 
 def _take(items: list, k: int, rng: random.Random) -> list:
