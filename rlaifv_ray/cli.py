@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "otherwise; set the variable named by serve.token_env (default "
                                     "RLAIFV_SERVE_TOKEN) to require a bearer token.")
     sv.add_argument("config", help=CONFIG_HELP)
-    sv.add_argument("--policy", help="aligned policy (default: the run's last trained policy)")
+    sv.add_argument("--policy", help="aligned policy (default: the run's best policy by eval.select, else its last)")
     sv.add_argument("--reference", help="reference policy (default: models.policy.path)")
     sv.add_argument("--port", type=int, help="HTTP port (default serve.port, 8000)")
     sv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
@@ -180,8 +180,10 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the ShapesWorld loop on this machine, end to end, with a metrics table",
                        description="Build the ShapesWorld models if missing (the committed ones are used by default), "
                                    "then run the RLAIF-V loop locally (the shipped toy config) and print "
-                                   "held-out CHAIRs / CHAIRi / recall / mean words per iteration, and F1 on a "
-                                   "POPE-format (adversarial split) and an AMBER-format ShapesWorld benchmark.")
+                                   "held-out CHAIRs / CHAIRi / recall / mean words per iteration, F1 on a "
+                                   "POPE-format (adversarial split) and an AMBER-format ShapesWorld benchmark, and "
+                                   "CHAIRs on an Object-HalBench-format one (COCO-style annotations), which picks "
+                                   "the best policy (RUN/best.json).")
     d.add_argument("--workdir", default="runs/demo", help="run directory (default runs/demo)")
     d.add_argument("--models", help="ShapesWorld model folder (default: the committed models; built when missing)")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -405,6 +407,10 @@ def _run_loop(config) -> list[dict]:
     RunStore(config.run_dir).write_bytes("config.yaml", _config_yaml(config))
     summary = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(_table(summary), file=sys.stderr)
+    best = RunStore(config.run_dir).read_json("best.json") if config.eval.select else None
+    if best:
+        print(f"best by {best['metric']} ({best['mode']}): the policy after iteration {best['iteration']}, "
+              f"{best['value']:.3f} ({best['checkpoint']})", file=sys.stderr)
     print(f"report: {RunStore(config.run_dir).uri_of('report.html')}", file=sys.stderr)
     return summary
 
@@ -468,11 +474,14 @@ def _cmd_demo(args) -> int:
         build(models, log=lambda m: print(m, file=sys.stderr))
     from .toyworld.datasets import write_benchmark
 
-    # POPE- and AMBER-format benchmarks from ShapesWorld truth, answered by every policy beside CHAIR
+    # POPE-, AMBER- and Object-HalBench-format benchmarks from ShapesWorld truth, answered by every
+    # policy beside the held-out CHAIR; the best policy is picked by the caption benchmark's CHAIRs
     bench = Path(args.workdir).resolve() / "benchmark_data"
     benchmarks = [write_benchmark(str(bench / "pope"), "pope", 100, split="adversarial"),
-                  write_benchmark(str(bench / "amber"), "amber_disc", 100)]
-    overrides = ([f"run_dir={args.workdir}", f"eval.benchmarks={json.dumps(benchmarks)}"]
+                  write_benchmark(str(bench / "amber"), "amber_disc", 100),
+                  write_benchmark(str(bench / "objhal"), "chair", 100)]
+    overrides = ([f"run_dir={args.workdir}", f"eval.benchmarks={json.dumps(benchmarks)}",
+                  'eval.select={"metric": "objhal_chair_s"}']
                  + [f"models.{r}.path={models / r}" for r in ROLES] + list(args.set))
     config = load_config("toy", overrides)  # the shipped config: package data, so a wheel install has it
     print(f"demo: {config.iterations} iterations of RLAIF-V on ShapesWorld in {config.run_dir}", file=sys.stderr)

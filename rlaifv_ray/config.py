@@ -318,8 +318,9 @@ class EvalConfig(_Strict):
 
 
 class ServeConfig(_Strict):
-    policy: ModelLocation | None = Field(None, description="Aligned policy to serve (default: the last trained checkpoint in "
-                                                 "run_dir, else models.policy.path).")
+    policy: ModelLocation | None = Field(None, description="Aligned policy to serve (default: RUN/best.json's when "
+                                                 "eval.select is set, else the last trained checkpoint in run_dir, "
+                                                 "else models.policy.path).")
     reference: ModelLocation | None = Field(None, description="Reference of the reward (default: models.policy.path, the "
                                                     "policy before alignment).")
     beta: float | None = Field(None, gt=0, description="Reward beta (default: train.beta).")

@@ -10,7 +10,7 @@ import pytest
 
 from rlaifv_ray.benchmarks import load_benchmark
 from rlaifv_ray.cli import main
-from rlaifv_ray.toyworld.datasets import BENCH_OFFSET, write_benchmark
+from rlaifv_ray.toyworld.datasets import BENCH_OFFSET, bench_scene, write_benchmark
 from rlaifv_ray.toyworld.metrics import hallucination_metrics
 from rlaifv_ray.toyworld.text import caption, mentioned_kinds
 from rlaifv_ray.toyworld.world import scene_and_image
@@ -143,7 +143,7 @@ def test_shapesworld_chair_benchmark_agrees_with_the_heldout_evaluator(tmp_path)
              "annotations": (entry["annotations"], Path(entry["annotations"]).read_text())}
     bench = load_benchmark("chair", files)
     answers = _shapes_answers(60)
-    truths = [scene_and_image(0, BENCH_OFFSET + int(q.image[7:12]))[0].kinds for q in bench.questions]
+    truths = [bench_scene(q.image).kinds for q in bench.questions]
     ours, _ = bench.score(bench.questions, answers)
     theirs = hallucination_metrics(answers, truths)
     assert 0.1 < ours["chair_s"] < 0.9 and ours["chair_s"] == theirs["chair_s"]
@@ -186,3 +186,33 @@ def test_select_names_a_metric_the_summary_has(tmp_path):
     with pytest.raises(ConfigError, match="eval.select.mode: Field required"):
         validate_config({**base, "eval": {"select": {"metric": "mean_words"}}})
     assert validate_config({**base, "eval": {"select": {"metric": "recall"}}}).eval.select.mode == "max"
+
+
+def test_serve_defaults_to_the_best_policy_when_a_metric_picks_one(tmp_path):
+    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.serve.app import resolve_models
+
+    base = {"run_dir": str(tmp_path), "models": {r: {"path": "org/start"} for r in ("policy", "labeler", "claim_llm")}}
+    assert resolve_models(validate_config(base))[0] == "org/start"  # nothing trained yet
+    (tmp_path / "summary.json").write_text(json.dumps([{"iteration": 0, "policy": "org/start"},
+                                                       {"iteration": 1, "policy": "/run/iter_000/checkpoint"},
+                                                       {"iteration": 2, "policy": "/run/iter_001/checkpoint"}]))
+    (tmp_path / "best.json").write_text(json.dumps({"iteration": 1, "checkpoint": "/run/iter_000/checkpoint"}))
+    assert resolve_models(validate_config(base))[0] == "/run/iter_001/checkpoint"  # no eval.select: the last
+    selecting = {**base, "eval": {"select": {"metric": "recall"}}}
+    assert resolve_models(validate_config(selecting)) == ("/run/iter_000/checkpoint", "org/start")
+    pinned = {**selecting, "serve": {"policy": "org/pinned"}}
+    assert resolve_models(validate_config(pinned))[0] == "org/pinned"
+
+
+def test_answers_made_elsewhere_score_yes_no_kinds_too(tmp_path, capsys):
+    pope = write_benchmark(str(tmp_path), "pope", 10, split="popular")
+    lines = [json.loads(line) for line in Path(pope["path"]).read_text().splitlines()]
+    wrong = {q["question_id"] for q in lines[::4]}  # every 4th answered the wrong way round
+    answers = _jsonl(tmp_path / "a.jsonl", [{"question_id": q["question_id"], "answer": (
+        {"yes": "No, there is not.", "no": "Yes."} if q["question_id"] in wrong else {"yes": "Yes.", "no": "No."})[q["label"]]}
+        for q in lines])
+    assert main(["eval", "--bench", "pope", "--file", pope["path"], "--answers", answers, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["n"] == len(lines) and m["accuracy"] == (len(lines) - len(wrong)) / len(lines)
+    assert m["yes_ratio"] == sum((q["label"] == "yes") != (q["question_id"] in wrong) for q in lines) / len(lines)

@@ -48,9 +48,10 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
 
     pope = write_benchmark(str(tmp_path / "pope"), "pope", 6, split="adversarial")
     amber = write_benchmark(str(tmp_path / "amber"), "amber_disc", 6)
+    objhal = write_benchmark(str(tmp_path / "objhal"), "chair", 6)
     config = validate_config(toy_config(tmp_path, toy_models, **{
-        "run_dir": str(tmp_path / "imported"), "eval.toy_heldout": 0, "eval.benchmarks": [pope, amber],
-        "train.batch_size": 8}))
+        "run_dir": str(tmp_path / "imported"), "eval.toy_heldout": 0, "eval.benchmarks": [pope, amber, objhal],
+        "eval.select": {"metric": "objhal_recall"}, "train.batch_size": 8}))
     logs = []
     summary = train_on_pairs(config, str(tmp_path / "trl"), log=logs.append)
     back = _pairs_by_text(config.run_dir)
@@ -61,11 +62,27 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
         assert pair[S.REF_REJECTED_LOGP] == pytest.approx(original[key][S.REF_REJECTED_LOGP], abs=1e-3)
     assert [r["iteration"] for r in summary] == [0, 1]
     assert summary[1]["pairs"] == len(original) and summary[1]["dpo_steps"] == -(-len(original) // 8)
-    for r in summary:  # the policy was trained on ShapesWorld yes/no questions: it passes both
-        assert r["pope_adversarial_f1"] > 0.8 and r["amber_disc_accuracy"] > 0.8
-    report = (Path(config.run_dir) / "report.html").read_text()
+    for r in summary:  # the policy was trained on ShapesWorld yes/no questions and captions
+        assert r["pope_adversarial_f1"] > 0.8 and r["amber_disc_accuracy"] > 0.8 and r["objhal_recall"] > 0.8
+    run = Path(config.run_dir)
+    scored = [json.loads(line) for line in (run / "benchmarks/objhal/policy_001/scored.jsonl").read_text().splitlines()]
+    assert len(scored) == 6 and all(r["answer"] and r["mentions"] for r in scored)
+    assert summary[1]["objhal_chair_s"] == sum(bool(r["hallucinated"]) for r in scored) / 6
+    best = json.loads((run / "best.json").read_text())  # max recall, the earlier policy on a tie
+    picked = max(summary, key=lambda r: (r["objhal_recall"], -r["iteration"]))
+    assert (best["iteration"], best["checkpoint"], best["mode"]) == (picked["iteration"], picked["policy"], "max")
+    report = (run / "report.html").read_text()
     assert "bench_pope_adversarial.png" in report and "<th>pair yield</th>" in report and "{'" not in report
-    assert (Path(config.run_dir) / "bench_amber_disc.png").stat().st_size > 1000
+    assert f"{best['iteration']} ★ best" in report and "<th>objhal_chair_s</th>" in report
+    assert (run / "bench_amber_disc.png").stat().st_size > 1000 and (run / "bench_objhal.png").stat().st_size > 1000
+
+    (run / "best.json").write_text(json.dumps({**best, "iteration": 1}))  # export the best policy's pairs
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "rlaifv", "--out", str(tmp_path / "best"), "--iteration", "best"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == len(original)
+    (run / "best.json").write_text(json.dumps({**best, "iteration": 0}))
+    assert main(["export", str(run), "--format", "rlaifv", "--out", str(tmp_path / "best0"), "--iteration", "best"]) == 2
+    assert "is the starting one (iteration 0), which no pairs trained" in capsys.readouterr().err
 
     logs.clear()  # the same command again: everything is found finished
     assert train_on_pairs(config, str(tmp_path / "trl"), log=logs.append) == summary

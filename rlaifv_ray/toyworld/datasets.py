@@ -76,7 +76,7 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
     scenes = []
     for i in range(n_images):
         scene, image = scene_and_image(seed, BENCH_OFFSET + i)
-        name = f"shapes_{i:05d}.png"
+        name = f"shapes_{i:05d}.png"  # bench_scene reads the index back
         with open(os.path.join(folder, "images", name), "wb") as f:
             f.write(png_bytes(image))
         scenes.append((name, scene))
@@ -108,6 +108,12 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
             json.dump(obj, f)
     return {"kind": "amber_disc", "name": "amber_disc", "path": path, "annotations": annotations,
             "image_root": os.path.join(folder, "images")}
+
+
+def bench_scene(image: str, seed: int = 0):
+    """The scene of a benchmark image file (shapes_NNNNN.png), regenerated from the world, not read
+    from any annotation file."""
+    return scene_and_image(seed, BENCH_OFFSET + int(image.rsplit("_", 1)[-1].split(".")[0]))[0]
 
 
 def _chair_files(folder: str, scenes: list) -> dict:
