@@ -41,3 +41,6 @@ def test_wheel_install_runs_the_shipped_toy_config_from_anywhere(tmp_path):
                              "print(json.dumps([str(c.shipped_config(n)) for n in c.SHIPPED_CONFIGS]))"],
                             cwd=work, capture_output=True, text=True, check=True)
     assert all(p.startswith(str(venv_site)) for p in json.loads(listed.stdout))
+    synonyms = subprocess.run([str(venv / "bin" / "python"), "-c", "from rlaifv_ray.benchmarks.objects import "
+                               "coco_synonyms; print(len(coco_synonyms()))"], cwd=work, capture_output=True, text=True)
+    assert synonyms.stdout.strip() == "80", synonyms.stderr  # CHAIR's synonym lists are package data
