@@ -65,7 +65,7 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
     for r in summary:  # the policy was trained on ShapesWorld yes/no questions and captions
         assert r["pope_adversarial_f1"] > 0.8 and r["amber_disc_accuracy"] > 0.8 and r["objhal_recall"] > 0.8
     run = Path(config.run_dir)
-    scored = [json.loads(line) for line in (run / "benchmarks/objhal/policy_001/scored.jsonl").read_text().splitlines()]
+    scored = [json.loads(line) for line in (run / "benchmarks/objhal/policy_001.scored.jsonl").read_text().splitlines()]
     assert len(scored) == 6 and all(r["answer"] and r["mentions"] for r in scored)
     assert summary[1]["objhal_chair_s"] == sum(bool(r["hallucinated"]) for r in scored) / 6
     best = json.loads((run / "best.json").read_text())  # max recall, the earlier policy on a tie

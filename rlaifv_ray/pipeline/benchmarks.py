@@ -3,10 +3,11 @@ inference: the AnswerQuestions stage on actors placed like sampling's.
 
 RUN/benchmarks/images/<id>        each benchmark image, stored once by content (pipeline/images.py)
 RUN/benchmarks/<name>/<tag>/      the answers of one policy (tag: policy_KKK, the summary's row), with
-                                  a _SUCCESS manifest (a rerun answers nothing again) and scored.jsonl:
-                                  each answer with what it was scored as (objects named, hallucinated,
-                                  missed). Scoring reruns from the stored answers: it is cheap, and an
-                                  annotation file may have been corrected since.
+                                  a _SUCCESS manifest: a rerun answers nothing again
+RUN/benchmarks/<name>/<tag>.scored.jsonl  each answer with what it was scored as (objects named,
+                                  hallucinated, missed), beside the answers' parquet folder (which
+                                  readers take whole). Scoring reruns from the stored answers: it is
+                                  cheap, and an annotation file may have been corrected since.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def run_benchmark(run_dir: str, bench: BenchmarkConfig, model: ModelSpec, resour
     answered = [q for q in questions if q.qid in answers]
     metrics, details = benchmark.score(answered, [answers[q.qid] for q in answered])
     metrics.update(kind=bench.kind, questions=len(questions), unanswered=len(questions) - len(answered))
-    store.write_bytes(f"{rel}/scored.jsonl", scored_lines(answered, answers, details))
+    store.write_bytes(f"{rel}.scored.jsonl", scored_lines(answered, answers, details))
     log(f"[{bench.label}] {tag}: " + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS[bench.kind])
         + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else ""))
     return metrics
