@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-CONFIG_HELP = "run config YAML, or a shipped one by name: toy, cluster_7b, qwen2_5_vl_7b"
+CONFIG_HELP = "run config YAML, or a shipped one by name: toy, cluster_7b, cluster_72b, qwen2_5_vl_7b"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -205,7 +205,8 @@ class TrainConfig(_Strict):
     max_failures: int = Field(2, ge=0, description="Worker-group restarts (from the last checkpoint) before DPO fails.")
     strategy: Literal["ddp", "fsdp"] = Field(
         "ddp", description="ddp: every worker holds the whole model (HF Trainer); fsdp: FSDP2 shards parameters, "
-                           "gradients and AdamW state over the workers (fp32 master weights, bf16 compute on GPUs).")
+                           "gradients and AdamW state over the workers (fp32 master weights, bf16 compute on GPUs); "
+                           "with train.lora, fsdp shards the frozen base (bf16 on GPUs) and trains fp32 adapters.")
     lora: LoraConfig | None = Field(None, description="Train LoRA adapters instead of every weight (peft); the next "
                                                      "policy is the merged model, the adapter is saved beside it.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, "
@@ -217,9 +218,6 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _strategy_supports(self) -> "TrainConfig":
-        if self.strategy == "fsdp" and self.lora is not None:
-            raise ValueError("train.strategy fsdp with train.lora is not supported; LoRA's small state fits "
-                             "under ddp")
         if self.strategy == "fsdp" and self.batch_size % self.workers:
             raise ValueError(f"train.strategy fsdp needs train.batch_size ({self.batch_size}) divisible by "
                              f"train.workers ({self.workers})")
@@ -452,7 +450,7 @@ def _gpus_used(spec: ModelSpec, num_gpus: float) -> float:
     return num_gpus if spec.device_map == "auto" else min(num_gpus, 1.0)
 
 
-SHIPPED_CONFIGS = ("toy", "cluster_7b", "qwen2_5_vl_7b")
+SHIPPED_CONFIGS = ("toy", "cluster_7b", "cluster_72b", "qwen2_5_vl_7b")
 
 
 def shipped_config(path: str | Path) -> Path:

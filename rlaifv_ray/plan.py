@@ -2,7 +2,8 @@
 
 No weights are read. Parameter counts follow the architecture (decoder, vision encoder, projector);
 stage memory is weights + KV cache of one engine batch + a logits block; DPO memory is weights,
-gradients and AdamW state (fp32 master weights; LoRA keeps the frozen base in bf16 on GPUs) plus
+gradients and AdamW state (fp32 master weights; LoRA keeps the frozen base in bf16 on GPUs; fsdp
+divides all of it, the frozen LoRA base included, by the workers) plus
 activations (Korthikanti et al. 2022: ~34*s*h bytes per token-layer at 16-bit without
 recomputation, ~2*s*h with gradient checkpointing), for chosen + rejected sequences. Estimates,
 meant to catch a config that cannot fit before GPU time is spent, not to replace a profiler.
@@ -159,36 +160,52 @@ def _spread(spec, num_gpus: float) -> float:
 def _dpo_row(config, gpu_gb: float | None) -> Row:
     t = config.train
     sh = shape(model_config(config.models.policy.path), config.data.max_image_pixels)
+    parts = _dpo_parts(t, sh, config.sampling.max_new_tokens, t.strategy, t.lora)
+    per_gpu = sum(parts.values())
+    fits = None if not gpu_gb else per_gpu <= _HEADROOM * gpu_gb
+    return Row("dpo", config.models.policy.path, round(sh.params / 1e9, 2), round(per_gpu, 1), 1.0,
+               {k: round(v, 1) for k, v in parts.items()}, fits, _dpo_fix(t, sh, config, gpu_gb) if fits is False else "")
+
+
+def _dpo_parts(t, sh: Shape, max_new_tokens: int, strategy: str, lora) -> dict[str, float]:
+    """Per-GPU DPO memory (GB) of the policy SH under STRATEGY, with or without LoRA."""
     trainable = sh.params - sh.vision_params
     per_device = max(1, t.batch_size // t.workers)
-    seq = sh.image_tokens + 128 + config.sampling.max_new_tokens
-    tokens = 2 * per_device * seq  # chosen and rejected
-    if t.lora:
-        adapters = t.lora.r * 2 * sh.hidden * sh.layers * len(t.lora.target_modules)  # ~r*(in+out) per layer
-        parts = {"weights_gb": sh.params * 2 / GB, "adapter_and_adam_gb": adapters * 16 / GB}
+    tokens = 2 * per_device * (sh.image_tokens + 128 + max_new_tokens)  # chosen and rejected
+    shards = t.workers if strategy == "fsdp" else 1  # FSDP: 1/workers of each, per GPU
+    if lora:
+        r, modules = lora.r, len(lora.target_modules)
+        adapters = r * 2 * sh.hidden * sh.layers * modules  # ~r*(in+out) per layer
+        parts = {"weights_gb": sh.params * 2 / GB / shards, "adapter_and_adam_gb": adapters * 16 / GB / shards}
     else:
-        shards = t.workers if t.strategy == "fsdp" else 1  # FSDP: 1/workers of each, per GPU
         parts = {"weights_gb": sh.params * 4 / GB / shards, "grads_gb": trainable * 4 / GB / shards,
                  "adam_gb": trainable * 8 / GB / shards}
-        if t.workers > 1 and t.strategy == "ddp":
+        if t.workers > 1 and strategy == "ddp":
             parts["ddp_buckets_gb"] = trainable * 4 / GB
     per_token_layer = 2 if t.gradient_checkpointing else 34
     parts["activations_gb"] = per_token_layer * tokens * sh.hidden * sh.layers / GB
     parts["logits_gb"] = tokens * sh.vocab * 4 * 2 / GB  # fp32 logits and their log-softmax
-    per_gpu = sum(parts.values())
-    fits = None if not gpu_gb else per_gpu <= _HEADROOM * gpu_gb
-    fix = ""
-    if fits is False:
-        options = [] if t.lora else ["train.lora"]
-        if t.strategy == "ddp" and not t.lora and t.workers > 1:
-            options.insert(0, "train.strategy: fsdp")
-        if not t.gradient_checkpointing:
-            options.append("train.gradient_checkpointing")
-        if per_device > 1:
-            options.append("a smaller train.batch_size or more train.workers")
-        fix = ", ".join(options) or "a larger GPU"
-    return Row("dpo", config.models.policy.path, round(sh.params / 1e9, 2), round(per_gpu, 1), 1.0,
-               {k: round(v, 1) for k, v in parts.items()}, fits, fix)
+    return parts
+
+
+def _dpo_fix(t, sh: Shape, config, gpu_gb: float) -> str:
+    """The first of fsdp, fsdp + lora (or lora, on one worker) that fits; else what else shrinks DPO's memory."""
+    from .config import LoraConfig
+
+    candidates = []
+    if t.workers > 1:
+        candidates += [] if t.lora else [("fsdp", None, "train.strategy: fsdp")]
+        candidates.append(("fsdp", t.lora or LoraConfig(), "train.strategy: fsdp with train.lora"))
+    candidates += [] if t.lora else [(t.strategy, LoraConfig(), "train.lora")]
+    for strategy, lora, name in candidates:
+        if (strategy, lora) != (t.strategy, t.lora):
+            need = sum(_dpo_parts(t, sh, config.sampling.max_new_tokens, strategy, lora).values())
+            if need <= _HEADROOM * gpu_gb:
+                return f"{name} (~{need:.1f} GB per GPU)"
+    options = [] if t.gradient_checkpointing else ["train.gradient_checkpointing"]
+    if max(1, t.batch_size // t.workers) > 1:
+        options.append("a smaller train.batch_size")
+    return ", ".join(options + ["more train.workers (GPUs to shard over) or a larger GPU"])
 
 
 def table(rows: list[Row]) -> str:

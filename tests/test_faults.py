@@ -68,13 +68,15 @@ def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
     assert result["value"]["rows"]["labels"] == clean_run[1]["rows"]["labels"]
 
 
-# The LoRA variant (~90 s) runs with make test-slow: with it, CI measured 27+ min, over its 25.
+# The LoRA variants (~90 s each) run with make test-slow: with one, CI measured 27+ min, over its 25.
 @pytest.mark.parametrize("strategy, lora", [("ddp", None), ("fsdp", None),
-                                            pytest.param("ddp", {"r": 4, "alpha": 8}, marks=pytest.mark.slow)],
-                         ids=["ddp", "fsdp", "lora"])
+                                            pytest.param("ddp", {"r": 4, "alpha": 8}, marks=pytest.mark.slow),
+                                            pytest.param("fsdp", {"r": 4, "alpha": 8, "dropout": 0.0},
+                                                         marks=pytest.mark.slow)],
+                         ids=["ddp", "fsdp", "lora", "fsdp-lora"])
 def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, lora):
     """Ray Train restarts the worker group from the last checkpoint (fsdp: its sharded checkpoint;
-    LoRA: its adapter): every step is logged once, and the losses are those of an undisturbed
+    LoRA: its adapter; LoRA on the sharded base: its sharded adapters): every step is logged once, and the losses are those of an undisturbed
     training on the same pairs."""
     import shutil
 

@@ -2,6 +2,7 @@
 
 import copy
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,46 +100,59 @@ def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_
     assert loss_ours == pytest.approx(loss_live, abs=1e-4)
 
 
-def test_lora_dpo_on_two_ray_train_workers_saves_the_merged_policy_and_tensorboard_logs(toy_models, ray_local,
-                                                                                       tmp_path):
-    """Ray Train, 2 workers, LoRA: the checkpoint is the merged model (only the adapted layers of
-    the language model moved), with the adapter beside it and the tensorboard logs in the run dir.
-    (Full fine-tuning through Ray Train runs in test_readme, test_s3 and test_mixed_run.)"""
+def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_models, ray_local, tmp_path):
+    """Ray Train, 2 workers, LoRA under ddp (TRL's trainer) and on an FSDP-sharded base: only the
+    adapted layers of the language model move; the checkpoint is the merged model with the adapter
+    beside it, and scores as the base with that adapter applied; step 1 is ln 2 (LoRA's B starts at
+    zero). On the sharded base each rank holds half of the frozen weights, and the per-step losses
+    equal ddp's on the same pairs (a global batch of all 4: the data order cannot differ). ddp also
+    writes tensorboard logs. (Full fine-tuning through Ray Train: test_readme, test_s3, test_mixed_run.)"""
     import json
+    import math
 
+    from peft import PeftModel
     from safetensors.torch import load_file
 
     from rlaifv_ray.config import validate_config
+    from rlaifv_ray.train.dpo import PrecomputedRefCollator, load_policy, pair_examples
     from rlaifv_ray.train.launch import train_dpo
 
     from .conftest import toy_config
 
-    config = validate_config(toy_config(tmp_path, toy_models, **{
-        "train.workers": 2, "train.batch_size": 4, "train.epochs": 2, "train.lr": 5e-3, "train.checkpoint_steps": 1,
-        "train.lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}, "train.report_to": ["tensorboard"]}))
     policy = str(toy_models / "policy")
-    _write_pairs(config.run_dir, _pairs(policy))
-
-    logs = []
-    result = train_dpo(config, 0, policy, log=logs.append)
-    assert result["steps"] == 2 and result["loss_first"] is not None
+    cols = _pairs(policy)
+    batch = PrecomputedRefCollator(processor=load_policy(policy)[1])(pair_examples(*_with_images(cols)))
     before = load_file(toy_models / "policy" / "model.safetensors")
-    after = load_file(tmp_path / "run" / "iter_000" / "checkpoint" / "model.safetensors")
-    assert set(before) == set(after)
     adapted = [k for k in before if "language_model" in k and k.endswith(("q_proj.weight", "v_proj.weight"))]
-    assert adapted and all(not torch.equal(before[k], after[k]) for k in adapted)
-    assert all(torch.equal(before[k], after[k]) for k in before if k not in adapted)  # vision tower included
-    checkpoint = tmp_path / "run" / "iter_000" / "checkpoint"
-    assert (checkpoint / "adapter" / "adapter_model.safetensors").exists()
-    assert list((tmp_path / "run" / "iter_000" / "tensorboard").rglob("events.out.tfevents*"))
-    steps = json.loads((tmp_path / "run" / "iter_000" / "train_log.json").read_text())["steps"]
-    assert [s["step"] for s in steps] == [1, 2] and all(s["loss"] > 0 for s in steps)
-    # the new policy loads through the standard HF path, processor included
-    engine = load_engine(str(tmp_path / "run" / "iter_000" / "checkpoint"))
-    assert engine.multimodal
-    # a rerun finds the finished checkpoint and trains nothing
-    assert train_dpo(config, 0, policy, log=logs.append)["checkpoint"] == result["checkpoint"]
-    assert "finished earlier, skipped" in logs[-1]
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    losses = {}
+    for strategy in ("ddp", "fsdp"):
+        config = validate_config(toy_config(tmp_path / strategy, toy_models, **{
+            "train.workers": 2, "train.batch_size": 4, "train.epochs": 3, "train.lr": 5e-3,
+            "train.checkpoint_steps": 1, "train.lora": lora, "train.strategy": strategy,
+            "train.report_to": ["tensorboard"]}))
+        _write_pairs(config.run_dir, cols)
+        logs = []
+        result = train_dpo(config, 0, policy, log=logs.append)
+        iteration = Path(config.run_dir) / "iter_000"
+        train_log = json.loads((iteration / "train_log.json").read_text())
+        losses[strategy] = [s["loss"] for s in train_log["steps"]]
+        assert result["steps"] == 3 and [s["step"] for s in train_log["steps"]] == [1, 2, 3]
+        assert losses[strategy][0] == pytest.approx(math.log(2), abs=1e-4)
+        assert abs(losses[strategy][2] - math.log(2)) > 1e-3  # it learned: the comparisons are not of constants
+        after = load_file(iteration / "checkpoint" / "model.safetensors")
+        assert set(before) == set(after) and all(not torch.equal(before[k], after[k]) for k in adapted)
+        assert all(torch.equal(before[k], after[k]) for k in before if k not in adapted)  # vision tower included
+        merged = _completion_logps(load_policy(str(iteration / "checkpoint"))[0], batch)
+        with_adapter = PeftModel.from_pretrained(load_policy(policy)[0], str(iteration / "checkpoint" / "adapter"))
+        assert torch.allclose(merged, _completion_logps(with_adapter, batch), atol=1e-4)
+        assert load_engine(str(iteration / "checkpoint")).multimodal  # the next iteration's policy loads
+        # a rerun finds the finished checkpoint and trains nothing
+        assert train_dpo(config, 0, policy, log=logs.append)["checkpoint"] == result["checkpoint"]
+        assert "finished earlier, skipped" in logs[-1]
+    assert list((tmp_path / "ddp" / "run" / "iter_000" / "tensorboard").rglob("events.out.tfevents*"))
+    assert train_log["fsdp_frozen_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
+    assert losses["fsdp"] == pytest.approx(losses["ddp"], abs=1e-4)
 
 
 def test_resumed_training_continues_from_the_checkpoints_weights(toy_models, torch_threads, tmp_path):
@@ -287,3 +301,29 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
     ddp, _ = load_policy(runs["ddp"][0]["checkpoint"])
     reference = ddp.state_dict()
     assert set(saved) and all(torch.allclose(v, reference[k], atol=1e-4) for k, v in trained.state_dict().items())
+
+
+@pytest.mark.gpu
+def test_lora_on_a_sharded_base_on_gpus(toy_models, ray_local, tmp_path):
+    """The GPU path of the test above: the frozen base in bf16 sharded by FSDP2 (bf16 compute), the
+    adapters fp32, on every GPU of the machine (one rank each)."""
+    import json
+    import math
+
+    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.train.dpo import load_policy
+    from rlaifv_ray.train.launch import train_dpo
+
+    from .conftest import toy_config
+
+    gpus = torch.cuda.device_count()
+    policy = str(toy_models / "policy")
+    config = validate_config(toy_config(tmp_path, toy_models, **{
+        "train.workers": gpus, "train.use_gpu": True, "train.batch_size": 4 * gpus, "train.epochs": 3,
+        "train.lr": 5e-3, "train.strategy": "fsdp", "train.lora": {"r": 4, "alpha": 8, "dropout": 0.0}}))
+    _write_pairs(config.run_dir, {k: v * gpus for k, v in _pairs(policy).items()})
+    result = train_dpo(config, 0, policy)
+    steps = json.loads((Path(config.run_dir) / "iter_000" / "train_log.json").read_text())["steps"]
+    assert result["steps"] == 3 and steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-2)  # bf16 compute
+    assert all(math.isfinite(s["loss"]) for s in steps) and steps[2]["loss"] != steps[0]["loss"]
+    assert load_policy(result["checkpoint"])[0] is not None

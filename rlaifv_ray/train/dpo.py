@@ -83,7 +83,7 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = model if model is not None else self.model
-        if _is_peft(model):
+        if is_peft(model):
             return _load_adapter(model, resume_from_checkpoint)
         return self._load_full_weights(resume_from_checkpoint, model)
 
@@ -98,7 +98,7 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         del saved
 
 
-def _is_peft(model) -> bool:
+def is_peft(model) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
@@ -190,7 +190,7 @@ def save_policy(trainer, processor, out: str) -> None:
     adapter itself in OUT/adapter. Call on every rank (sharded strategies gather); rank 0 writes."""
     import os
 
-    if not _is_peft(trainer.model):
+    if not is_peft(trainer.model):
         trainer.save_model(out)
     elif trainer.is_world_process_zero():
         trainer.model.save_pretrained(os.path.join(out, "adapter"))

@@ -14,6 +14,11 @@ back to DDP), so HF Trainer cannot be tested sharded here; the loss itself stays
   them and continues at the next step.
 - The trained policy: the full state dict gathered to rank 0, loaded into a fresh copy of the
   policy and saved with save_pretrained (a plain HF folder both engines load).
+- LoRA on the sharded base (train.lora): the frozen base is sharded like any weight (bf16 on GPUs),
+  only the adapters train (fp32, with their AdamW state). Checkpoints hold the adapters and their
+  optimizer state only, and a resume is strict both ways (every adapter key saved, no other key
+  found). The output gathers the adapters alone (a few MB) and applies them to a fresh copy of the
+  policy on rank 0: the merged policy, and the adapter in OUT/adapter, as LoRA under ddp writes them.
 """
 
 from __future__ import annotations
@@ -38,11 +43,11 @@ def shard(model, use_gpu: bool) -> None:
     fully_shard(model, **kw)
 
 
-def local_fraction(model) -> float:
-    """Share of the trainable parameters this rank holds."""
+def local_fraction(model, trainable: bool = True) -> float:
+    """Share of the trainable (or of the frozen) parameters this rank holds."""
     held = total = 0
     for p in model.parameters():
-        if p.requires_grad:
+        if p.requires_grad == trainable:
             held += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
             total += p.numel()
     return held / max(1, total)
@@ -73,8 +78,10 @@ def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, wo
     import torch
     import torch.distributed as dist
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
     from transformers import get_cosine_schedule_with_warmup
+
+    from .dpo import is_peft
 
     model = trainer.model
     params = [p for p in model.parameters() if p.requires_grad]
@@ -83,11 +90,22 @@ def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, wo
     warmup = math.ceil(train.warmup_ratio * len(plan))
     schedule = get_cosine_schedule_with_warmup(optimizer, warmup, len(plan))
     history, start = [], 0
-    if checkpoint_dir:
+    adapters_only = is_peft(model)  # the frozen base is the policy's: not checkpointed
+
+    def state_dict():
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        state = {"model": model_sd, "optim": optim_sd}
-        dcp.load(state, checkpoint_id=checkpoint_dir)
-        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        if adapters_only:
+            trained = {n for n, p in model.named_parameters() if p.requires_grad}
+            model_sd = {k: v for k, v in model_sd.items() if k in trained}
+        return {"model": model_sd, "optim": optim_sd}
+
+    if checkpoint_dir:
+        state = state_dict()
+        if adapters_only:
+            _check_adapter_keys(checkpoint_dir, state["model"])
+        dcp.load(state, checkpoint_id=checkpoint_dir)  # raises if a key of `state` was not saved
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                       options=StateDictOptions(strict=not adapters_only))
         with open(os.path.join(checkpoint_dir, STATE)) as f:
             saved = json.load(f)
         start, history = saved["step"], saved["history"]
@@ -111,8 +129,7 @@ def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, wo
         path = None
         if (step + 1) % train.checkpoint_steps == 0 or step + 1 == len(plan):
             path = os.path.join(save_dir, f"step-{step + 1}")
-            model_sd, optim_sd = get_state_dict(model, optimizer)
-            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path)  # each rank its shards
+            dcp.save(state_dict(), checkpoint_id=path)  # each rank its shards
             if rank == 0:
                 with open(os.path.join(path, STATE), "w") as f:
                     json.dump({"step": step + 1, "history": history}, f)
@@ -136,3 +153,42 @@ def save_full(model, policy_path: str, out: str, rank: int) -> None:
         fresh, _ = load_policy(policy_path, "float32")
         fresh.load_state_dict({k: v.to(torch.float32) for k, v in full.items()}, strict=True)
         fresh.save_pretrained(out)
+
+
+def _check_adapter_keys(checkpoint_dir: str, expected: dict) -> None:
+    """A LoRA checkpoint must hold exactly this model's adapters (another r or target_modules fails)."""
+    import torch.distributed.checkpoint as dcp
+
+    saved = {k.split(".", 1)[1] for k in dcp.FileSystemReader(checkpoint_dir).read_metadata().state_dict_metadata
+             if k.startswith("model.")}
+    if saved != set(expected):
+        extra, missing = sorted(saved - set(expected)), sorted(set(expected) - saved)
+        raise ValueError(f"{checkpoint_dir}: the checkpoint's adapters differ from the model's "
+                         f"(only saved: {extra[:3]}, never saved: {missing[:3]})")
+
+
+def save_adapted(model, policy_path: str, lora, out: str, rank: int, dtype: str) -> None:
+    """LoRA on a sharded base: gather the adapters (every rank takes part), then on rank 0 apply them
+    to a fresh copy of the policy in DTYPE: OUT/adapter (peft's folder) and the merged model in OUT."""
+    import torch
+
+    adapters = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            full = p.full_tensor() if hasattr(p, "full_tensor") else p
+            adapters[name] = full.detach().to("cpu", torch.float32)
+    if rank != 0:
+        return
+    from peft import get_peft_model
+
+    from .dpo import load_policy, lora_config
+
+    fresh, _ = load_policy(policy_path, dtype)
+    adapted = get_peft_model(fresh, lora_config(lora))
+    own = {n for n, _ in adapted.named_parameters() if "lora_" in n}
+    if own != set(adapters):
+        raise ValueError(f"the trained adapters do not fit a fresh {type(fresh).__name__} "
+                         f"({sorted(own ^ set(adapters))[:3]} ...)")
+    adapted.load_state_dict(adapters, strict=False)
+    adapted.save_pretrained(os.path.join(out, "adapter"))
+    adapted.merge_and_unload().save_pretrained(out)

@@ -105,8 +105,7 @@ def _worker_loop(cfg: dict) -> None:
     store = RunStore(cfg["run_uri"])
     pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
     examples = pair_examples(pairs, fetch_images(store, cfg["iter_dir"], pairs[S.IMAGE_ID]))
-    # fp32 master weights whatever the inference dtype; a LoRA run's frozen base needs none (bf16 on GPUs)
-    model, processor = load_policy(cfg["policy"], "bfloat16" if train.lora and train.use_gpu else "float32")
+    model, processor = load_policy(cfg["policy"], _base_dtype(train))
     local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
     try:
         _train_and_upload(cfg, train, ctx, store, examples, model, processor, local)
@@ -181,16 +180,18 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
 
 
 def _fsdp(cfg, train, model, processor, examples, args, local, final):
-    """fsdp: our sharded loop around TRL's loss (train/fsdp.py)."""
+    """fsdp: our sharded loop around TRL's loss (train/fsdp.py); with train.lora, adapters on the
+    sharded frozen base."""
     import ray.train
     import torch
 
     from .dpo import build_trainer
-    from .fsdp import local_fraction, save_full, shard, train_sharded
+    from .fsdp import local_fraction, save_adapted, save_full, shard, train_sharded
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    trainer = build_trainer(model, processor, examples, args, max_pixels=cfg["max_pixels"])  # its collator, its loss
+    trainer = build_trainer(model, processor, examples, args, lora=train.lora,  # its collator, its loss
+                            max_pixels=cfg["max_pixels"])
     shard(trainer.model, train.use_gpu)
 
     def report(metrics, path):
@@ -200,9 +201,19 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
         history, resumed_step = train_sharded(trainer, examples, train, cfg["seed"], rank, world, ckpt_dir,
                                               os.path.join(local, "checkpoints"), report)
-    save_full(trainer.model, cfg["policy"], final, rank)
+    if train.lora:
+        save_adapted(trainer.model, cfg["policy"], train.lora, final, rank, _base_dtype(train))
+    else:
+        save_full(trainer.model, cfg["policy"], final, rank)
     if rank == 0:
         processor.save_pretrained(final)
-    fractions = [None] * world
-    torch.distributed.all_gather_object(fractions, local_fraction(trainer.model))
-    return history, resumed_step, {"fsdp_param_share_per_rank": fractions}
+    shares = {}
+    for key, trainable in (("fsdp_param_share_per_rank", True), ("fsdp_frozen_share_per_rank", False)):
+        shares[key] = [None] * world
+        torch.distributed.all_gather_object(shares[key], local_fraction(trainer.model, trainable))
+    return history, resumed_step, shares
+
+
+def _base_dtype(train) -> str:
+    """fp32 master weights whatever the inference dtype; a LoRA run's frozen base needs none (bf16 on GPUs)."""
+    return "bfloat16" if train.lora and train.use_gpu else "float32"
