@@ -94,32 +94,40 @@ def parse_list(text: str, questions: bool = False) -> list[str]:
     """The items of a listed claim-LLM output; raises ValueError naming the problem.
 
     Lines before the first item (a preamble, an echoed "### Facts:" header) and after the last one
-    (a closing note) are dropped; code fences and blank lines are ignored; markdown bold around an
-    item is removed. Refused: no items, any other text between items, an empty item, and (for
-    questions) an item not ending with "?", (for facts) a last item cut off mid-sentence. Output
-    without any list marker is read one item per line only if every line is a sentence about the
-    image (no header, no "I"/"you"/"answer" chatter).
+    (a closing note) are dropped; code fences and blank lines are ignored; lines indented deeper than
+    the items are commentary on the item above and dropped; markdown bold around an item and a bold
+    label before it ("**Color:** The cat is orange.") are removed; a question's own answer after its
+    "?" ("? (Yes)", "? Yes.") is cut off, so the labeler never sees it. Refused: no items, any other
+    text between items, an empty item or a bare label ("**Color:**"), and (for questions) an item not ending with "?", (for facts) a
+    last item cut off mid-sentence. Output without any list marker is read one item per line only if
+    every line is a sentence about the image (no header, no "I"/"you"/"answer" chatter).
     """
-    lines = [ln.strip() for ln in text.strip().splitlines()]
-    lines = [ln for ln in lines if ln and not _FENCE.match(ln)]
-    marked = [_ITEM.match(ln) for ln in lines]
+    raw = [ln.rstrip() for ln in text.strip("\n").splitlines()]
+    raw = [ln for ln in raw if ln.strip() and not _FENCE.match(ln.strip())]
+    marked = [_ITEM.match(ln.strip()) for ln in raw]
     if any(marked):
         first = next(i for i, m in enumerate(marked) if m)
         last = max(i for i, m in enumerate(marked) if m)
-        between = [ln for ln, m in zip(lines[first:last + 1], marked[first:last + 1]) if not m]
+        base = _indent(raw[first])
+        span = [(ln, m) for ln, m in zip(raw[first:last + 1], marked[first:last + 1]) if _indent(ln) <= base]
+        between = [ln.strip() for ln, m in span if not m]
         if between:
             raise ValueError(f"text between list items: {between[0]!r}")
-        items = [_clean(m.group(1)) for m in marked[first:last + 1]]
+        items = [_clean(m.group(1), questions) for _, m in span]
     else:
+        lines = [ln.strip() for ln in raw]
         if any(ln.startswith("#") or ln.endswith(":") for ln in lines):
             raise ValueError(f"no list items (expected lines starting with '- '): {text.strip()[:80]!r}")
-        items = [_clean(ln) for ln in lines]
+        items = [_clean(ln, questions) for ln in lines]
         if any(not item.endswith((".", "?")) or _CHATTER.search(item) for item in items):
             raise ValueError(f"no list items (expected lines starting with '- '): {text.strip()[:80]!r}")
     if not items:
         raise ValueError("empty output")
     if any(not item for item in items):
         raise ValueError("an empty list item")
+    labels = [i for i in items if i.endswith(":")]
+    if labels:
+        raise ValueError(f"a label without a claim: {labels[0]!r}")
     if questions:
         bad = [q for q in items if not q.endswith("?")]
         if bad:
@@ -129,11 +137,21 @@ def parse_list(text: str, questions: bool = False) -> list[str]:
     return items
 
 
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+# "**Color:** x", "**Color**: x", "**Color** - x", "__Color:__ x": a label before the claim itself
+_LABEL = re.compile(r"^(\*\*|__)[^*_]{1,40}?(?::\1|\1\s*[:–—-])\s+(?=\S)")
+# "? (Yes)", "? Yes.", "? - No", "? Answer: yes", "? A: No": the question's own answer after it
+_OWN_ANSWER = re.compile(r"\?\s*(?:[-–—:]\s*)?\(?(?:(?:a|answer)\s*:\s*)?(?:yes|no)\b\)?[.!]?\s*$", re.I)
+
+
 _ENDS = (".", "!", "?", '"', "'", ")")
 
 
-def _clean(item: str) -> str:
-    item = item.strip()
+def _clean(item: str, questions: bool = False) -> str:
+    item = _LABEL.sub("", item.strip())
     if len(item) > 4 and item.startswith("**") and item.endswith("**"):
         item = item[2:-2].strip()
-    return item
+    return _OWN_ANSWER.sub("?", item) if questions else item

@@ -108,6 +108,22 @@ def test_extract_claims_records_mismatch_empty_and_unparseable_output():
     assert out[S.CLAIM_ERROR][2].startswith("facts output unparseable")
     assert out[S.CLAIM_ERROR][3] is None and out[S.QUESTIONS][3] == ["Is there a cup?"]
     assert out[S.QUESTIONS][0] == []  # never silently truncated to the shorter list
+    from rlaifv_ray.pipeline.metrics import claim_reason
+
+    assert [claim_reason(e) for e in out[S.CLAIM_ERROR][:3]] == [  # metrics.json counts them per reason
+        "N facts but N questions", "facts output unparseable: empty output", "facts output unparseable: no list items"]
+
+
+def test_parse_list_drops_labels_own_answers_and_commentary_the_labeler_must_not_see():
+    assert parse_list("1. **Color:** The cat is orange.\n2. **Place** - It sits on a sofa.") == [
+        "The cat is orange.", "It sits on a sofa."]
+    assert parse_list("- Is the cat orange? (Yes)\n- Is it on a sofa? No.\nQ3: Is it asleep? A: yes", questions=True) == [
+        "Is the cat orange?", "Is it on a sofa?", "Is it asleep?"]
+    assert parse_list("1. The cat is orange.\n   (clearly visible)\n\t- so I think\n2. The sofa is red.") == [
+        "The cat is orange.", "The sofa is red."]
+    for bad in ("1. **Color:**\n2. The sofa is red.", "- The cat is orange.\nnot indented, not an item\n- b."):
+        with pytest.raises(ValueError):
+            parse_list(bad)
 
 
 def test_rule_extractor_is_explicit_and_flags_answers_without_objects():

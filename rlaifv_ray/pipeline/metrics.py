@@ -4,8 +4,17 @@ prompts carry ground truth, the audit of the feedback against it (the input's `t
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 from .. import schema as S
+
+
+def claim_reason(error: str) -> str:
+    """A claim error without its specifics: "facts output unparseable: text between list items: 'x'"
+    -> "facts output unparseable: text between list items"; "3 facts but 2 questions" -> "N facts but N
+    questions"."""
+    return re.sub(r"\d+", "N", re.sub(r"(: )?['\"(].*$", "", error)).strip()
 
 
 def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=None) -> dict:
@@ -28,13 +37,15 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
                 total += json.loads(fh.read())["seconds"]
         busy[stage] = round(total, 2)
     claims = store.read_table(f"{d}/claims", S.schema("claims"), columns=[S.CLAIM_ERROR]) if rows["claims"] else None
-    claim_errors = 0 if claims is None else sum(1 for e in claims.column(S.CLAIM_ERROR).to_pylist() if e)
+    claim_errors = [e for e in claims.column(S.CLAIM_ERROR).to_pylist() if e] if claims is not None else []
     pairs_manifest = store.read_json(f"{d}/pairs/_SUCCESS") or {}
     metrics = {
         **info,
         "rows": rows,
         "quarantined": quarantine,
-        "answers_without_usable_claims": claim_errors,
+        "answers_without_usable_claims": len(claim_errors),
+        # per reason: a claim LLM whose output format drifts shows here first
+        "answers_without_usable_claims_by_reason": dict(Counter(claim_reason(e) for e in claim_errors).most_common()),
         "pairs": rows["pairs"],
         "pair_yield": rows["pairs"] / rows["prompts"] if rows["prompts"] else 0.0,
         "length_balance": pairs_manifest.get("length_balance"),
