@@ -179,6 +179,14 @@ class DataConfig(_Strict):
                                      description="Instruction for a folder-of-images input.")
     input: LocalPath | None = Field(None, description="Prompts for `rlaifv-ray run`: FILE.jsonl, FILE.parquet, a folder of "
                                                 "images, s3://..., or toy:N (N fresh ShapesWorld prompts per iteration).")
+    max_image_bytes: int = Field(50 * 2**20, ge=1024, description="Input images larger than this (bytes, as stored or "
+                                                                   "sent over http) are quarantined unread.")
+    http_timeout_s: float = Field(30.0, gt=0, description="Read timeout of an http(s) image fetch (each of 3 retries; "
+                                                          "5xx and connection errors are retried with backoff).")
+    max_instruction_tokens: int | None = Field(None, ge=1, description="Instructions longer than this (policy tokens) "
+                                                                      "are quarantined before sampling (default: the "
+                                                                      "policy's context length minus "
+                                                                      "sampling.max_new_tokens).")
 
 
 class LoraConfig(_Strict):

@@ -1,9 +1,9 @@
 """Prompt inputs users actually have, turned into prompt rows (prompt_id, image bytes, instruction).
 
-Specs: `toy:N` (ShapesWorld, truth known), `FILE.jsonl` ({"image": path-or-s3-uri, "instruction":
-..., optional "id"}), `FILE.parquet` (columns image [bytes], instruction, optional id), or a folder
+Specs: `toy:N` (ShapesWorld, truth known), `FILE.jsonl` ({"image": path, s3:// or http(s) URL,
+"instruction": ..., optional "id"}), `FILE.parquet` (columns image [bytes], instruction, optional id), or a folder
 of images asked one default instruction. A row whose image cannot be read keeps an `error`
-reason and is quarantined by the pipeline, never dropped.
+reason and is quarantined by the pipeline, never dropped (image_refs.py fetches, in parallel).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class PromptSource:
 
     spec: str
 
-    def read(self, iteration: int = 0, seed: int = 0, instruction: str = DEFAULT_INSTRUCTION) -> list[dict]:
-        return read_prompts(self.spec, iteration, seed, instruction)
+    def read(self, iteration: int = 0, seed: int = 0, data=None) -> list[dict]:
+        """DATA: the config's data section (instruction for folders, image size and http limits)."""
+        return read_prompts(self.spec, iteration, seed, data)
 
     @property
     def truth(self):
@@ -40,8 +41,11 @@ class PromptSource:
         return None
 
 
-def read_prompts(spec: str, iteration: int = 0, seed: int = 0, instruction: str = DEFAULT_INSTRUCTION) -> list[dict]:
+def read_prompts(spec: str, iteration: int = 0, seed: int = 0, data=None) -> list[dict]:
     """Prompt rows for one iteration; raises InputError when the spec itself is unusable."""
+    from .config import DataConfig
+
+    data = data or DataConfig()
     if spec.startswith("toy:"):
         try:
             n = int(spec[4:])
@@ -49,11 +53,11 @@ def read_prompts(spec: str, iteration: int = 0, seed: int = 0, instruction: str 
             raise InputError(f"input {spec!r}: expected toy:N with N a number") from None
         return toy_prompts(n, iteration, seed)
     if spec.endswith(".jsonl"):
-        return _jsonl(spec)
+        return _jsonl(spec, data)
     if spec.endswith(".parquet"):
         return _parquet(spec)
     if _is_dir(spec):
-        return _folder(spec, instruction)
+        return _folder(spec, data)
     raise InputError(f"input {spec!r}: not toy:N, a .jsonl or .parquet file, or a folder of images")
 
 
@@ -72,31 +76,46 @@ def toy_prompts(n: int, iteration: int, seed: int) -> list[dict]:
     return rows
 
 
-def _jsonl(path: str) -> list[dict]:
+def _jsonl(path: str, data) -> list[dict]:
     text = _read_bytes(path, what="input").decode("utf-8", errors="replace")
     base = os.path.dirname(path)
-    rows, problems = [], []
+    rows, refs, problems = [], [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
-            if not isinstance(item, dict) or "image" not in item:
+            if not isinstance(item, dict):
                 raise ValueError('expected an object with "image" and "instruction"')
         except ValueError as exc:
             problems.append(f"line {n}: {exc}")
             continue
-        ref = str(item["image"])
-        if "://" not in ref and not os.path.isabs(ref):
+        ref = item.get("image")
+        ref = str(ref) if isinstance(ref, str) and ref.strip() else None
+        if ref and "://" not in ref and not os.path.isabs(ref):
             ref = os.path.join(base, ref)  # relative paths are relative to the JSONL file
-        image, error = _try_read(ref)
-        rows.append({S.PROMPT_ID: str(item.get("id", f"{os.path.basename(path)}:{n}")), S.IMAGE: image,
-                     S.INSTRUCTION: str(item.get("instruction") or ""), S.TRUTH: None, S.ERROR: error})
+        instruction = item.get("instruction")
+        missing = [what for what, v in (("no image", ref), ("no instruction", instruction)) if v in (None, "")]
+        rows.append({S.PROMPT_ID: str(item.get("id", f"{os.path.basename(path)}:{n}")), S.IMAGE: b"",
+                     S.INSTRUCTION: str(instruction or ""), S.TRUTH: None,
+                     S.ERROR: f"line {n}: {', '.join(missing)}" if missing else None})
+        refs.append(None if missing else ref)
     if problems:
         raise InputError(f"input {path}: {len(problems)} bad line(s): " + "; ".join(problems[:20]))
     if not rows:
         raise InputError(f"input {path}: no prompts")
+    _fetch_into(rows, refs, path, data)
     return rows
+
+
+def _fetch_into(rows: list[dict], refs: list[str | None], source: str, data) -> None:
+    """Each row's image bytes (or its reason), fetched in parallel; rows without a ref keep theirs."""
+    from .image_refs import fetch_all
+
+    wanted = [i for i, ref in enumerate(refs) if ref is not None]
+    fetched = fetch_all([refs[i] for i in wanted], source, data.max_image_bytes, data.http_timeout_s)
+    for i, (image, error) in zip(wanted, fetched):
+        rows[i][S.IMAGE], rows[i][S.ERROR] = image, error
 
 
 def _parquet(path: str) -> list[dict]:
@@ -115,7 +134,7 @@ def _parquet(path: str) -> list[dict]:
             for i, img, ins in zip(ids, table.column("image").to_pylist(), table.column("instruction").to_pylist())]
 
 
-def _folder(path: str, instruction: str) -> list[dict]:
+def _folder(path: str, data) -> list[dict]:
     fs, inner = _fs(path)
     from pyarrow.fs import FileSelector
 
@@ -123,11 +142,11 @@ def _folder(path: str, instruction: str) -> list[dict]:
                    key=lambda i: i.path)
     if not infos:
         raise InputError(f"input {path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    rows = []
-    for info in infos:
-        image, error = _try_read(info.path, fs)
-        rows.append({S.PROMPT_ID: os.path.basename(info.path), S.IMAGE: image, S.INSTRUCTION: instruction,
-                     S.TRUTH: None, S.ERROR: error})
+    rows = [{S.PROMPT_ID: os.path.basename(i.path), S.IMAGE: b"", S.INSTRUCTION: data.default_instruction,
+             S.TRUTH: None, S.ERROR: None} for i in infos]
+    base = path.rstrip("/") if "://" in path else None  # URIs keep their scheme for the fetch
+    refs = [f"{base}/{os.path.basename(i.path)}" if base else i.path for i in infos]
+    _fetch_into(rows, refs, path, data)
     return rows
 
 
@@ -154,10 +173,3 @@ def _read_bytes(uri: str, fs=None, what: str = "image") -> bytes:
             return f.read()
     except (FileNotFoundError, OSError) as exc:
         raise InputError(f"{what} {uri}: cannot read ({exc})") from None
-
-
-def _try_read(uri: str, fs=None) -> tuple[bytes, str | None]:
-    try:
-        return _read_bytes(uri, fs), None
-    except InputError as exc:
-        return b"", str(exc)

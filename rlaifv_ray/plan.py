@@ -143,6 +143,11 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
         fix = "" if fits is not False else (
             "spread the model: num_gpus with device_map: auto (hf) or vllm.tensor_parallel_size"
             if weights / spread / GB > 0.5 * gpu_gb else f"lower resources.{stage}.engine_batch_size")
+        prompt = sh.image_tokens + (config.data.max_instruction_tokens or 128) + s.max_new_tokens
+        if spec.engine == "vllm" and stage == "sample" and spec.vllm.max_model_len < prompt:
+            fits, fix = False, (f"vllm.max_model_len {spec.vllm.max_model_len} cannot hold {sh.image_tokens} image "
+                                f"tokens + the instruction bound + {s.max_new_tokens} answer tokens ({prompt}); "
+                                "raise it or lower data.max_instruction_tokens")
         rows.append(Row(f"stage {stage}", spec.path, round(sh.params / 1e9, 2), round(per_gpu, 1), spread,
                         {"weights_gb": round(weights / GB, 1), "kv_cache_gb": round(kv / GB, 1),
                          "logits_gb": round(logits / GB, 2)}, fits, fix))

@@ -81,6 +81,13 @@ def _image(value) -> tuple[bytes | None, str | None]:
     if isinstance(value, dict) and value.get("bytes"):
         return value["bytes"], None
     path = value.get("path") if isinstance(value, dict) else None
+    if path and "://" in path:  # a URL (http(s)://, s3://) names where the image is: fetch it
+        from .config import DataConfig
+        from .image_refs import fetch
+
+        limits = DataConfig()
+        data, reason = fetch(path, "the pairs", limits.max_image_bytes, limits.http_timeout_s)
+        return (data, None) if reason is None else (None, reason)
     return None, f"image has no bytes{f' (only a path: {path})' if path else ''}"
 
 

@@ -118,3 +118,42 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
     assert [s["step"] for s in killed["steps"]] == [s["step"] for s in undisturbed["steps"]]
     for a, b in zip(killed["steps"], undisturbed["steps"]):
         assert abs(a["loss"] - b["loss"]) < 1e-3, (a, b)
+
+
+def test_serve_stopped_as_soon_as_it_answers_exits_cleanly(tmp_path, toy_models):
+    """A SIGTERM the moment /healthz first answers (a rolling update stops a pod that just came up):
+    one line, exit 0, no fatal-signal trace and nothing from Serve's own shutdown."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    import yaml
+
+    from .conftest import REPO, _free_ports
+
+    port = _free_ports(1)[0]
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(toy_config(tmp_path, toy_models, **{"serve.port": port})))
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp_path / "serve.yaml")],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+                                env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        deadline = time.time() + 180
+        try:
+            while proc.poll() is None and time.time() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    for noise in ("SIGTERM received", "Fatal Python error", "Traceback", "graceful_shutdown failed"):
+        assert noise not in text, text[-3000:]
+    assert text.strip().splitlines()[-1].startswith("rlaifv-ray serve: SIGTERM")

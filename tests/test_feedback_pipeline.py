@@ -60,35 +60,58 @@ def _png(img, fmt="PNG"):
     return buf.getvalue()
 
 
-def test_bad_inputs_are_quarantined_and_good_rows_processed(tmp_path, toy_models, ray_local):
+def _corpus_image(make: str) -> bytes:
     from rlaifv_ray.toyworld.world import scene_and_image
 
-    d = tmp_path / "imgs"
-    d.mkdir()
     good = scene_and_image(0, 1)[1]
-    (d / "good.png").write_bytes(_png(good))
-    (d / "gray.png").write_bytes(_png(good.convert("L")))
-    (d / "rgba.png").write_bytes(_png(good.convert("RGBA")))
-    (d / "huge.jpg").write_bytes(_png(Image.new("RGB", (6000, 6000), (40, 40, 200)), "JPEG"))
-    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    (d / "empty.png").write_bytes(b"")
-    lines = [{"id": n, "image": f"imgs/{n}", "instruction": "Describe the image."}
-             for n in ("good.png", "gray.png", "rgba.png", "huge.jpg", "corrupt.png", "empty.png")]
-    lines += [{"id": "missing", "image": "imgs/nope.png", "instruction": "Describe the image."},
-              {"id": "no-instruction", "image": "imgs/good.png", "instruction": "  "}]
-    jsonl = tmp_path / "prompts.jsonl"
-    jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    cfg = validate_config(toy_config(tmp_path, toy_models, **{"sampling.n": 2}))
-    metrics = run_feedback(cfg, 0, cfg.models.policy.path, str(jsonl))
-    q = pq.read_table(os.path.join(cfg.run_dir, "iter_000", "quarantine")).to_pylist()
+    return {"png": lambda: _png(good), "gray": lambda: _png(good.convert("L")),
+            "rgba": lambda: _png(good.convert("RGBA")), "cmyk": lambda: _png(good.convert("CMYK"), "JPEG"),
+            "huge": lambda: _png(Image.new("RGB", (6000, 6000), (40, 40, 200)), "JPEG"),
+            "truncated": lambda: _png(good)[:120], "empty": lambda: b"",
+            "text": lambda: b"this is a text file, named .jpg"}[make]()
+
+
+def test_the_bad_input_corpus_through_the_feedback_command(tmp_path, toy_models, ray_local, capsys):
+    """tests/fixtures/bad_inputs.json: each row processed, or quarantined with its reason; the good
+    rows all sampled. http images come from a real server on loopback (a 500 that recovers, a 404,
+    a slow route, an oversized body); the 60,000-character instruction is refused before sampling."""
+    import yaml
+
+    from rlaifv_ray.cli import main
+
+    from .http_images import image_server
+
+    corpus = json.loads((Path(__file__).parent / "fixtures" / "bad_inputs.json").read_text())["rows"]
+    (tmp_path / "imgs").mkdir()
+    for row in corpus:
+        if row.get("make"):
+            (tmp_path / "imgs" / row["image"]).write_bytes(_corpus_image(row["make"]))
+    cfg = toy_config(tmp_path, toy_models, **{"sampling.n": 2, "data.max_image_bytes": 2_000_000,
+                                              "data.http_timeout_s": 1.0})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with image_server(_png(Image.new("RGB", (32, 32), (200, 40, 40))), slow_s=3.0, big=3_000_000) as (url, _):
+        lines = []
+        for row in corpus:
+            line = {"id": row["id"], "image": row.get("image"), "instruction": "Describe the image.", **row.get("extra", {})}
+            if isinstance(row.get("image"), str):
+                line["image"] = url + row["image"][5:] if row["image"].startswith("http:") else f"imgs/{row['image']}"
+            if "instruction" in row:
+                line["instruction"] = "Describe the image. " * 3000 if row["instruction"] == "LONG" else row["instruction"]
+            line.pop(row.get("omit"), None)
+            lines.append(json.dumps(line, ensure_ascii=False))
+        (tmp_path / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        assert main(["feedback", str(tmp_path / "config.yaml"), "--input", str(tmp_path / "prompts.jsonl")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    q = pq.read_table(os.path.join(cfg["run_dir"], "iter_000", "quarantine")).to_pylist()
     reasons = {json.loads(r[S.ROW])[S.PROMPT_ID]: r[S.REASON] for r in q}
-    assert set(reasons) == {"corrupt.png", "empty.png", "missing", "no-instruction"}
-    assert "not a readable image" in reasons["corrupt.png"]
-    assert "empty file" in reasons["empty.png"]
-    assert "cannot read" in reasons["missing"]
-    assert reasons["no-instruction"] == "empty instruction"
-    assert metrics["rows"]["candidates"] == 4 * 2  # good, gray, rgba, huge: every good row sampled
-    assert sum(metrics["quarantined"].values()) == 4
+    sampled = {r[S.PROMPT_ID] for r in pq.read_table(os.path.join(cfg["run_dir"], "iter_000", "candidates")).to_pylist()}
+    outcome = {row["id"]: "processed" if row["id"] in sampled else reasons.get(row["id"], "LOST") for row in corpus}
+    assert {k: v for k, v in outcome.items() if v == "LOST" or (v == "processed") != (
+        next(r["expect"] for r in corpus if r["id"] == k) == "processed")} == {}, outcome
+    for row in corpus:
+        assert row["expect"] in outcome[row["id"]], (row["id"], outcome[row["id"]])
+    assert metrics["rows"]["candidates"] == 2 * sum(r["expect"] == "processed" for r in corpus)
+    (tmp_path / "outcome.json").write_text(json.dumps(outcome, indent=1, ensure_ascii=False))  # for a reader
 
 
 def _parquet_mtimes(run: str, stage: str) -> list[int]:

@@ -144,3 +144,21 @@ def test_plan_of_a_cpu_only_config_says_there_is_nothing_to_plan():
     toy = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(REPO / "rlaifv_ray" / "configs" / "toy.yaml")],
                          capture_output=True, text=True)
     assert toy.returncode == 0 and "nothing to plan" in toy.stdout, toy.stdout + toy.stderr
+
+
+def test_a_vllm_context_that_cannot_hold_image_instruction_and_answer_is_named(tmp_path):
+    """LLaVA-1.5: 576 image tokens + 128 (or data.max_instruction_tokens) + 512 answer tokens."""
+    from rlaifv_ray.config import validate_config
+
+    def sample_row(max_model_len=1024, **data):
+        config = validate_config({"run_dir": str(tmp_path / "run"), "data": {"input": "toy:4", **data},
+                                  "models": {"policy": {"path": str(SHAPES / "llava-1.5-7b"), "engine": "vllm",
+                                                        "vllm": {"max_model_len": max_model_len}},
+                                             "claims": "rules", "labeler_mode": "self"},
+                                  "sampling": {"max_new_tokens": 512}, "resources": {"sample": {"num_gpus": 1}}})
+        return next(r for r in plan(config) if r.what == "stage sample")
+
+    short = sample_row()
+    assert short.fits is False and "vllm.max_model_len 1024 cannot hold 576 image tokens" in short.fix and "(1216)" in short.fix
+    assert "(1599)" in sample_row(max_instruction_tokens=511).fix
+    assert sample_row(max_model_len=1216).fits is None  # it fits; no GPU size given, so nothing else is known

@@ -38,7 +38,9 @@ def test_inputs_folder_parquet_jsonl_and_toy(tmp_path):
     (folder / "b.png").write_bytes(_png())
     (folder / "a.jpg").write_bytes(b"")
     (folder / "notes.txt").write_text("ignored")
-    rows = read_prompts(str(folder), instruction="What is this?")
+    from rlaifv_ray.config import DataConfig
+
+    rows = read_prompts(str(folder), data=DataConfig(default_instruction="What is this?"))
     assert [r[S.PROMPT_ID] for r in rows] == ["a.jpg", "b.png"]
     assert {r[S.INSTRUCTION] for r in rows} == {"What is this?"}
 
@@ -82,3 +84,59 @@ def test_unreachable_storage_is_recognised_in_chains_and_remote_tracebacks():
     assert unreachable_reason(remote) == "When reading 'k': Connection refused"
     assert unreachable_reason(OSError("AWS Error ACCESS_DENIED")) is None  # not a connection problem
     assert unreachable_reason(ValueError("Connection refused")) is None  # only OSErrors count
+
+
+def test_http_images_are_fetched_with_retries_a_timeout_and_a_size_cap(tmp_path):
+    """A real HTTP server on loopback: every failure is the row's reason, naming the URL and the cause."""
+    import socket
+
+    from rlaifv_ray.image_refs import fetch_all
+
+    from .http_images import image_server
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{s.getsockname()[1]}/x.png"
+    with image_server(_png(), slow_s=3.0, big=4096) as (url, hits):
+        names = ["ok", "flaky", "missing", "slow", "down", "huge", "huge-chunked"]
+        got = dict(zip(names + ["refused"],
+                       fetch_all([f"{url}/{n}.png" for n in names] + [refused], "p.jsonl", 2048, read_timeout=1.0)))
+    assert got["ok"] == (_png(), None) and got["flaky"] == (_png(), None) and hits["/flaky.png"] == 3
+    assert got["missing"] == (b"", f"image {url}/missing.png: HTTP 404 Not Found")
+    assert got["down"] == (b"", f"image {url}/down.png: HTTP 503 Service Unavailable after 3 retries")
+    assert hits["/down.png"] == 4 and hits["/missing.png"] == 1  # 5xx retried, 4xx not
+    assert got["slow"][1].startswith(f"image {url}/slow.png: timed out after 3 retries")
+    assert got["huge"][1] == f"image {url}/huge.png: 4096 bytes, over data.max_image_bytes (2048)"
+    assert got["huge-chunked"][1] == f"image {url}/huge-chunked.png: over data.max_image_bytes (2048)"
+    assert got["refused"] == (b"", f"image {refused}: connection refused after 3 retries")
+
+
+def test_an_unreachable_image_store_stops_the_read_naming_the_input_and_the_store():
+    """A store-level outage (nothing listens at the endpoint) is not one bad row: one StorageError
+    naming the prompt file and the store, never the run directory."""
+    from rlaifv_ray.errors import StorageError
+    from rlaifv_ray.image_refs import fetch_all
+
+    dead = "s3://images/a.png?endpoint_override=127.0.0.1:9&scheme=http&region=us-east-1"
+    with pytest.raises(StorageError, match=r"input p.jsonl: the store of its images \(s3://images\) cannot be reached"):
+        fetch_all([dead], "p.jsonl", 1 << 20, 1.0)
+
+
+def test_benchmark_images_and_path_only_pairs_are_fetched_over_http(tmp_path):
+    from rlaifv_ray.config import BenchmarkConfig
+    from rlaifv_ray.errors import ConfigError
+    from rlaifv_ray.pipeline.benchmarks import _stage_images
+    from rlaifv_ray.pipeline.store import RunStore
+    from rlaifv_ray.preference_data import _image
+
+    from .http_images import image_server
+
+    store = RunStore(str(tmp_path / "run"))
+    with image_server(_png()) as (url, _):
+        bench = BenchmarkConfig(kind="pope", path="p.jsonl", image_root=url)
+        ids = _stage_images(store, bench, ["ok.png"])
+        assert store.read_bytes(f"benchmarks/images/{ids['ok.png']}") == _png()
+        with pytest.raises(ConfigError, match=r"1 image\(s\) missing under http.* \(e.g. nope.png: .*HTTP 404"):
+            _stage_images(store, bench, ["ok.png", "nope.png"])
+        assert _image({"bytes": None, "path": f"{url}/ok.png"}) == (_png(), None)  # rlaifv-format pairs
+        assert "HTTP 404" in _image({"bytes": None, "path": f"{url}/nope.png"})[1]

@@ -13,7 +13,6 @@ RUN/benchmarks/<name>/<tag>.scored.jsonl  each answer with what it was scored as
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 from .. import schema as S
 from ..benchmarks import COLUMNS, Benchmark, load_benchmark
@@ -110,20 +109,19 @@ def scored_lines(questions, answers: dict[str, str], details: list[dict]) -> byt
 
 
 def _stage_images(store: RunStore, bench: BenchmarkConfig, names: list[str]) -> dict[str, str]:
-    """Copy the benchmark's images into the run (once: by content id); every missing one named."""
-    root = RunStore(bench.image_root)
+    """Copy the benchmark's images into the run (once: by content id), from a folder, s3:// or
+    http(s)://; every image that cannot be read is named (an unreachable store raises as itself)."""
+    from ..config import DataConfig
+    from ..image_refs import fetch_all
 
-    def copy(name: str):
-        try:
-            data = root.read_bytes(name)
-        except FileNotFoundError:  # other errors (an unreachable store) are the run's, not the file's
-            return name, None
-        return name, put_images(store, BENCH_DIR, [data])[0]
-
-    with ThreadPoolExecutor(8) as pool:
-        ids = dict(pool.map(copy, names))
-    missing = [n for n, i in ids.items() if i is None]
-    if missing:
-        raise ConfigError(f"benchmark {bench.label}: {len(missing)} image(s) missing under {root.uri} "
-                          f"(e.g. {', '.join(missing[:3])}); its numbers would not be comparable")
-    return ids
+    root, limits = bench.image_root.rstrip("/"), DataConfig()
+    refs = [f"{root}/{n}" for n in names]
+    fetched = fetch_all(refs, f"benchmark {bench.label}", limits.max_image_bytes, limits.http_timeout_s)
+    failed = [(n, reason) for n, (_, reason) in zip(names, fetched) if reason]
+    if failed:
+        missing = all("no such file" in r or "HTTP 404" in r for _, r in failed)
+        raise ConfigError(f"benchmark {bench.label}: {len(failed)} image(s) {'missing' if missing else 'unreadable'} "
+                          f"under {root} (e.g. {', '.join(n for n, _ in failed[:3])}: {failed[0][1]}); its numbers "
+                          "would not be comparable")
+    ids = put_images(store, BENCH_DIR, [data for data, _ in fetched])
+    return dict(zip(names, ids))

@@ -122,7 +122,7 @@ class FeedbackRun:
         t0 = time.time()
         self._fresh("prompts")
         self.store.clear(f"{self.dir}/images")  # content-addressed: images of other inputs must not linger
-        rows = self.source.read(self.iteration, self.config.seed, self.config.data.default_instruction)
+        rows = self.source.read(self.iteration, self.config.seed, self.config.data)
         good = [r for r in rows if not r[S.ERROR]]
         bad = [r for r in rows if r[S.ERROR]]
         schema = S.schema("prompts")

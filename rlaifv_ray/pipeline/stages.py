@@ -39,7 +39,8 @@ def stage_specs(config: RunConfig, policy: str) -> dict[str, StageSpec]:
         "candidates": StageSpec(SampleCandidates, dict(
             model=policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
             max_new_tokens=c.sampling.max_new_tokens, run_seed=c.seed, engine=m.policy.engine,
-            engine_options=m.policy.engine_options(r.sample.engine_batch_size), max_pixels=px), r.sample, "candidates"),
+            engine_options=m.policy.engine_options(r.sample.engine_batch_size), max_pixels=px,
+            max_instruction_tokens=c.data.max_instruction_tokens), r.sample, "candidates"),
         "claims": StageSpec(ExtractClaims, dict(
             mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
             engine=m.claim_llm.engine if m.claim_llm else "hf",

@@ -12,6 +12,7 @@ from .. import schema as S
 from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
 from ..engines.base import user_message
 from ..prompts import PROMPT_SETS, bullets, parse_list
+from ._limits import TokenBound
 from ._rows import output_keys, to_batch, to_rows
 
 MAX_ANSWER_WORDS = 300  # official: answers are truncated to 300 words before extraction
@@ -19,7 +20,7 @@ MAX_ANSWER_WORDS = 300  # official: answers are truncated to 300 words before ex
 
 class ExtractClaims:
     reads = (S.ANSWER,)
-    writes = (S.CLAIMS, S.QUESTIONS, S.CLAIM_ERROR)
+    writes = (S.CLAIMS, S.QUESTIONS, S.CLAIM_ERROR, S.ERROR)  # error: quarantined (an answer too long for it)
 
     def __init__(self, mode: str = "llm", model: str | None = None, engine: str = "hf",
                  engine_options: dict | None = None, prompts: str = "instruct", temperature: float = 0.0,
@@ -32,15 +33,21 @@ class ExtractClaims:
             raise ValueError(f"claim prompts must be one of {', '.join(PROMPT_SETS)}, got {prompts!r}")
         self.mode, self.prompts, self.run_seed = mode, PROMPT_SETS[prompts], run_seed
         self.engine = load_engine(model, engine, **(engine_options or {})) if mode == "llm" else None
+        # the facts prompt around the answer, and facts about as long as the answer, must fit its context
+        # (max_new_tokens is a cap, often the whole context of a small model: not a length to reserve)
+        self.bound = TokenBound(model, 0, None, engine_options, self.prompts.facts.format(question="", answer=""),
+                                share=0.5) if mode == "llm" else None
         # sampled calls are seeded per answer, so a rerun reproduces the same claims
         self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         S.require_columns(batch, self.reads, type(self).__name__)
         rows = to_rows(batch)
-        live = [r for r in rows if not r.get(S.ERROR)]
         for r in rows:
             r.update({S.CLAIMS: [], S.QUESTIONS: [], S.CLAIM_ERROR: None})
+            if self.bound and not r.get(S.ERROR):  # quarantined before the claim LLM spends time on it
+                r[S.ERROR] = self.bound.problem(_truncate(r[S.ANSWER]), "answer for the claim LLM")
+        live = [r for r in rows if not r.get(S.ERROR)]
         if self.mode == "rules":
             for r in live:
                 self._rules(r)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import schema as S
 from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
 from ..engines.base import user_message
+from ._limits import TokenBound
 from ._rows import decode_images, output_keys, to_batch, to_rows
 
 
@@ -14,8 +15,9 @@ class SampleCandidates:
 
     def __init__(self, model: str, n: int, temperature: float, top_p: float, max_new_tokens: int,
                  run_seed: int, engine: str = "hf", engine_options: dict | None = None,
-                 max_pixels: int = 1024 * 1024):
+                 max_pixels: int = 1024 * 1024, max_instruction_tokens: int | None = None):
         self.engine = load_engine(model, engine, **(engine_options or {}))
+        self.bound = TokenBound(model, max_new_tokens, max_instruction_tokens, engine_options)
         self.n, self.run_seed, self.max_pixels = n, run_seed, max_pixels
         self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
@@ -25,7 +27,8 @@ class SampleCandidates:
         images = decode_images(rows, S.IMAGE, self.max_pixels)
         out, requests, slots = [], [], []
         for i, row in enumerate(rows):
-            problem = row.get(S.ERROR) or _problem(row, images[i])
+            problem = (row.get(S.ERROR) or _problem(row, images[i])
+                       or self.bound.problem(str(row[S.INSTRUCTION]), "instruction"))
             if problem:
                 out.append({**row, S.ERROR: problem, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/-", S.SAMPLE_INDEX: -1,
                             S.SEED: 0, S.ANSWER: ""})
