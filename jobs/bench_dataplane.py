@@ -27,17 +27,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=256, help="ShapesWorld prompts (default 256)")
     ap.add_argument("--n", type=int, default=8, help="candidates per prompt (default 8)")
-    ap.add_argument("--photo-side", type=int, default=0, help="photo-sized JPEG prompts of this side (default: toy PNGs)")
+    ap.add_argument(
+        "--photo-side", type=int, default=0, help="photo-sized JPEG prompts of this side (default: toy PNGs)"
+    )
     ap.add_argument("--keep", default=None, help="write the run here and keep it (default: a temp dir)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.keep or f"{tmp}/run")
-        source = ["--input", _photos(Path(tmp), args.prompts, args.photo_side)] if args.photo_side else \
-            ["--toy", str(args.prompts)]
-        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "rlaifv_ray.cli", "feedback",
-               str(ROOT / "rlaifv_ray" / "configs" / "toy.yaml"), *source,
-               "--set", f"run_dir={run}", "--set", f"sampling.n={args.n}"]
+        source = (
+            ["--input", _photos(Path(tmp), args.prompts, args.photo_side)]
+            if args.photo_side
+            else ["--toy", str(args.prompts)]
+        )
+        cmd = [
+            "/usr/bin/time",
+            "-v",
+            sys.executable,
+            "-m",
+            "rlaifv_ray.cli",
+            "feedback",
+            str(ROOT / "rlaifv_ray" / "configs" / "toy.yaml"),
+            *source,
+            "--set",
+            f"run_dir={run}",
+            "--set",
+            f"sampling.n={args.n}",
+        ]
         t0 = time.time()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         seconds = time.time() - t0
@@ -48,11 +64,21 @@ def main() -> None:
         iteration = run / "iter_000"
         for d in sorted(p for p in iteration.iterdir() if p.is_dir()):
             stages[d.name] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
-        print(json.dumps({
-            "prompts": args.prompts, "n": args.n, "photo_side": args.photo_side, "cpus": os.cpu_count(), "seconds": round(seconds, 1),
-            "driver_max_rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None,
-            "bytes_by_stage": stages, "bytes_total": sum(stages.values()),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "prompts": args.prompts,
+                    "n": args.n,
+                    "photo_side": args.photo_side,
+                    "cpus": os.cpu_count(),
+                    "seconds": round(seconds, 1),
+                    "driver_max_rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None,
+                    "bytes_by_stage": stages,
+                    "bytes_total": sum(stages.values()),
+                },
+                indent=2,
+            )
+        )
 
 
 def _photos(tmp: Path, n: int, side: int) -> str:

@@ -27,8 +27,12 @@ def _requests(method: str, batch: int):
 
     images = [scene_and_image(7, i)[1].resize((112, 112)) for i in range(max(1, batch // 8))]
     if method == "yes_no":
-        return [YesNoRequest(f"Is there a red circle number {i} in the image? Please answer yes or no.",
-                             images[i % len(images)]) for i in range(batch)]
+        return [
+            YesNoRequest(
+                f"Is there a red circle number {i} in the image? Please answer yes or no.", images[i % len(images)]
+            )
+            for i in range(batch)
+        ]
     msgs = user_message("Describe the image.", True)
     answer = "There is a red circle and a blue square. The circle is left of the square. " * 3
     return [LogprobRequest(msgs, answer[: 60 + 5 * i], images[i % len(images)]) for i in range(batch)]
@@ -56,8 +60,9 @@ def _full_logits_logprobs(engine, requests):
     out = []
     prompts = [engine.chat.prompt(r.messages) for r in requests]
     enc_p = engine._encode(prompts, [r.image for r in requests], "right")
-    enc_c = engine._encode([engine.completion_text(r.messages, r.answer) for r in requests], [None] * len(requests),
-                           "right")
+    enc_c = engine._encode(
+        [engine.completion_text(r.messages, r.answer) for r in requests], [None] * len(requests), "right"
+    )
     extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
     rows, spans = [], []
     for i in range(len(requests)):
@@ -69,12 +74,12 @@ def _full_logits_logprobs(engine, requests):
     ids = torch.full((len(rows), width), engine.tokenizer.pad_token_id)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)], mask[i, :len(r)] = r, 1
+        ids[i, : len(r)], mask[i, : len(r)] = r, 1
     with torch.no_grad():
         logits = engine.model(input_ids=ids, attention_mask=mask, **extra).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
     for row, (start, end) in enumerate(spans):
-        out.append(float(logp[row, start - 1:end - 1].gather(-1, ids[row, start:end, None]).sum()))
+        out.append(float(logp[row, start - 1 : end - 1].gather(-1, ids[row, start:end, None]).sum()))
     return out
 
 
@@ -89,8 +94,11 @@ def child(folder: str, method: str, impl: str, batch: int) -> dict:
     if impl == "ours":
         run = engine.yes_no if method == "yes_no" else (lambda rs: [s.total for s in engine.sequence_logprobs(rs)])
     else:
-        run = (lambda rs: _full_logits_yes_no(engine, rs)) if method == "yes_no" else \
-            (lambda rs: _full_logits_logprobs(engine, rs))
+        run = (
+            (lambda rs: _full_logits_yes_no(engine, rs))
+            if method == "yes_no"
+            else (lambda rs: _full_logits_logprobs(engine, rs))
+        )
     run(requests[:1])  # warm-up: lazy allocations and thread pools
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
@@ -120,13 +128,21 @@ def main() -> None:
             runs = {}
             for impl in ("full_logits", "ours"):
                 print(f"{method} / {impl} ...", file=sys.stderr)
-                out = subprocess.run([sys.executable, __file__, "--batch", str(args.batch), "--child", folder, method,
-                                      impl], capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--batch", str(args.batch), "--child", folder, method, impl],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 runs[impl] = json.loads(out.stdout.strip().splitlines()[-1])
             gap = max(abs(a - b) for a, b in zip(runs["ours"].pop("values"), runs["full_logits"].pop("values")))
-            result[method] = {**runs, "max_abs_gap": gap,
-                              "peak_ratio_ours_over_full": round(runs["ours"]["peak_growth_mb"]
-                                                                 / max(runs["full_logits"]["peak_growth_mb"], 0.1), 3)}
+            result[method] = {
+                **runs,
+                "max_abs_gap": gap,
+                "peak_ratio_ours_over_full": round(
+                    runs["ours"]["peak_growth_mb"] / max(runs["full_logits"]["peak_growth_mb"], 0.1), 3
+                ),
+            }
     print(json.dumps(result, indent=1))
 
 

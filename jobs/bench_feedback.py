@@ -28,8 +28,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="candidates per prompt (default 8)")
     ap.add_argument("--models", default=None, help="toy model folder (default: the committed models)")
     ap.add_argument("--skip-official", action="store_true", help="skip (b), the slowest")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override the pipeline's config, e.g. --set resources.claims.threads=2")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the pipeline's config, e.g. --set resources.claims.threads=2",
+    )
     args = ap.parse_args()
 
     from rlaifv_ray.config import _apply_override, validate_config
@@ -40,7 +45,8 @@ def main() -> None:
     result = {"prompts": args.prompts, "n": args.n, "cpus": os.cpu_count(), "overrides": args.set}
     with tempfile.TemporaryDirectory() as tmp:
         raw = {
-            "run_dir": f"{tmp}/run", "seed": 0,
+            "run_dir": f"{tmp}/run",
+            "seed": 0,
             "models": {r: {"path": str(models / r)} for r in ("policy", "labeler", "claim_llm")},
             "claim_extraction": {"prompts": "shapesworld"},
             "sampling": {"n": args.n, "max_new_tokens": 48},
@@ -79,8 +85,12 @@ def _stages(config, threads: int):
 
     torch.set_num_threads(threads)
     m, s = config.models, config.sampling
-    return (SampleCandidates(m.policy.path, s.n, s.temperature, s.top_p, s.max_new_tokens, config.seed),
-            ExtractClaims("llm", m.claim_llm.path, prompts=config.claim_extraction.prompts), LabelClaims(m.labeler.path), ReferenceLogps(m.policy.path))
+    return (
+        SampleCandidates(m.policy.path, s.n, s.temperature, s.top_p, s.max_new_tokens, config.seed),
+        ExtractClaims("llm", m.claim_llm.path, prompts=config.claim_extraction.prompts),
+        LabelClaims(m.labeler.path),
+        ReferenceLogps(m.policy.path),
+    )
 
 
 def engine_only(config, spec):
@@ -145,8 +155,9 @@ def official(config, spec):
     for r in prompts:  # sampling: one candidate per generate call, as the official scripts do
         image = load_image(r[S.IMAGE])
         for k in range(config.sampling.n):
-            request = GenerateRequest(user_message(r[S.INSTRUCTION], True), image, sample.params,
-                                      derive_seed(config.seed, r[S.PROMPT_ID], k))
+            request = GenerateRequest(
+                user_message(r[S.INSTRUCTION], True), image, sample.params, derive_seed(config.seed, r[S.PROMPT_ID], k)
+            )
             answer = sample.engine.generate([request])[0]
             # claim extraction: one answer per pair of LLM calls
             extracted.append(claims({S.ANSWER: [answer], S.IMAGE: [r[S.IMAGE]], S.ERROR: [None]}))
@@ -155,8 +166,9 @@ def official(config, spec):
         for image_bytes, questions in zip(batch[S.IMAGE], batch[S.QUESTIONS]):
             image = load_image(image_bytes)
             for q in questions:
-                label.engine.generate([GenerateRequest(user_message(LABEL_PROMPT.format(question=q), True),
-                                                       image, word)])
+                label.engine.generate(
+                    [GenerateRequest(user_message(LABEL_PROMPT.format(question=q), True), image, word)]
+                )
     return time.perf_counter() - t0
 
 

@@ -42,8 +42,12 @@ def main() -> None:
 
         t0 = time.time()
         write_pair_shards(f"{tmp}/pairs", "trl", args.pairs, args.shards)
-        result = {"pairs": args.pairs, "shards": args.shards, "cpus": os.cpu_count(),
-                  "generate_seconds": round(time.time() - t0, 1)}
+        result = {
+            "pairs": args.pairs,
+            "shards": args.shards,
+            "cpus": os.cpu_count(),
+            "generate_seconds": round(time.time() - t0, 1),
+        }
         result["ours_reference"] = _reference(tmp, args)
         for mode in ("ours", "trl"):
             result[f"{mode}_train"] = _train(mode, tmp, args)
@@ -94,11 +98,16 @@ def _reference(tmp: str, args) -> dict:
     stop.set()
     ray.shutdown()
     busy = sum(json.loads(p.read_text())["seconds"] for p in Path(tmp, "run/iter_000/_timings/pairs").glob("*.json"))
-    return {"seconds": round(seconds, 1), "rows": metrics["pairs"], "rows_per_s": round(metrics["pairs"] / seconds, 1),
-            # actor time in the stage itself (fetch, decode, forward, write): without Ray and model start-up
-            "busy_seconds": round(busy, 1), "rows_per_busy_s": round(metrics["pairs"] / busy, 1),
-            "ray_processes_peak_rss_mb": round(peak[0] / 2**20, 1),
-            "reference_actors": list(config.resources.reference.concurrency)}
+    return {
+        "seconds": round(seconds, 1),
+        "rows": metrics["pairs"],
+        "rows_per_s": round(metrics["pairs"] / seconds, 1),
+        # actor time in the stage itself (fetch, decode, forward, write): without Ray and model start-up
+        "busy_seconds": round(busy, 1),
+        "rows_per_busy_s": round(metrics["pairs"] / busy, 1),
+        "ray_processes_peak_rss_mb": round(peak[0] / 2**20, 1),
+        "reference_actors": list(config.resources.reference.concurrency),
+    }
 
 
 _TRAIN = r"""
@@ -150,9 +159,13 @@ def _train(mode: str, tmp: str, args) -> dict:
         sys.exit(f"{mode} training failed:\n{done.stderr[-3000:]}")
     out = json.loads(found.group(1))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    return {"steps": out["steps"], "seconds": round(out["seconds"], 1),
-            "seconds_per_step": round(out["seconds"] / out["steps"], 4), "loss": round(out["loss"], 4),
-            "max_rss_mb": round(rss / 1024, 1)}
+    return {
+        "steps": out["steps"],
+        "seconds": round(out["seconds"], 1),
+        "seconds_per_step": round(out["seconds"] / out["steps"], 4),
+        "loss": round(out["loss"], 4),
+        "max_rss_mb": round(rss / 1024, 1),
+    }
 
 
 if __name__ == "__main__":

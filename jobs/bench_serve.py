@@ -35,10 +35,18 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=96, help="requests per concurrency level and round (default 96)")
     ap.add_argument("--candidates", type=int, default=4, help="candidates per request (default 4)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per concurrency level (default 3)")
-    ap.add_argument("--replica-cpus", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                    help="CPUs (and torch threads) per replica (default: all but one)")
-    ap.add_argument("--replica-gpus", type=float, default=0.0,
-                    help="GPUs per replica (default 0; 0.5 puts both replicas on one GPU)")
+    ap.add_argument(
+        "--replica-cpus",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="CPUs (and torch threads) per replica (default: all but one)",
+    )
+    ap.add_argument(
+        "--replica-gpus",
+        type=float,
+        default=0.0,
+        help="GPUs per replica (default 0; 0.5 puts both replicas on one GPU)",
+    )
     ap.add_argument("--port", type=int, default=8123)
     args = ap.parse_args()
 
@@ -50,23 +58,48 @@ def main() -> None:
     from rlaifv_ray.toyworld.build import PRETRAINED
     from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
-    answers = ["There is a red circle. There is a blue square.", "A green triangle is visible.",
-               "I can see a yellow square and a red triangle.", "There is a blue circle."]
-    bodies = [json.dumps({"image": base64.b64encode(png_bytes(scene_and_image(3, i)[1])).decode(),
-                          "instruction": "Describe the image.",
-                          "candidates": [answers[(i + k) % 4] for k in range(args.candidates)]}).encode()
-              for i in range(16)]
-    configs = {mode: validate_config({
-        "run_dir": "/tmp/bench-serve", "models": {"policy": {"path": str(PRETRAINED / "policy")},
-                                                  "labeler_mode": "self", "claims": "rules"},
-        "serve": {"reference": str(PRETRAINED / "policy"), "max_batch_size": batch, "num_cpus": args.replica_cpus,
-                  "num_gpus": args.replica_gpus}})
-        for mode, batch in MODES.items()}
-    result = {"requests": args.requests, "candidates": args.candidates, "rounds": args.rounds,
-              "cpus": os.cpu_count(), "replica_cpus": args.replica_cpus, "replica_gpus": args.replica_gpus,
-              "score_batch": configs["batched"].serve.score_batch,
-              "engine_only": _engine_only(bodies, args.replica_cpus, configs["batched"].serve.score_batch, args.rounds),
-              "runs": {}}
+    answers = [
+        "There is a red circle. There is a blue square.",
+        "A green triangle is visible.",
+        "I can see a yellow square and a red triangle.",
+        "There is a blue circle.",
+    ]
+    bodies = [
+        json.dumps(
+            {
+                "image": base64.b64encode(png_bytes(scene_and_image(3, i)[1])).decode(),
+                "instruction": "Describe the image.",
+                "candidates": [answers[(i + k) % 4] for k in range(args.candidates)],
+            }
+        ).encode()
+        for i in range(16)
+    ]
+    configs = {
+        mode: validate_config(
+            {
+                "run_dir": "/tmp/bench-serve",
+                "models": {"policy": {"path": str(PRETRAINED / "policy")}, "labeler_mode": "self", "claims": "rules"},
+                "serve": {
+                    "reference": str(PRETRAINED / "policy"),
+                    "max_batch_size": batch,
+                    "num_cpus": args.replica_cpus,
+                    "num_gpus": args.replica_gpus,
+                },
+            }
+        )
+        for mode, batch in MODES.items()
+    }
+    result = {
+        "requests": args.requests,
+        "candidates": args.candidates,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "replica_cpus": args.replica_cpus,
+        "replica_gpus": args.replica_gpus,
+        "score_batch": configs["batched"].serve.score_batch,
+        "engine_only": _engine_only(bodies, args.replica_cpus, configs["batched"].serve.score_batch, args.rounds),
+        "runs": {},
+    }
     print(f"engine only: {result['engine_only']}", file=sys.stderr, flush=True)
 
     ray.init(num_cpus=max(os.cpu_count() or 2, 2 * args.replica_cpus), include_dashboard=False, log_to_driver=False)
@@ -77,8 +110,10 @@ def main() -> None:
     for url in urls.values():
         _fire(url, bodies, 4, 8)  # warm-up
     # the floor: a GET /healthz costs the proxy, HTTP and Serve's routing but no model
-    health = [_fire(f"http://127.0.0.1:{args.port}/batched/healthz", None, 32, 4 * args.requests)[0]
-              for _ in range(args.rounds)]
+    health = [
+        _fire(f"http://127.0.0.1:{args.port}/batched/healthz", None, 32, 4 * args.requests)[0]
+        for _ in range(args.rounds)
+    ]
     floor_ms = 1000 / statistics.median(health)
     for conc in (1, 8, 32):
         rounds = {mode: [] for mode in MODES}
@@ -92,15 +127,20 @@ def main() -> None:
                 "rps": round(statistics.median(rps for rps, _ in runs), 2),
                 "rps_per_round": [round(rps, 2) for rps, _ in runs],
                 "p50_ms": round(1000 * statistics.median(lat), 1),
-                "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)}
+                "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+            }
     r, e = result["runs"], result["engine_only"]
     result["http_floor_ms_per_request"] = round(floor_ms, 1)
     # if HTTP work and scoring never overlapped: (batch-1 cost + floor) / (batch-32 cost + floor)
     result["ratio_bound_engine_plus_http_floor"] = round(
-        (e["ms_per_request_batch1"] + floor_ms) / (e["ms_per_request_batch32"] + floor_ms), 2)
-    result["throughput_ratio_batched_over_unbatched_c32"] = round(r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"], 2)
-    result["ratio_per_round_c32"] = [round(b / u, 2) for b, u in zip(r["batched_c32"]["rps_per_round"],
-                                                                     r["unbatched_c32"]["rps_per_round"])]
+        (e["ms_per_request_batch1"] + floor_ms) / (e["ms_per_request_batch32"] + floor_ms), 2
+    )
+    result["throughput_ratio_batched_over_unbatched_c32"] = round(
+        r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"], 2
+    )
+    result["ratio_per_round_c32"] = [
+        round(b / u, 2) for b, u in zip(r["batched_c32"]["rps_per_round"], r["unbatched_c32"]["rps_per_round"])
+    ]
     ray.shutdown()  # before printing: Serve's shutdown chatter must not follow the JSON on stdout
     print(json.dumps(result, indent=2), flush=True)
 
@@ -121,8 +161,13 @@ def _engine_only(bodies: list[bytes], threads: int, score_batch: int, rounds: in
     items = []
     for i in range(32):
         body = json.loads(bodies[i % len(bodies)])
-        items.append((Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB"), body["instruction"],
-                      body["candidates"]))
+        items.append(
+            (
+                Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB"),
+                body["instruction"],
+                body["candidates"],
+            )
+        )
     ranker.score(items[:2])  # warm-up
     ms = {1: [], 32: []}
     for _ in range(rounds):
@@ -138,9 +183,15 @@ def _engine_only(bodies: list[bytes], threads: int, score_batch: int, rounds: in
 
 def _fire(url: str, bodies: list[bytes] | None, concurrency: int, total: int) -> tuple[float, list[float]]:
     """(requests/s, latencies) of `total` requests (POSTs of the bodies, else GETs) from `concurrency` threads."""
+
     def one(i: int) -> float:
-        req = urllib.request.Request(url, data=bodies[i % len(bodies)], method="POST",
-                                     headers={"Content-Type": "application/json"}) if bodies else url
+        req = (
+            urllib.request.Request(
+                url, data=bodies[i % len(bodies)], method="POST", headers={"Content-Type": "application/json"}
+            )
+            if bodies
+            else url
+        )
         t0 = time.perf_counter()
         with urllib.request.urlopen(req, timeout=300) as r:
             r.read()

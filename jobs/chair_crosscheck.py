@@ -50,7 +50,8 @@ def main() -> None:
             "benchmark": {m: ours[m] for m in ("n", "chair_s", "recall", "chair_i")},
             "shapesworld_evaluator": {m: theirs[m] for m in ("n", "chair_s", "recall", "chair_i")},
             "chair_s_and_recall_equal": (ours["chair_s"], ours["recall"]) == (theirs["chair_s"], theirs["recall"]),
-            "answers_naming_an_object_twice": repeats}
+            "answers_naming_an_object_twice": repeats,
+        }
     print(json.dumps(out, indent=2))
 
 

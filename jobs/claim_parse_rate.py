@@ -43,9 +43,17 @@ def measure(parse, cases: list[dict]) -> dict:
 
 def main() -> None:
     cases = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else FIXTURE).read_text())
-    print(json.dumps({"cases": len(cases), "must_refuse": sum(c["expected"] is None for c in cases),
-                      "parse_list": measure(parse_list, cases),
-                      "strict_dash_bullets": measure(strict_dash_bullets, cases)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "cases": len(cases),
+                "must_refuse": sum(c["expected"] is None for c in cases),
+                "parse_list": measure(parse_list, cases),
+                "strict_dash_bullets": measure(strict_dash_bullets, cases),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,17 +33,24 @@ def preflight(config: RunConfig, needs_input: bool = True) -> None:
     if config.resources.gpu_memory_gb or config.train.gpu_memory_gb:
         from .plan import plan
 
-        short = [f"{row.what} ({row.model}): needs ~{row.per_gpu_gb} GB per GPU; fix: {row.fix}"
-                 for row in plan(config) if row.fits is False]
+        short = [
+            f"{row.what} ({row.model}): needs ~{row.per_gpu_gb} GB per GPU; fix: {row.fix}"
+            for row in plan(config)
+            if row.fits is False
+        ]
         if short:
-            raise ConfigError("the memory plan does not fit (see `rlaifv-ray plan CONFIG`):\n"
-                              + "\n".join(f"  - {line}" for line in short))
+            raise ConfigError(
+                "the memory plan does not fit (see `rlaifv-ray plan CONFIG`):\n"
+                + "\n".join(f"  - {line}" for line in short)
+            )
 
 
 def run(config: RunConfig, log=print) -> list[dict]:
     preflight(config)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(config, store, log, lambda k, policy: run_feedback(config, k, policy, config.data.input, log=log))
+        return _iterate(
+            config, store, log, lambda k, policy: run_feedback(config, k, policy, config.data.input, log=log)
+        )
 
 
 def train_on_pairs(config: RunConfig, pairs: str, log=print) -> list[dict]:
@@ -52,8 +59,9 @@ def train_on_pairs(config: RunConfig, pairs: str, log=print) -> list[dict]:
     config = config.model_copy(update={"iterations": 1})
     preflight(config, needs_input=False)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(config, store, log, lambda k, policy: import_pairs(config, k, policy, pairs, log=log),
-                        step="import pairs")
+        return _iterate(
+            config, store, log, lambda k, policy: import_pairs(config, k, policy, pairs, log=log), step="import pairs"
+        )
 
 
 def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feedback") -> list[dict]:
@@ -72,8 +80,9 @@ def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feed
         if summary.get(k + 1, {}).get("dpo_config_hash") != trained["config_hash"]:  # new or retrained
             evaluation = _timed(log, d, "evaluate", seconds, _evaluate, config, policy, k + 1)
             summary[k + 1] = _row(k + 1, policy, evaluation, feedback, trained)
-            store.write_json(f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation,
-                                                   "step_seconds": seconds})
+            store.write_json(
+                f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation, "step_seconds": seconds}
+            )
             store.write_json(SUMMARY, _ordered(summary))
             _write_best(config, store, _ordered(summary))  # after each iteration: a run stopped early has one
     from .report import write_report
@@ -91,8 +100,14 @@ def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict
     sign = 1 if select.mode == "min" else -1
     row = min(rows, key=lambda r: (sign * r[select.metric], r["iteration"]))
     evaluated = [*EVAL_COLUMNS, *(f"{b}_{c}" for b, cols in _bench_columns(config).items() for c in cols)]
-    best = {"iteration": row["iteration"], "checkpoint": row["policy"], "metric": select.metric,
-            "mode": select.mode, "value": row[select.metric], "metrics": {k: row.get(k) for k in evaluated}}
+    best = {
+        "iteration": row["iteration"],
+        "checkpoint": row["policy"],
+        "metric": select.metric,
+        "mode": select.mode,
+        "value": row[select.metric],
+        "metrics": {k: row.get(k) for k in evaluated},
+    }
     store.write_json(BEST, best)
     return best
 
@@ -109,8 +124,9 @@ def _evaluate(config: RunConfig, policy: str, row: int) -> dict | None:
     return out or None
 
 
-def _row(iteration: int, policy: str, evaluation: dict | None, feedback: dict | None = None,
-         trained: dict | None = None) -> dict:
+def _row(
+    iteration: int, policy: str, evaluation: dict | None, feedback: dict | None = None, trained: dict | None = None
+) -> dict:
     """One evaluated policy: iteration 0 is the starting policy, k+1 the policy trained in iter_k."""
     ev, audit = evaluation or {}, (feedback or {}).get("audit", {})
     return {

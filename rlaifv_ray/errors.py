@@ -22,8 +22,14 @@ class StorageError(RlaifvError):
 
 
 # What pyarrow / the AWS SDK say when no connection can be made (not: access denied, no such key)
-_UNREACHABLE = ("NETWORK_CONNECTION", "Could not connect", "Couldn't connect", "Connection refused",
-                "Failed to connect", "Name or service not known")
+_UNREACHABLE = (
+    "NETWORK_CONNECTION",
+    "Could not connect",
+    "Couldn't connect",
+    "Connection refused",
+    "Failed to connect",
+    "Name or service not known",
+)
 
 
 def unreachable_reason(exc: BaseException) -> str | None:
@@ -38,7 +44,7 @@ def unreachable_reason(exc: BaseException) -> str | None:
             lines[0] = f"OSError: {lines[0]}"
         for line in lines:
             if line.strip().startswith("OSError:") and any(m in line for m in _UNREACHABLE):
-                return line.strip()[len("OSError:"):].strip()
+                return line.strip()[len("OSError:") :].strip()
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
     return None
 

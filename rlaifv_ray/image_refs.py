@@ -21,10 +21,12 @@ HTTP_CONNECT_TIMEOUT = 5.0
 _SESSIONS = threading.local()  # requests.Session is not shared between threads
 
 
-def fetch_all(refs: list[str | None], source: str, max_bytes: int, read_timeout: float,
-              workers: int = 8) -> list[tuple[bytes, str | None]]:
+def fetch_all(
+    refs: list[str | None], source: str, max_bytes: int, read_timeout: float, workers: int = 8
+) -> list[tuple[bytes, str | None]]:
     """(bytes, None) or (b"", reason) per reference, in order; raises StorageError for an
     unreachable store (SOURCE: the input that names the images)."""
+
     def one(ref):
         return fetch(ref, source, max_bytes, read_timeout)
 
@@ -51,8 +53,10 @@ def fetch(ref: str | None, source: str, max_bytes: int, read_timeout: float) -> 
         reason = unreachable_reason(exc)
         if reason is not None:
             store = ref.split("/", 3)[:3]
-            raise StorageError(f"input {source}: the store of its images ({'/'.join(store)}) cannot be reached "
-                               f"({reason}); nothing was sampled, rerun once it is back") from None
+            raise StorageError(
+                f"input {source}: the store of its images ({'/'.join(store)}) cannot be reached "
+                f"({reason}); nothing was sampled, rerun once it is back"
+            ) from None
         if "Unrecognized filesystem type" in str(exc):
             return b"", f"image {ref}: unsupported location (local path, s3://, http(s)://)"
         return b"", f"image {ref}: cannot read ({str(exc).splitlines()[0]})"
@@ -68,9 +72,17 @@ def _session():
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
-        retry = Retry(total=HTTP_RETRIES, connect=HTTP_RETRIES, read=HTTP_RETRIES, status=HTTP_RETRIES,
-                      backoff_factor=0.5, status_forcelist=(500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
-                      raise_on_status=False, respect_retry_after_header=False)
+        retry = Retry(
+            total=HTTP_RETRIES,
+            connect=HTTP_RETRIES,
+            read=HTTP_RETRIES,
+            status=HTTP_RETRIES,
+            backoff_factor=0.5,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=frozenset({"GET"}),
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
         session = requests.Session()
         for scheme in ("http://", "https://"):
             session.mount(scheme, HTTPAdapter(max_retries=retry))
@@ -97,10 +109,11 @@ def _http(url: str, max_bytes: int, read_timeout: float) -> tuple[bytes, str | N
     except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
         timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
         if timed_out:
-            return b"", (f"image {url}: timed out after {HTTP_RETRIES} retries (connect {HTTP_CONNECT_TIMEOUT:g} s, "
-                         f"read {read_timeout:g} s)")
+            return b"", (
+                f"image {url}: timed out after {HTTP_RETRIES} retries (connect {HTTP_CONNECT_TIMEOUT:g} s, "
+                f"read {read_timeout:g} s)"
+            )
         refused = "refused" in str(exc).lower()
         return b"", f"image {url}: {'connection refused' if refused else 'cannot connect'} after {HTTP_RETRIES} retries"
     except requests.exceptions.RequestException as exc:
         return b"", f"image {url}: {type(exc).__name__} ({exc})"
-

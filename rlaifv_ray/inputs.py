@@ -71,8 +71,15 @@ def toy_prompts(n: int, iteration: int, seed: int) -> list[dict]:
     for i in range(n):
         index = TOY_OFFSET + iteration * n + i  # fresh images every iteration
         scene, image = scene_and_image(seed, index)
-        rows.append({S.PROMPT_ID: f"toy-{index}", S.IMAGE: png_bytes(image),
-                     S.INSTRUCTION: INSTRUCTIONS[i % len(INSTRUCTIONS)], S.TRUTH: scene.kinds, S.ERROR: None})
+        rows.append(
+            {
+                S.PROMPT_ID: f"toy-{index}",
+                S.IMAGE: png_bytes(image),
+                S.INSTRUCTION: INSTRUCTIONS[i % len(INSTRUCTIONS)],
+                S.TRUTH: scene.kinds,
+                S.ERROR: None,
+            }
+        )
     return rows
 
 
@@ -96,9 +103,15 @@ def _jsonl(path: str, data) -> list[dict]:
             ref = os.path.join(base, ref)  # relative paths are relative to the JSONL file
         instruction = item.get("instruction")
         missing = [what for what, v in (("no image", ref), ("no instruction", instruction)) if v in (None, "")]
-        rows.append({S.PROMPT_ID: str(item.get("id", f"{os.path.basename(path)}:{n}")), S.IMAGE: b"",
-                     S.INSTRUCTION: str(instruction or ""), S.TRUTH: None,
-                     S.ERROR: f"line {n}: {', '.join(missing)}" if missing else None})
+        rows.append(
+            {
+                S.PROMPT_ID: str(item.get("id", f"{os.path.basename(path)}:{n}")),
+                S.IMAGE: b"",
+                S.INSTRUCTION: str(instruction or ""),
+                S.TRUTH: None,
+                S.ERROR: f"line {n}: {', '.join(missing)}" if missing else None,
+            }
+        )
         refs.append(None if missing else ref)
     if problems:
         raise InputError(f"input {path}: {len(problems)} bad line(s): " + "; ".join(problems[:20]))
@@ -129,21 +142,37 @@ def _parquet(path: str) -> list[dict]:
     missing = [c for c in ("image", "instruction") if c not in table.column_names]
     if missing:
         raise InputError(f"input {path}: missing column(s) {', '.join(missing)}")
-    ids = table.column("id").to_pylist() if "id" in table.column_names else [f"{os.path.basename(path)}:{i}" for i in range(table.num_rows)]
-    return [{S.PROMPT_ID: str(i), S.IMAGE: img or b"", S.INSTRUCTION: ins or "", S.TRUTH: None, S.ERROR: None}
-            for i, img, ins in zip(ids, table.column("image").to_pylist(), table.column("instruction").to_pylist())]
+    ids = (
+        table.column("id").to_pylist()
+        if "id" in table.column_names
+        else [f"{os.path.basename(path)}:{i}" for i in range(table.num_rows)]
+    )
+    return [
+        {S.PROMPT_ID: str(i), S.IMAGE: img or b"", S.INSTRUCTION: ins or "", S.TRUTH: None, S.ERROR: None}
+        for i, img, ins in zip(ids, table.column("image").to_pylist(), table.column("instruction").to_pylist())
+    ]
 
 
 def _folder(path: str, data) -> list[dict]:
     fs, inner = _fs(path)
     from pyarrow.fs import FileSelector
 
-    infos = sorted((i for i in fs.get_file_info(FileSelector(inner)) if i.path.lower().endswith(IMAGE_SUFFIXES)),
-                   key=lambda i: i.path)
+    infos = sorted(
+        (i for i in fs.get_file_info(FileSelector(inner)) if i.path.lower().endswith(IMAGE_SUFFIXES)),
+        key=lambda i: i.path,
+    )
     if not infos:
         raise InputError(f"input {path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    rows = [{S.PROMPT_ID: os.path.basename(i.path), S.IMAGE: b"", S.INSTRUCTION: data.default_instruction,
-             S.TRUTH: None, S.ERROR: None} for i in infos]
+    rows = [
+        {
+            S.PROMPT_ID: os.path.basename(i.path),
+            S.IMAGE: b"",
+            S.INSTRUCTION: data.default_instruction,
+            S.TRUTH: None,
+            S.ERROR: None,
+        }
+        for i in infos
+    ]
     base = path.rstrip("/") if "://" in path else None  # URIs keep their scheme for the fetch
     refs = [f"{base}/{os.path.basename(i.path)}" if base else i.path for i in infos]
     _fetch_into(rows, refs, path, data)

@@ -140,17 +140,41 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
         spread = _spread(spec, res.num_gpus)
         per_gpu = (weights + kv + logits) / spread / GB
         fits = None if not gpu_gb else per_gpu <= _HEADROOM * gpu_gb * min(res.num_gpus, 1.0)
-        fix = "" if fits is not False else (
-            "spread the model: num_gpus with device_map: auto (hf) or vllm.tensor_parallel_size"
-            if weights / spread / GB > 0.5 * gpu_gb else f"lower resources.{stage}.engine_batch_size")
+        fix = (
+            ""
+            if fits is not False
+            else (
+                "spread the model: num_gpus with device_map: auto (hf) or vllm.tensor_parallel_size"
+                if weights / spread / GB > 0.5 * gpu_gb
+                else f"lower resources.{stage}.engine_batch_size"
+            )
+        )
         prompt = sh.image_tokens + (config.data.max_instruction_tokens or 128) + s.max_new_tokens
         if spec.engine == "vllm" and stage == "sample" and spec.vllm.max_model_len < prompt:
-            fits, fix = False, (f"vllm.max_model_len {spec.vllm.max_model_len} cannot hold {sh.image_tokens} image "
-                                f"tokens + the instruction bound + {s.max_new_tokens} answer tokens ({prompt}); "
-                                "raise it or lower data.max_instruction_tokens")
-        rows.append(Row(f"stage {stage}", spec.path, round(sh.params / 1e9, 2), round(per_gpu, 1), spread,
-                        {"weights_gb": round(weights / GB, 1), "kv_cache_gb": round(kv / GB, 1),
-                         "logits_gb": round(logits / GB, 2)}, fits, fix))
+            fits, fix = (
+                False,
+                (
+                    f"vllm.max_model_len {spec.vllm.max_model_len} cannot hold {sh.image_tokens} image "
+                    f"tokens + the instruction bound + {s.max_new_tokens} answer tokens ({prompt}); "
+                    "raise it or lower data.max_instruction_tokens"
+                ),
+            )
+        rows.append(
+            Row(
+                f"stage {stage}",
+                spec.path,
+                round(sh.params / 1e9, 2),
+                round(per_gpu, 1),
+                spread,
+                {
+                    "weights_gb": round(weights / GB, 1),
+                    "kv_cache_gb": round(kv / GB, 1),
+                    "logits_gb": round(logits / GB, 2),
+                },
+                fits,
+                fix,
+            )
+        )
     if config.train.use_gpu:
         rows.append(_dpo_row(config, train_gpu_gb or config.train.gpu_memory_gb))
     return rows
@@ -168,8 +192,16 @@ def _dpo_row(config, gpu_gb: float | None) -> Row:
     parts = _dpo_parts(t, sh, config.sampling.max_new_tokens, t.strategy, t.lora)
     per_gpu = sum(parts.values())
     fits = None if not gpu_gb else per_gpu <= _HEADROOM * gpu_gb
-    return Row("dpo", config.models.policy.path, round(sh.params / 1e9, 2), round(per_gpu, 1), 1.0,
-               {k: round(v, 1) for k, v in parts.items()}, fits, _dpo_fix(t, sh, config, gpu_gb) if fits is False else "")
+    return Row(
+        "dpo",
+        config.models.policy.path,
+        round(sh.params / 1e9, 2),
+        round(per_gpu, 1),
+        1.0,
+        {k: round(v, 1) for k, v in parts.items()},
+        fits,
+        _dpo_fix(t, sh, config, gpu_gb) if fits is False else "",
+    )
 
 
 def _dpo_parts(t, sh: Shape, max_new_tokens: int, strategy: str, lora) -> dict[str, float]:
@@ -183,8 +215,11 @@ def _dpo_parts(t, sh: Shape, max_new_tokens: int, strategy: str, lora) -> dict[s
         adapters = r * 2 * sh.hidden * sh.layers * modules  # ~r*(in+out) per layer
         parts = {"weights_gb": sh.params * 2 / GB / shards, "adapter_and_adam_gb": adapters * 16 / GB / shards}
     else:
-        parts = {"weights_gb": sh.params * 4 / GB / shards, "grads_gb": trainable * 4 / GB / shards,
-                 "adam_gb": trainable * 8 / GB / shards}
+        parts = {
+            "weights_gb": sh.params * 4 / GB / shards,
+            "grads_gb": trainable * 4 / GB / shards,
+            "adam_gb": trainable * 8 / GB / shards,
+        }
         if t.workers > 1 and strategy == "ddp":
             parts["ddp_buckets_gb"] = trainable * 4 / GB
     per_token_layer = 2 if t.gradient_checkpointing else 34
@@ -220,8 +255,10 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         ok = {True: "yes", False: "NO", None: "?"}[row.fits]
         parts = ", ".join(f"{k} {v}" for k, v in row.parts.items())
-        lines.append(f"{row.what:<16} {row.params_b:>7}B {row.per_gpu_gb:>6} GB {row.gpus:>5g}  {ok:<4}  {parts}"
-                     + (f"\n{'':<46}fix: {row.fix}" if row.fix else ""))
+        lines.append(
+            f"{row.what:<16} {row.params_b:>7}B {row.per_gpu_gb:>6} GB {row.gpus:>5g}  {ok:<4}  {parts}"
+            + (f"\n{'':<46}fix: {row.fix}" if row.fix else "")
+        )
     return "\n".join(lines)
 
 

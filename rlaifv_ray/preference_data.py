@@ -22,10 +22,23 @@ _NEEDS = {"rlaifv": ("image", "question", "chosen", "rejected"), "trl": ("prompt
 _STR = {"dtype": "string", "_type": "Value"}
 _MESSAGES = {"feature": {"role": _STR, "content": _STR}, "_type": "List"}
 HF_FEATURES = {
-    "rlaifv": {"ds_name": _STR, "image": {"_type": "Image"}, "question": _STR, "chosen": _STR, "rejected": _STR,
-               "origin_dataset": _STR, "origin_split": _STR, "idx": _STR, "image_path": _STR},
-    "trl": {"prompt": _MESSAGES, "images": {"feature": {"_type": "Image"}, "_type": "List"}, "chosen": _MESSAGES,
-            "rejected": _MESSAGES},
+    "rlaifv": {
+        "ds_name": _STR,
+        "image": {"_type": "Image"},
+        "question": _STR,
+        "chosen": _STR,
+        "rejected": _STR,
+        "origin_dataset": _STR,
+        "origin_split": _STR,
+        "idx": _STR,
+        "image_path": _STR,
+    },
+    "trl": {
+        "prompt": _MESSAGES,
+        "images": {"feature": {"_type": "Image"}, "_type": "List"},
+        "chosen": _MESSAGES,
+        "rejected": _MESSAGES,
+    },
 }
 
 
@@ -37,17 +50,34 @@ def detect_format(columns: list[str], source: str) -> str:
         if not missing[fmt]:
             return fmt
     closest = min(missing, key=lambda f: len(missing[f]))
-    raise ConfigError(f"{source}: not a preference dataset in a known format; as {closest} it lacks column(s) "
-                      f"{', '.join(missing[closest])} (rlaifv needs {', '.join(_NEEDS['rlaifv'])}; trl needs "
-                      f"{', '.join(_NEEDS['trl'])}); it has {', '.join(columns) or 'no columns'}")
+    raise ConfigError(
+        f"{source}: not a preference dataset in a known format; as {closest} it lacks column(s) "
+        f"{', '.join(missing[closest])} (rlaifv needs {', '.join(_NEEDS['rlaifv'])}; trl needs "
+        f"{', '.join(_NEEDS['trl'])}); it has {', '.join(columns) or 'no columns'}"
+    )
 
 
 def to_pairs(batch: dict[str, list], fmt: str) -> dict[str, list]:
     """Rows of either format (with their SOURCE id) -> our pair columns plus IMAGE bytes and an
     ERROR naming why a row cannot be used (no image bytes, empty question or answer)."""
-    out = {k: [] for k in (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.TRUTH, S.CHOSEN, S.REJECTED, S.CHOSEN_ID,
-                           S.REJECTED_ID, S.CHOSEN_SCORE, S.REJECTED_SCORE, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP,
-                           S.ERROR)}
+    out = {
+        k: []
+        for k in (
+            S.PROMPT_ID,
+            S.IMAGE,
+            S.INSTRUCTION,
+            S.TRUTH,
+            S.CHOSEN,
+            S.REJECTED,
+            S.CHOSEN_ID,
+            S.REJECTED_ID,
+            S.CHOSEN_SCORE,
+            S.REJECTED_SCORE,
+            S.REF_CHOSEN_LOGP,
+            S.REF_REJECTED_LOGP,
+            S.ERROR,
+        )
+    }
     for i, source in enumerate(batch[SOURCE]):
         if fmt == "rlaifv":
             image, problem = _image(batch["image"][i])
@@ -60,16 +90,30 @@ def to_pairs(batch: dict[str, list], fmt: str) -> dict[str, list]:
                 image, problem = None, f"{len(images)} images in one pair; one per pair is supported"
             question = _text(batch["prompt"][i], "user")
             chosen, rejected = _text(batch["chosen"][i], "assistant"), _text(batch["rejected"][i], "assistant")
-        empty = [name for name, text in (("question", question), ("chosen", chosen), ("rejected", rejected))
-                 if not text.strip()]
+        empty = [
+            name
+            for name, text in (("question", question), ("chosen", chosen), ("rejected", rejected))
+            if not text.strip()
+        ]
         if empty:
             problem = problem or f"empty {' and '.join(empty)}"
         elif chosen.strip() == rejected.strip():
             problem = problem or "chosen and rejected are the same answer"
-        row = {S.PROMPT_ID: source, S.IMAGE: image, S.INSTRUCTION: question, S.TRUTH: [], S.CHOSEN: chosen,
-               S.REJECTED: rejected, S.CHOSEN_ID: f"{source}/chosen", S.REJECTED_ID: f"{source}/rejected",
-               S.CHOSEN_SCORE: None, S.REJECTED_SCORE: None, S.REF_CHOSEN_LOGP: None, S.REF_REJECTED_LOGP: None,
-               S.ERROR: problem}
+        row = {
+            S.PROMPT_ID: source,
+            S.IMAGE: image,
+            S.INSTRUCTION: question,
+            S.TRUTH: [],
+            S.CHOSEN: chosen,
+            S.REJECTED: rejected,
+            S.CHOSEN_ID: f"{source}/chosen",
+            S.REJECTED_ID: f"{source}/rejected",
+            S.CHOSEN_SCORE: None,
+            S.REJECTED_SCORE: None,
+            S.REF_CHOSEN_LOGP: None,
+            S.REF_REJECTED_LOGP: None,
+            S.ERROR: problem,
+        }
         for k, v in row.items():
             out[k].append(v)
     return out
@@ -120,8 +164,12 @@ def from_pairs(pairs: dict[str, list], images: list[bytes], fmt: str, origin: st
             "chosen": pairs[S.CHOSEN],
             "rejected": pairs[S.REJECTED],
             "origin_dataset": [origin] * n,
-            "origin_split": [json.dumps({k: pairs[k][i] for k in (S.CHOSEN_SCORE, S.REJECTED_SCORE, S.REF_CHOSEN_LOGP,
-                                                                  S.REF_REJECTED_LOGP)}) for i in range(n)],
+            "origin_split": [
+                json.dumps(
+                    {k: pairs[k][i] for k in (S.CHOSEN_SCORE, S.REJECTED_SCORE, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP)}
+                )
+                for i in range(n)
+            ],
             "idx": pairs[S.PROMPT_ID],
             "image_path": [f"{i}.img" for i in pairs[S.IMAGE_ID]],
         }

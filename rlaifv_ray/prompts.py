@@ -58,23 +58,24 @@ INSTRUCT = ClaimPrompts(
         "An atomic fact states exactly one thing (one object, one attribute, one count or one relation) "
         "and can be checked by looking at the image. Keep only what the answer claims about the image; "
         "never add facts of your own.\n"
-        "Write one fact per line, each line starting with \"- \". Write nothing else.\n\n"
+        'Write one fact per line, each line starting with "- ". Write nothing else.\n\n'
         f"{_FACTS_EXAMPLES}\n\n"
         "Now your turn.\nQuestion: {question}\nAnswer: {answer}\nFacts:"
     ),
     questions=(
         "You are an expert annotator. Rewrite each fact about an image as a yes/no question whose answer "
-        "is \"yes\" exactly when the fact is true.\n"
-        "Write one question per fact, in the same order, one per line, each line starting with \"- \" and "
-        "ending with \"?\". Write nothing else.\n\n"
+        'is "yes" exactly when the fact is true.\n'
+        'Write one question per fact, in the same order, one per line, each line starting with "- " and '
+        'ending with "?". Write nothing else.\n\n'
         f"{_QUESTIONS_EXAMPLES}\n\n"
         "Now your turn.\nFacts:\n{facts}\nQuestions:"
     ),
 )
 SHAPESWORLD = ClaimPrompts(
-    facts="Split the answer into atomic facts, one per line, each starting with '- '.\n### Answer:\n{answer}\n### Facts:",
+    facts="Split the answer into atomic facts, one per line, each starting with '- '.\n"
+    "### Answer:\n{answer}\n### Facts:",
     questions="Rewrite each fact as a yes/no question, one per line, each starting with '- '.\n"
-              "### Facts:\n{facts}\n### Questions:",
+    "### Facts:\n{facts}\n### Questions:",
 )
 PROMPT_SETS = {"instruct": INSTRUCT, "shapesworld": SHAPESWORLD}
 
@@ -98,9 +99,10 @@ def parse_list(text: str, questions: bool = False) -> list[str]:
     the items are commentary on the item above and dropped; markdown bold around an item and a bold
     label before it ("**Color:** The cat is orange.") are removed; a question's own answer after its
     "?" ("? (Yes)", "? Yes.") is cut off, so the labeler never sees it. Refused: no items, any other
-    text between items, an empty item or a bare label ("**Color:**"), and (for questions) an item not ending with "?", (for facts) a
-    last item cut off mid-sentence. Output without any list marker is read one item per line only if
-    every line is a sentence about the image (no header, no "I"/"you"/"answer" chatter).
+    text between items, an empty item or a bare label ("**Color:**"), and (for questions) an item not
+    ending with "?", (for facts) a last item cut off mid-sentence. Output without any list marker is
+    read one item per line only if every line is a sentence about the image (no header, no
+    "I"/"you"/"answer" chatter).
     """
     raw = [ln.rstrip() for ln in text.strip("\n").splitlines()]
     raw = [ln for ln in raw if ln.strip() and not _FENCE.match(ln.strip())]
@@ -109,7 +111,7 @@ def parse_list(text: str, questions: bool = False) -> list[str]:
         first = next(i for i, m in enumerate(marked) if m)
         last = max(i for i, m in enumerate(marked) if m)
         base = _indent(raw[first])
-        span = [(ln, m) for ln, m in zip(raw[first:last + 1], marked[first:last + 1]) if _indent(ln) <= base]
+        span = [(ln, m) for ln, m in zip(raw[first : last + 1], marked[first : last + 1]) if _indent(ln) <= base]
         between = [ln.strip() for ln, m in span if not m]
         if between:
             raise ValueError(f"text between list items: {between[0]!r}")

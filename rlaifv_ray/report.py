@@ -15,12 +15,23 @@ import io
 
 from . import schema as S
 
-_COLUMNS = ("iteration", "chair_s", "chair_i", "recall", "mean_words", "pairs", "pair_accuracy",
-            "false_claim_rejection", "dpo_steps", "dpo_loss_last")
+_COLUMNS = (
+    "iteration",
+    "chair_s",
+    "chair_i",
+    "recall",
+    "mean_words",
+    "pairs",
+    "pair_accuracy",
+    "false_claim_rejection",
+    "dpo_steps",
+    "dpo_loss_last",
+)
 
 
-def write_report(store, summary: list[dict], benchmarks: dict[str, tuple[str, ...]] | None = None,
-                 best: dict | None = None) -> None:
+def write_report(
+    store, summary: list[dict], benchmarks: dict[str, tuple[str, ...]] | None = None, best: dict | None = None
+) -> None:
     """BENCHMARKS: name -> its summary columns; BEST: RUN/best.json's content."""
     import matplotlib
 
@@ -115,8 +126,7 @@ def _plot_scores(store, iters: list[int]) -> bytes:
     fig, ax = _figure()
     for k in iters:
         labels = store.read_table(f"iter_{k:03d}/labels", S.schema("labels"), columns=[S.SCORE])
-        scores = [s for s in labels.column(S.SCORE).to_pylist()
-                  if s is not None]
+        scores = [s for s in labels.column(S.SCORE).to_pylist() if s is not None]
         if scores:
             lo = min(scores)
             ax.hist(scores, bins=range(lo, 2), histtype="step", linewidth=2, label=f"iter {k}", align="left")
@@ -160,31 +170,53 @@ _FEEDBACK = ("iteration", "input", "rows", "quarantined", "pair yield", "length 
 def _feedback_row(k: int, m: dict) -> list:
     rows = m.get("rows", {})
     balance = m.get("length_balance") or {}
-    return [k, m.get("input"), " → ".join(f"{stage} {n}" for stage, n in rows.items()),
-            sum((m.get("quarantined") or {}).values()), m.get("pair_yield"),
-            f"{balance.get('before')} → {balance.get('after')} (cut {_fmt(balance.get('cut'))})" if balance else None]
+    return [
+        k,
+        m.get("input"),
+        " → ".join(f"{stage} {n}" for stage, n in rows.items()),
+        sum((m.get("quarantined") or {}).values()),
+        m.get("pair_yield"),
+        f"{balance.get('before')} → {balance.get('after')} (cut {_fmt(balance.get('cut'))})" if balance else None,
+    ]
 
 
 def _table(columns, rows) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    return f"<table><tr>{head}</tr>" + "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>"
-                                               for r in rows) + "</table>"
+    return (
+        f"<table><tr>{head}</tr>"
+        + "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
 
 
-def _html(summary: list[dict], per_iter: dict[int, dict], images: list[str], benchmarks: dict, best: dict | None) -> str:
+def _html(
+    summary: list[dict], per_iter: dict[int, dict], images: list[str], benchmarks: dict, best: dict | None
+) -> str:
     columns = list(_COLUMNS) + [f"{b}_{c}" for b, cols in benchmarks.items() for c in cols if c != "mean_words"]
     figs = "".join(f'<img src="{name}" alt="{name}">' for name in images)
-    rows = [[f"{r['iteration']} ★ best" if best and r["iteration"] == best["iteration"] else r["iteration"],
-             *(r.get(c) for c in columns[1:])] for r in summary]
-    picked = (f"<p>★ best by {html.escape(best['metric'])} ({best['mode']}): the policy after iteration "
-              f"{best['iteration']}, {_fmt(best['value'])} (RUN/best.json)</p>") if best else ""
+    rows = [
+        [
+            f"{r['iteration']} ★ best" if best and r["iteration"] == best["iteration"] else r["iteration"],
+            *(r.get(c) for c in columns[1:]),
+        ]
+        for r in summary
+    ]
+    picked = (
+        (
+            f"<p>★ best by {html.escape(best['metric'])} ({best['mode']}): the policy after iteration "
+            f"{best['iteration']}, {_fmt(best['value'])} (RUN/best.json)</p>"
+        )
+        if best
+        else ""
+    )
     return (
         "<!doctype html><meta charset='utf-8'><title>RLAIF-V run report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
         "img{max-width:48%;margin:4px}</style>"
         "<h1>RLAIF-V run report</h1><p>Row k is the policy after iteration k (0 = the starting policy); "
         "pairs and feedback audit are those it was trained on.</p>"
-        + _table(columns, rows) + picked
+        + _table(columns, rows)
+        + picked
         + f"<div>{figs}</div><h2>Feedback per iteration</h2>"
         + _table(_FEEDBACK, [_feedback_row(k, m) for k, m in per_iter.items()])
     )

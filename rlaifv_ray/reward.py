@@ -47,28 +47,35 @@ class Ranker:
 
     @classmethod
     def load(cls, policy: str, reference: str, beta: float, engine: str = "hf", **engine_options) -> Ranker:
-        return cls(load_engine(policy, engine, **engine_options), load_engine(reference, engine, **engine_options), beta)
+        return cls(
+            load_engine(policy, engine, **engine_options), load_engine(reference, engine, **engine_options), beta
+        )
 
     def score(self, items: list[tuple[object, str, list[str]]]) -> list[list[Reward]]:
         """items: (image, instruction, candidates); one engine pass per model for all of them."""
-        requests = [LogprobRequest(user_message(instr, image is not None), c, image)
-                    for image, instr, cands in items for c in cands]
+        requests = [
+            LogprobRequest(user_message(instr, image is not None), c, image)
+            for image, instr, cands in items
+            for c in cands
+        ]
         flat = []
         if requests:
             policy = self.policy.sequence_logprobs(requests)
-            spans = self.policy.chat.answer_spans([r.messages for r in requests], [r.answer for r in requests],
-                                                  [len(p.tokens) for p in policy])
+            spans = self.policy.chat.answer_spans(
+                [r.messages for r in requests], [r.answer for r in requests], [len(p.tokens) for p in policy]
+            )
             flat = rewards(policy, self.reference.sequence_logprobs(requests), self.beta, spans)
         out, i = [], 0
         for _, _, cands in items:
-            out.append(flat[i:i + len(cands)])
+            out.append(flat[i : i + len(cands)])
             i += len(cands)
         return out
 
     def sample(self, image, instruction: str, n: int, seed: int, params: SamplingParams) -> list[str]:
         msgs = user_message(instruction, image is not None)
-        return self.policy.generate([GenerateRequest(msgs, image, params, derive_seed(seed, "best-of-n", k))
-                                     for k in range(n)])
+        return self.policy.generate(
+            [GenerateRequest(msgs, image, params, derive_seed(seed, "best-of-n", k)) for k in range(n)]
+        )
 
 
 def pick(scores: list[Reward], how: str, seed: int = 0) -> int:

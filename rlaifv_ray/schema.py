@@ -98,9 +98,18 @@ def _schemas():
         pa.field(REASON, pa.string(), nullable=False),
         pa.field(ROW, pa.string(), nullable=False),
     ]
-    return {name: pa.schema(fields) for name, fields in
-            dict(prompts=prompt, candidates=candidate, claims=claims, labels=label, pairs=pair,
-                 answers=answers, quarantine=quarantine).items()}
+    return {
+        name: pa.schema(fields)
+        for name, fields in dict(
+            prompts=prompt,
+            candidates=candidate,
+            claims=claims,
+            labels=label,
+            pairs=pair,
+            answers=answers,
+            quarantine=quarantine,
+        ).items()
+    }
 
 
 def schema(name: str):

@@ -57,8 +57,13 @@ def ray_local():
     """A real local Ray (2 CPUs), shared by the tests of a session."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}})
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}},
+    )
     yield ray
     ray.shutdown()
 
@@ -76,8 +81,10 @@ def toy_config(tmp_path, toy_models, **over):
         },
         "sampling": {"n": 4, "max_new_tokens": 40},
         "claim_extraction": {"prompts": "shapesworld"},
-        "resources": {k: {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5}
-                      for k in ("sample", "claims", "label", "reference")},
+        "resources": {
+            k: {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5}
+            for k in ("sample", "claims", "label", "reference")
+        },
     }
     for key, value in over.items():
         node = cfg
@@ -190,14 +197,29 @@ def ray_head(env: dict):
     temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     env = {**env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     ports = _free_ports(6)  # every listening port explicit: another Ray may run on this machine
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-                             f"--port={ports[0]}", "--num-cpus=2", "--dashboard-host=127.0.0.1",
-                             f"--dashboard-port={ports[1]}", f"--dashboard-agent-listen-port={ports[2]}",
-                             f"--dashboard-agent-grpc-port={ports[3]}", f"--metrics-export-port={ports[4]}",
-                             f"--ray-client-server-port={ports[5]}", "--include-dashboard=true",
-                             f"--temp-dir={temp_dir}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={ports[0]}",
+            "--num-cpus=2",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={ports[1]}",
+            f"--dashboard-agent-listen-port={ports[2]}",
+            f"--dashboard-agent-grpc-port={ports[3]}",
+            f"--metrics-export-port={ports[4]}",
+            f"--ray-client-server-port={ports[5]}",
+            "--include-dashboard=true",
+            f"--temp-dir={temp_dir}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{ports[1]}"
     try:
         wait_for_http(f"{address}/api/version", head, 120, lambda: head.stderr.read())
@@ -214,8 +236,17 @@ def ray_job_submit(address: str, env: dict, *entrypoint: str):
     import sys
     import time
 
-    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
-              "--working-dir", str(REPO), "--", *entrypoint]
+    submit = [
+        str(Path(sys.executable).parent / "ray"),
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--working-dir",
+        str(REPO),
+        "--",
+        *entrypoint,
+    ]
     deadline = time.time() + 90
     while True:  # the dashboard answers a few seconds before its job agent does
         job = subprocess.run(submit, capture_output=True, text=True, env=env, timeout=900)

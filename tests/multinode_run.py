@@ -45,12 +45,17 @@ def main(root: Path, prompts: int) -> None:
 
 
 def _run(root: Path, prompts: int) -> None:
-    raw = toy_config(root, PRETRAINED, **{"models.claims": "rules", "train.workers": 2,
-                                          "train.num_cpus_per_worker": 1, "train.batch_size": 4})
-    raw["resources"] = {"sample": {"concurrency": [2, 2], "batch_size": 8, "num_cpus": 0.5},
-                        "claims": {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.25},
-                        "label": {"concurrency": [1, 2], "batch_size": 8, "num_cpus": 0.5},
-                        "reference": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5}}
+    raw = toy_config(
+        root,
+        PRETRAINED,
+        **{"models.claims": "rules", "train.workers": 2, "train.num_cpus_per_worker": 1, "train.batch_size": 4},
+    )
+    raw["resources"] = {
+        "sample": {"concurrency": [2, 2], "batch_size": 8, "num_cpus": 0.5},
+        "claims": {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.25},
+        "label": {"concurrency": [1, 2], "batch_size": 8, "num_cpus": 0.5},
+        "reference": {"concurrency": [1, 1], "batch_size": 16, "num_cpus": 0.5},
+    }
     config = validate_config(raw)
     run = Path(config.run_dir) / "iter_000"
     run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}", log=lambda _: None)
@@ -65,13 +70,23 @@ def _run(root: Path, prompts: int) -> None:
     pool = pool_over_time(timings)
     dpo = train_dpo(config, 0, config.models.policy.path, log=lambda _: None)
     nodes = json.loads((run / "train_log.json").read_text())["worker_nodes"]
-    print(json.dumps({
-        "label_seconds": round(time.time() - t0, 1), "label_batches": len(timings),
-        "label_actors": len({t["actor"] for t in timings}), "label_pool_per_second": pool,
-        "labels": metrics["rows"]["labels"], "candidates": metrics["rows"]["candidates"],
-        "pairs_equal": stage_pairs(config.run_dir) == undisturbed, "pairs": len(undisturbed),
-        "dpo_steps": dpo["steps"], "dpo_worker_nodes": nodes, "cluster_nodes": len(ray.nodes()),
-    }))
+    print(
+        json.dumps(
+            {
+                "label_seconds": round(time.time() - t0, 1),
+                "label_batches": len(timings),
+                "label_actors": len({t["actor"] for t in timings}),
+                "label_pool_per_second": pool,
+                "labels": metrics["rows"]["labels"],
+                "candidates": metrics["rows"]["candidates"],
+                "pairs_equal": stage_pairs(config.run_dir) == undisturbed,
+                "pairs": len(undisturbed),
+                "dpo_steps": dpo["steps"],
+                "dpo_worker_nodes": nodes,
+                "cluster_nodes": len(ray.nodes()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

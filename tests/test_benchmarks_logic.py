@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from rlaifv_ray.benchmarks import load_benchmark
-from rlaifv_ray.benchmarks import yesno
+from rlaifv_ray.benchmarks import load_benchmark, yesno
 from rlaifv_ray.benchmarks.yesno import binary_metrics, yes_or_no
 from rlaifv_ray.errors import ConfigError
 from rlaifv_ray.toyworld.datasets import write_benchmark
@@ -14,11 +13,19 @@ from rlaifv_ray.toyworld.text import negative_kind
 from rlaifv_ray.toyworld.world import scene_and_image
 
 
-@pytest.mark.parametrize("answer,parsed", [
-    ("Yes, there is a red circle.", "yes"), ("No.", "no"), ("no", "no"), ("There is not a red circle.", "no"),
-    ("yes. No other objects.", "yes"),  # only the first sentence counts
-    ("No, there isn't.", "no"), ("Nope", "yes"), ("", "yes"),  # POPE's rule, literally
-])
+@pytest.mark.parametrize(
+    "answer,parsed",
+    [
+        ("Yes, there is a red circle.", "yes"),
+        ("No.", "no"),
+        ("no", "no"),
+        ("There is not a red circle.", "no"),
+        ("yes. No other objects.", "yes"),  # only the first sentence counts
+        ("No, there isn't.", "no"),
+        ("Nope", "yes"),
+        ("", "yes"),  # POPE's rule, literally
+    ],
+)
 def test_pope_answer_rule(answer, parsed):
     assert yes_or_no(answer) == parsed
 
@@ -52,7 +59,8 @@ def test_pope_fixtures_follow_their_split_and_truth_scores_perfectly(tmp_path, s
     assert score(questions, [q.label.capitalize() + "." for q in questions])["f1"] == 1.0
     always_yes = score(questions, ["Yes"] * len(questions))
     assert always_yes["yes_ratio"] == 1.0 and always_yes["accuracy"] == pytest.approx(
-        sum(q.label == "yes" for q in questions) / len(questions))
+        sum(q.label == "yes" for q in questions) / len(questions)
+    )
     for q in questions:  # each answer is the scene's truth
         scene = scene_and_image(0, 80_000_000 + int(q.image[7:12]))[0]
         obj = q.text.split("Is there a ")[1].split(" in the image")[0]
@@ -85,20 +93,28 @@ def test_amber_fixture_has_every_kind_and_metrics_per_kind(tmp_path):
 
 
 def test_malformed_files_fail_naming_every_bad_line(tmp_path):
-    lines = [json.dumps({"question_id": 1, "image": "a.png", "text": "Is there a cat?", "label": "yes"}),
-             "{not json",
-             json.dumps({"question_id": 3, "image": "a.png", "text": "Is there a dog?"}),
-             json.dumps({"question_id": 4, "image": "a.png", "text": "Is there a dog?", "label": "maybe"})]
+    lines = [
+        json.dumps({"question_id": 1, "image": "a.png", "text": "Is there a cat?", "label": "yes"}),
+        "{not json",
+        json.dumps({"question_id": 3, "image": "a.png", "text": "Is there a dog?"}),
+        json.dumps({"question_id": 4, "image": "a.png", "text": "Is there a dog?", "label": "maybe"}),
+    ]
     with pytest.raises(ConfigError) as err:
         load_questions("pope", "\n".join(lines), "pope.jsonl")
     msg = str(err.value)
     assert "pope.jsonl line 2: not valid JSON" in msg
     assert "pope.jsonl line 3: missing label" in msg
     assert "pope.jsonl line 4: label must be yes or no, got 'maybe'" in msg
-    queries = json.dumps([{"id": 1, "image": "a.png", "query": "Is it red?"}, {"id": 2, "image": "b.png", "query": "?"}])
+    queries = json.dumps(
+        [{"id": 1, "image": "a.png", "query": "Is it red?"}, {"id": 2, "image": "b.png", "query": "?"}]
+    )
     annotations = json.dumps([{"id": 1, "type": "discriminative-attribute-state", "truth": "no"}])
     with pytest.raises(ConfigError, match=r"q.json item 2: missing truth, type \(no annotation with this id\)"):
         load_questions("amber_disc", queries, "q.json", annotations)
-    full = json.dumps([{"id": 1, "type": "discriminative-attribute-state", "truth": "no"},
-                       {"id": 2, "type": "discriminative-relation", "truth": "yes"}])
+    full = json.dumps(
+        [
+            {"id": 1, "type": "discriminative-attribute-state", "truth": "no"},
+            {"id": 2, "type": "discriminative-relation", "truth": "yes"},
+        ]
+    )
     assert [q.kind for q in load_questions("amber_disc", queries, "q.json", full, limit=1)] == ["attribute"]

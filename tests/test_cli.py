@@ -53,8 +53,10 @@ def test_run_help_names_resume_and_outputs():
 
 def test_model_path_that_is_no_folder_and_no_hub_id_fails_before_ray(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"run_dir: {tmp_path / 'run'}\ndata: {{input: 'toy:4'}}\n"
-                   "models: {policy: {path: rlaifv_ray/toyworld/pretrained/policyy}, labeler_mode: self, claims: rules}\n")
+    cfg.write_text(
+        f"run_dir: {tmp_path / 'run'}\ndata: {{input: 'toy:4'}}\n"
+        "models: {policy: {path: rlaifv_ray/toyworld/pretrained/policyy}, labeler_mode: self, claims: rules}\n"
+    )
     out = _cli("run", str(cfg))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "models.policy.path" in out.stderr and "policyy" in out.stderr and "neither a model folder" in out.stderr
@@ -69,9 +71,26 @@ def test_a_stage_that_cannot_load_its_model_ends_the_run_with_one_clear_line(tmp
     broken.mkdir()
     (broken / "config.json").write_text((toy_models / "claim_llm" / "config.json").read_text())  # no weights
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "feedback", "toy", "--toy", "4",
-                          "--set", f"models.claim_llm.path={broken}", "--set", f"run_dir={tmp_path / 'run'}"],
-                         capture_output=True, text=True, env=env, cwd=toy_models.parents[2], timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlaifv_ray.cli",
+            "feedback",
+            "toy",
+            "--toy",
+            "4",
+            "--set",
+            f"models.claim_llm.path={broken}",
+            "--set",
+            f"run_dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=toy_models.parents[2],
+        timeout=600,
+    )
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f"rlaifv-ray: error: stage claims: model '{broken}'"), last

@@ -45,8 +45,10 @@ def test_rayjob_runs_the_driver_with_a_real_config():
     config = argv[argv.index("--config") + 1]
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     _loads_with_overrides(config, sets)
-    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == _yaml(CLUSTER / "kuberay" / "raycluster.yaml")[
-        "metadata"]["name"]
+    assert (
+        job["spec"]["clusterSelector"]["ray.io/cluster"]
+        == _yaml(CLUSTER / "kuberay" / "raycluster.yaml")["metadata"]["name"]
+    )
 
 
 def test_raycluster_has_autoscaling_gpu_groups():

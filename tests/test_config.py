@@ -36,8 +36,16 @@ def test_bad_config_lists_every_problem_in_one_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(bad, ["train.lr=abc", "nokey"])
     msg = str(info.value)
-    for fragment in ("models.policy.path", "sampling.n", "sampling.temperature", "sampling.tmperature",
-                     "resources.label.concurrency", "train.lr", "nokey", "claim_llm"):
+    for fragment in (
+        "models.policy.path",
+        "sampling.n",
+        "sampling.temperature",
+        "sampling.tmperature",
+        "resources.label.concurrency",
+        "train.lr",
+        "nokey",
+        "claim_llm",
+    ):
         assert fragment in msg, fragment
     assert "problem(s)" in msg
 
@@ -56,8 +64,10 @@ def test_vllm_engine_is_checked_where_the_stage_runs_not_at_validation(toy_model
 
     from rlaifv_ray.engines import load_engine
 
-    raw = {"run_dir": "r", "models": {"policy": {"path": "p", "engine": "vllm"}, "claims": "rules",
-                                      "labeler_mode": "self"}}
+    raw = {
+        "run_dir": "r",
+        "models": {"policy": {"path": "p", "engine": "vllm"}, "claims": "rules", "labeler_mode": "self"},
+    }
     assert validate_config(raw).models.policy.engine == "vllm"
     if importlib.util.find_spec("vllm") is None:
         with pytest.raises(ConfigError, match="engine 'vllm' needs vLLM .* pip install"):
@@ -73,8 +83,11 @@ def test_every_field_has_a_description():
 
 def test_vllm_options_reach_the_engine_and_tensor_parallel_needs_gpus():
     vllm = {"engine": "vllm", "vllm": {"tensor_parallel_size": 2, "max_model_len": 1024}}
-    raw = {"run_dir": "r", "models": {"policy": {"path": "p", **vllm}, "claims": "rules", "labeler_mode": "self"},
-           "resources": {"sample": {"num_gpus": 2}}}
+    raw = {
+        "run_dir": "r",
+        "models": {"policy": {"path": "p", **vllm}, "claims": "rules", "labeler_mode": "self"},
+        "resources": {"sample": {"num_gpus": 2}},
+    }
     with pytest.raises(ConfigError) as err:
         validate_config(raw)
     # the reference and (self-)label stages run the policy too and have no GPUs
@@ -84,15 +97,19 @@ def test_vllm_options_reach_the_engine_and_tensor_parallel_needs_gpus():
     config = validate_config(raw)
     options = config.models.policy.engine_options()
     assert options["tensor_parallel_size"] == 2 and options["max_model_len"] == 1024 and options["dtype"] == "auto"
-    assert validate_config({"run_dir": "r", "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"}}
-                           ).models.policy.engine_options() == {"dtype": "auto"}
+    assert validate_config(
+        {"run_dir": "r", "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"}}
+    ).models.policy.engine_options() == {"dtype": "auto"}
 
 
 def test_relative_paths_resolve_once_against_the_base_directory(tmp_path):
     (tmp_path / "models" / "policy").mkdir(parents=True)
-    raw = {"run_dir": "runs/x", "models": {"policy": {"path": "models/policy"}, "claims": "rules",
-                                           "labeler": {"path": "org/labeler-7b"}},
-           "data": {"input": "prompts.jsonl"}, "serve": {"reference": "models/policy"}}
+    raw = {
+        "run_dir": "runs/x",
+        "models": {"policy": {"path": "models/policy"}, "claims": "rules", "labeler": {"path": "org/labeler-7b"}},
+        "data": {"input": "prompts.jsonl"},
+        "serve": {"reference": "models/policy"},
+    }
     config = validate_config(raw, base=tmp_path)
     assert config.run_dir == str(tmp_path / "runs" / "x")
     assert config.models.policy.path == str(tmp_path / "models" / "policy")
@@ -102,16 +119,25 @@ def test_relative_paths_resolve_once_against_the_base_directory(tmp_path):
     # a resolved config validates to itself from any directory (workers, a rerun elsewhere)
     again = validate_config(config.model_dump(mode="json"), base=tmp_path / "models")
     assert again == config
-    uri = {"run_dir": "s3://b/run", "models": {"policy": {"path": "s3://b/policy"}, "claims": "rules",
-                                               "labeler_mode": "self"}, "data": {"input": "toy:8"}}
+    uri = {
+        "run_dir": "s3://b/run",
+        "models": {"policy": {"path": "s3://b/policy"}, "claims": "rules", "labeler_mode": "self"},
+        "data": {"input": "toy:8"},
+    }
     config = validate_config(uri, base=tmp_path)
     assert (config.run_dir, config.models.policy.path, config.data.input) == ("s3://b/run", "s3://b/policy", "toy:8")
 
 
 def test_model_path_neither_folder_nor_hub_id_is_one_problem_each(tmp_path):
-    raw = {"run_dir": "r", "models": {"policy": {"path": "rlaifv_ray/toyworld/pretrained/nope"}, "claims": "rules",
-                                      "labeler": {"path": "./labeler"}},
-           "sampling": {"n": 1}}
+    raw = {
+        "run_dir": "r",
+        "models": {
+            "policy": {"path": "rlaifv_ray/toyworld/pretrained/nope"},
+            "claims": "rules",
+            "labeler": {"path": "./labeler"},
+        },
+        "sampling": {"n": 1},
+    }
     with pytest.raises(ConfigError) as info:
         validate_config(raw, base=tmp_path)
     msg = str(info.value)
@@ -119,22 +145,34 @@ def test_model_path_neither_folder_nor_hub_id_is_one_problem_each(tmp_path):
     assert "models.policy.path" in msg and "neither a model folder" in msg and "nope" in msg
     assert "models.labeler.path" in msg and "./labeler" in msg
     # an absolute path may be a mount that only the cluster's GPU nodes have: taken as given
-    raw = {"run_dir": "r", "models": {"policy": {"path": "/mnt/models/policy"}, "claims": "rules",
-                                      "labeler_mode": "self"}}
+    raw = {
+        "run_dir": "r",
+        "models": {"policy": {"path": "/mnt/models/policy"}, "claims": "rules", "labeler_mode": "self"},
+    }
     assert validate_config(raw, base=tmp_path).models.policy.path == "/mnt/models/policy"
 
 
 def test_engine_batch_size_per_stage_and_device_map_reach_the_hf_engine_options():
-    raw = {"run_dir": "r", "models": {"policy": {"path": "p", "device_map": "auto"}, "claims": "rules",
-                                      "labeler_mode": "self"},
-           "resources": {"reference": {"engine_batch_size": 4}}}
+    raw = {
+        "run_dir": "r",
+        "models": {"policy": {"path": "p", "device_map": "auto"}, "claims": "rules", "labeler_mode": "self"},
+        "resources": {"reference": {"engine_batch_size": 4}},
+    }
     config = validate_config(raw)
     assert config.models.policy.engine_options(config.resources.reference.engine_batch_size) == {
-        "dtype": "auto", "device_map": "auto", "batch_size": 4}
+        "dtype": "auto",
+        "device_map": "auto",
+        "batch_size": 4,
+    }
     assert config.resources.sample.engine_batch_size == 32
     with pytest.raises(ConfigError) as err:
-        validate_config({**raw, "claim_extraction": {"prompts": "chatty", "max_new_tokens": 0},
-                         "models": {**raw["models"], "policy": {"path": "p", "device_map": "balanced"}}})
+        validate_config(
+            {
+                **raw,
+                "claim_extraction": {"prompts": "chatty", "max_new_tokens": 0},
+                "models": {**raw["models"], "policy": {"path": "p", "device_map": "balanced"}},
+            }
+        )
     for field in ("claim_extraction.prompts", "claim_extraction.max_new_tokens", "models.policy.device_map"):
         assert field in str(err.value)
 
@@ -147,9 +185,15 @@ def test_a_stage_whose_gpus_cannot_hold_its_model_is_refused_by_name(tmp_path):
     size = weights_gb(str(folder), "bfloat16")
     assert size == pytest.approx(weights_gb(str(folder), "float32") / 2) and size > 0
     gpu_gb = size / 1.5  # one GPU holds two thirds of the weights
-    raw = {"run_dir": "r", "models": {"policy": {"path": "org/policy"}, "claims": "rules",
-                                      "labeler": {"path": str(folder), "dtype": "bfloat16"}},
-           "resources": {"gpu_memory_gb": gpu_gb, "label": {"num_gpus": 2}, "sample": {"num_gpus": 1}}}
+    raw = {
+        "run_dir": "r",
+        "models": {
+            "policy": {"path": "org/policy"},
+            "claims": "rules",
+            "labeler": {"path": str(folder), "dtype": "bfloat16"},
+        },
+        "resources": {"gpu_memory_gb": gpu_gb, "label": {"num_gpus": 2}, "sample": {"num_gpus": 1}},
+    }
     with pytest.raises(ConfigError) as err:
         validate_config(raw)  # hf without device_map uses one of the two GPUs
     assert "resources.label" in str(err.value) and "device_map" in str(err.value)
@@ -159,8 +203,11 @@ def test_a_stage_whose_gpus_cannot_hold_its_model_is_refused_by_name(tmp_path):
 
 
 def test_fsdp_settings_that_cannot_work_are_refused():
-    raw = {"run_dir": "r", "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"},
-           "train": {"strategy": "fsdp", "lora": {"r": 8}, "workers": 3, "batch_size": 8}}
+    raw = {
+        "run_dir": "r",
+        "models": {"policy": {"path": "p"}, "claims": "rules", "labeler_mode": "self"},
+        "train": {"strategy": "fsdp", "lora": {"r": 8}, "workers": 3, "batch_size": 8},
+    }
     with pytest.raises(ConfigError, match="divisible by train.workers"):
         validate_config(raw)
     raw["train"]["workers"] = 4

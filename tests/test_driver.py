@@ -21,25 +21,36 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 
 
 def _mtimes(run: Path) -> dict:
-    return {s: sorted(p.stat().st_mtime_ns for p in (run / "iter_000" / s).glob("*.parquet"))
-            for s in ("prompts", "candidates", "claims", "labels", "pairs")}
+    return {
+        s: sorted(p.stat().st_mtime_ns for p in (run / "iter_000" / s).glob("*.parquet"))
+        for s in ("prompts", "candidates", "claims", "labels", "pairs")
+    }
 
 
 def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_path, toy_models):
     # Start from a finished feedback iteration (same settings, so its stages count as done).
     run = tmp_path / "run"
     shutil.copytree(clean_run[0].run_dir, run)
-    cfg = toy_config(tmp_path, toy_models, **{
-        "data.input": "toy:16", "eval.toy_heldout": 16, "train.batch_size": 2, "train.epochs": 3,
-        "train.checkpoint_steps": 3, "train.num_cpus_per_worker": 1})
+    cfg = toy_config(
+        tmp_path,
+        toy_models,
+        **{
+            "data.input": "toy:16",
+            "eval.toy_heldout": 16,
+            "train.batch_size": 2,
+            "train.epochs": 3,
+            "train.checkpoint_steps": 3,
+            "train.num_cpus_per_worker": 1,
+        },
+    )
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     before = _mtimes(run)
     cmd = [sys.executable, "-m", "rlaifv_ray.cli", "run", str(tmp_path / "run.yaml")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True
+    )
     deadline = time.time() + 300
-    while not checkpoint_registered(str(run / "iter_000" / "dpo")) and proc.poll() is None \
-            and time.time() < deadline:
+    while not checkpoint_registered(str(run / "iter_000" / "dpo")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert proc.poll() is None, proc.stderr.read()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, its local Ray and the Train workers, mid-DPO

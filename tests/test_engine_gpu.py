@@ -14,8 +14,11 @@ def test_cuda_engine_matches_cpu(toy_models):
     cpu = load_engine(str(toy_models / "labeler"), device="cpu")
     gpu = load_engine(str(toy_models / "labeler"), device="cuda", dtype="float32")
     images = [scene_and_image(5, i)[1] for i in range(4)]
-    requests = [YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {o} in the image?"), img)
-                for img in images for o in OBJECTS]
+    requests = [
+        YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {o} in the image?"), img)
+        for img in images
+        for o in OBJECTS
+    ]
     for (a, b), (c, d) in zip(cpu.yes_no(requests), gpu.yes_no(requests)):
         assert abs(a - c) < 1e-3 and abs(b - d) < 1e-3
 
@@ -29,8 +32,12 @@ def test_cuda_bf16_generation_is_seeded_and_describes_the_image(toy_models):
     scenes, images = zip(*(scene_and_image(5, i) for i in range(8)))
 
     def sample(seeds):
-        return gpu.generate([GenerateRequest(user_message("Describe the image.", True), img,
-                                             SamplingParams(0.7, 1.0, 32), seed=s) for img, s in zip(images, seeds)])
+        return gpu.generate(
+            [
+                GenerateRequest(user_message("Describe the image.", True), img, SamplingParams(0.7, 1.0, 32), seed=s)
+                for img, s in zip(images, seeds)
+            ]
+        )
 
     first, again, other = sample(range(8)), sample(range(8)), sample(range(100, 108))
     assert first == again

@@ -30,7 +30,7 @@ def test_seeded_generation_is_reproducible_and_seed_dependent(policy, toy_models
     # a second engine instance (a different actor on a cluster) reproduces the same texts
     assert load_engine(str(toy_models / "policy")).generate(requests) == first
     for i in range(3):
-        assert len(set(first[i * 6:(i + 1) * 6])) >= 2, "different seeds should give different texts"
+        assert len(set(first[i * 6 : (i + 1) * 6])) >= 2, "different seeds should give different texts"
     assert all(t.strip() for t in first)
 
 
@@ -41,8 +41,11 @@ def test_greedy_generation_ignores_seed(policy, images):
 
 
 def _questions(images):
-    return [YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
-            for img in images for obj in OBJECTS[::3]]
+    return [
+        YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
+        for img in images
+        for obj in OBJECTS[::3]
+    ]
 
 
 def test_batched_yes_no_equals_one_at_a_time(policy, images):
@@ -64,8 +67,11 @@ def test_shared_image_prefix_matches_full_forward(policy, toy_models, images):
 
 def test_sequence_logprobs_batch_independent_and_consistent(policy, images):
     msgs = user_message("Describe the image.", True)
-    requests = [LogprobRequest(msgs, ans, img) for img in images[:3]
-                for ans in ("There is a red circle.", "I can see a blue square and a green triangle.")]
+    requests = [
+        LogprobRequest(msgs, ans, img)
+        for img in images[:3]
+        for ans in ("There is a red circle.", "I can see a blue square and a green triangle.")
+    ]
     batched = policy.sequence_logprobs(requests)
     single = [policy.sequence_logprobs([r])[0] for r in requests]
     for a, b in zip(batched, single):
@@ -77,8 +83,9 @@ def test_sequence_logprobs_batch_independent_and_consistent(policy, images):
     assert spans == [(0, len(a.tokens) - 2) for a in batched]
     assert spans == [(0, len(policy.chat.token_ids(r.answer))) for r in requests]
     # a leading special token in the caller's tokenization shifts the range
-    assert policy.chat.answer_spans([requests[0].messages], [requests[0].answer], [len(batched[0].tokens) + 1]) == \
-        [(1, len(batched[0].tokens) - 1)]
+    assert policy.chat.answer_spans([requests[0].messages], [requests[0].answer], [len(batched[0].tokens) + 1]) == [
+        (1, len(batched[0].tokens) - 1)
+    ]
     longer = [r.tokens for r in batched[1::2]]
     shorter = [r.tokens for r in batched[0::2]]
     assert all(len(long) > len(short) for long, short in zip(longer, shorter))
@@ -87,8 +94,9 @@ def test_sequence_logprobs_batch_independent_and_consistent(policy, images):
 def test_claim_llm_loads_as_text_only_causal_lm(toy_models, torch_threads):
     engine = load_engine(str(toy_models / "claim_llm"))
     assert not engine.multimodal
-    out = engine.generate([GenerateRequest(user_message("Split the answer into atomic facts.", False), None,
-                                           SamplingParams(0.0, 1.0, 8))])
+    out = engine.generate(
+        [GenerateRequest(user_message("Split the answer into atomic facts.", False), None, SamplingParams(0.0, 1.0, 8))]
+    )
     assert isinstance(out[0], str)
 
 

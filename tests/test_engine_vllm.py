@@ -47,8 +47,11 @@ def engines(toy_models, torch_threads):
 
 def test_yes_no_matches_hf(engines, images):
     hf, vl = engines["labeler"]
-    requests = [YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
-                for img in images for obj in OBJECTS[::2]]
+    requests = [
+        YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
+        for img in images
+        for obj in OBJECTS[::2]
+    ]
     assert len(requests) >= 64
     a, b = hf.yes_no(requests), vl.yes_no(requests)
     gap_yes = max(abs(x[0] - y[0]) for x, y in zip(a, b))
@@ -62,23 +65,33 @@ def test_yes_no_matches_hf(engines, images):
 def test_sequence_logprobs_match_hf(engines, images):
     hf, vl = engines["policy"]
     describe = user_message("Describe the image.", True)
-    answers = hf.generate([GenerateRequest(describe, img, SamplingParams(0.9, 1.0, 40), seed)
-                           for img in images for seed in range(4)])
-    requests = [LogprobRequest(describe, answer, img) for img, answer in zip([i for i in images for _ in range(4)], answers)]
+    answers = hf.generate(
+        [GenerateRequest(describe, img, SamplingParams(0.9, 1.0, 40), seed) for img in images for seed in range(4)]
+    )
+    requests = [
+        LogprobRequest(describe, answer, img) for img, answer in zip([i for i in images for _ in range(4)], answers)
+    ]
     assert len(requests) >= 64
     a, b = hf.sequence_logprobs(requests), vl.sequence_logprobs(requests)
     assert [len(x.tokens) for x in a] == [len(y.tokens) for y in b], "both engines must score the same tokens"
     gap_total = max(abs(x.total - y.total) for x, y in zip(a, b))
     gap_token = max(abs(s - t) for x, y in zip(a, b) for s, t in zip(x.tokens, y.tokens))
-    REPORT["sequence_logprobs"] = {"answers": len(requests), "max_abs_total": gap_total, "max_abs_token": gap_token,
-                                   "mean_abs_total_logp": sum(abs(x.total) for x in a) / len(a)}
+    REPORT["sequence_logprobs"] = {
+        "answers": len(requests),
+        "max_abs_total": gap_total,
+        "max_abs_token": gap_token,
+        "mean_abs_total_logp": sum(abs(x.total) for x in a) / len(a),
+    }
     assert gap_total <= 1e-3
 
 
 def test_seeded_generation_reproducible_across_engines(engines, toy_models, images):
     _, vl = engines["policy"]
-    requests = [GenerateRequest(user_message("Describe the image.", True), img, SamplingParams(0.9, 1.0, 40), seed)
-                for img in images[:4] for seed in range(4)]
+    requests = [
+        GenerateRequest(user_message("Describe the image.", True), img, SamplingParams(0.9, 1.0, 40), seed)
+        for img in images[:4]
+        for seed in range(4)
+    ]
     first = vl.generate(requests)
     second = load_engine(str(toy_models / "policy"), "vllm", **VLLM_OPTS).generate(list(reversed(requests)))
     assert first == list(reversed(second)), "a candidate must depend only on its seed, not on the engine or batch"
@@ -90,7 +103,9 @@ def test_text_only_model(toy_models):
     from rlaifv_ray.toyworld.text import fact_for
 
     vl = load_engine(str(toy_models / "claim_llm"), "vllm", **VLLM_OPTS)
-    out = vl.generate([GenerateRequest(user_message(fact_for("red circle"), False), None, SamplingParams(0.0, 1.0, 32))])
+    out = vl.generate(
+        [GenerateRequest(user_message(fact_for("red circle"), False), None, SamplingParams(0.0, 1.0, 32))]
+    )
     assert out[0].strip()
     with pytest.raises(ValueError, match="text-only"):
         vl.generate([GenerateRequest(user_message("x", True), scene_and_image(1, 1)[1])])
@@ -124,10 +139,19 @@ def test_bf16_on_cuda_agrees_with_fp32_hf(toy_models, images, tensor_parallel):
         pytest.skip(f"needs {tensor_parallel} GPUs")
     path = str(toy_models / "labeler")
     hf = load_engine(path, "hf", dtype="float32")
-    vl = load_engine(path, "vllm", dtype="bfloat16", tensor_parallel_size=tensor_parallel, max_model_len=512,
-                     gpu_memory_utilization=0.3)
-    requests = [YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
-                for img in images[:8] for obj in OBJECTS[::2]]
+    vl = load_engine(
+        path,
+        "vllm",
+        dtype="bfloat16",
+        tensor_parallel_size=tensor_parallel,
+        max_model_len=512,
+        gpu_memory_utilization=0.3,
+    )
+    requests = [
+        YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
+        for img in images[:8]
+        for obj in OBJECTS[::2]
+    ]
     a, b = hf.yes_no(requests), vl.yes_no(requests)
     assert max(abs(x[0] - y[0]) for x, y in zip(a, b)) < 0.05  # bf16 weights: agreement to a few 1e-2
     assert sum((x[0] > x[1]) == (y[0] > y[1]) for x, y in zip(a, b)) >= 0.95 * len(a)
@@ -140,8 +164,11 @@ def test_every_family_scores_like_hf(zoo_dir, images, torch_threads, family):
     path = str(zoo_dir / family)
     # random-init models spread probability thinly: read every token's log-prob, not the top 20
     hf, vl = load_engine(path, "hf"), load_engine(path, "vllm", **VLLM_OPTS, yes_no_top_k=1 << 20)
-    questions = [YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
-                 for img in images[:4] for obj in OBJECTS[:3]]
+    questions = [
+        YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
+        for img in images[:4]
+        for obj in OBJECTS[:3]
+    ]
     a, b = hf.yes_no(questions), vl.yes_no(questions)
     gap_yes_no = max(abs(x[i] - y[i]) for x, y in zip(a, b) for i in (0, 1))
     describe = user_message("Describe the image.", True)
@@ -175,8 +202,9 @@ def test_tensor_parallel_labeler_inside_a_ray_data_actor(tmp_path, toy_models, r
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 GPUs")
     raw = toy_config(tmp_path, toy_models)
-    raw["models"]["labeler"].update({"engine": "vllm", "vllm": {"tensor_parallel_size": 2, "max_model_len": 512,
-                                                                "gpu_memory_utilization": 0.3}})
+    raw["models"]["labeler"].update(
+        {"engine": "vllm", "vllm": {"tensor_parallel_size": 2, "max_model_len": 512, "gpu_memory_utilization": 0.3}}
+    )
     raw["resources"]["label"]["num_gpus"] = 2
     config = validate_config(raw)
     run_feedback(config, 0, config.models.policy.path, "toy:8")

@@ -60,8 +60,11 @@ def test_yes_no_batched_and_prefix_shared_equal_one_at_a_time(zoo_dir, torch_thr
     plain = load_engine(str(zoo_dir / family), share_image_prefix=False)
     batched = shared.yes_no(requests)
     single = [plain.yes_no([r])[0] for r in requests]
-    _record(family, yes_no_batched_vs_single=_gap([p for x in batched for p in x], [p for x in single for p in x]),
-            yes_no_prefix_shared=shared.share_image_prefix)
+    _record(
+        family,
+        yes_no_batched_vs_single=_gap([p for x in batched for p in x], [p for x in single for p in x]),
+        yes_no_prefix_shared=shared.share_image_prefix,
+    )
     assert _close([p for pair in batched for p in pair], [p for pair in single for p in pair])
     assert all(0 < y + n <= 1 for y, n in batched)
 
@@ -86,8 +89,10 @@ def test_generate_is_seeded_and_stops_at_any_eos(zoo_dir, torch_threads, family)
     engine = load_engine(str(zoo_dir / family))
     image = _images()[0] if family in VISION else None
     params = SamplingParams(temperature=1.0, max_new_tokens=12)
-    reqs = [GenerateRequest(user_message("Describe the image.", image is not None), image, params, seed=s)
-            for s in (1, 2, 1)]
+    reqs = [
+        GenerateRequest(user_message("Describe the image.", image is not None), image, params, seed=s)
+        for s in (1, 2, 1)
+    ]
     out = engine.generate(reqs)
     assert out[0] == out[2]
     assert len(engine.eos_ids) >= 1 and set(engine.eos_ids) >= set(zoo.eos_ids_of(zoo_dir / family))
@@ -111,14 +116,22 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
     path = str(zoo_dir / family)
     engine = load_engine(path)
     small, wide = _images()
-    cols = {k: [] for k in (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP,
-                            S.REF_REJECTED_LOGP)}
+    cols = {
+        k: []
+        for k in (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP)
+    }
     for i, (image, (chosen, rejected)) in enumerate(zip((small, wide), zip(ANSWERS, ANSWERS[1:]))):
         msgs = user_message("Describe the image.", True)
         ref = engine.sequence_logprobs([LogprobRequest(msgs, chosen, image), LogprobRequest(msgs, rejected, image)])
-        for k, v in ((S.PROMPT_ID, f"p{i}"), (S.IMAGE, png_bytes(image)), (S.INSTRUCTION, "Describe the image."),
-                     (S.CHOSEN, chosen), (S.REJECTED, rejected), (S.REF_CHOSEN_LOGP, ref[0].total),
-                     (S.REF_REJECTED_LOGP, ref[1].total)):
+        for k, v in (
+            (S.PROMPT_ID, f"p{i}"),
+            (S.IMAGE, png_bytes(image)),
+            (S.INSTRUCTION, "Describe the image."),
+            (S.CHOSEN, chosen),
+            (S.REJECTED, rejected),
+            (S.REF_CHOSEN_LOGP, ref[0].total),
+            (S.REF_REJECTED_LOGP, ref[1].total),
+        ):
             cols[k].append(v)
     examples = pair_examples(cols, cols[S.IMAGE])
     reference, processor = load_policy(path)
@@ -138,8 +151,13 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     ours = build_trainer(policy, processor, copy.deepcopy(examples), args)
     plain = _for_trl(examples)
-    live = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=processor,
-                      train_dataset=datasets.Dataset.from_list(plain))
+    live = DPOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        processing_class=processor,
+        train_dataset=datasets.Dataset.from_list(plain),
+    )
     with torch.no_grad():
         loss_ours = ours.compute_loss(policy, ours.data_collator(copy.deepcopy(examples))).item()
         loss_live = live.compute_loss(policy, live.data_collator(copy.deepcopy(plain))).item()
@@ -175,8 +193,15 @@ def test_qwen_folder_as_the_hub_ships_it_loads_without_torchvision(zoo_dir, fami
         with pytest.raises((ImportError, OSError, ValueError)):
             transformers.AutoProcessor.from_pretrained(str(folder))
     engine = load_engine(str(folder))
-    out = engine.generate([GenerateRequest(user_message("Describe the image.", True), _images()[0],
-                                           SamplingParams(temperature=0.0, max_new_tokens=4))])
+    out = engine.generate(
+        [
+            GenerateRequest(
+                user_message("Describe the image.", True),
+                _images()[0],
+                SamplingParams(temperature=0.0, max_new_tokens=4),
+            )
+        ]
+    )
     assert isinstance(out[0], str)
 
 
@@ -212,8 +237,9 @@ def test_ranker_scores_each_family_on_the_answer_tokens(zoo_dir, torch_threads, 
     alone = [ranker.score([(image, "Describe the image.", [a])])[0][0] for a in ANSWERS]
     assert _close([r.normalized for r in batched], [r.normalized for r in alone])
     assert len({round(r.normalized, 6) for r in batched}) == len(ANSWERS)  # the policy really differs
-    completion_tokens = [len(reference.chat.token_ids(reference.completion_text(user_message("x", True), a)))
-                         for a in ANSWERS]
+    completion_tokens = [
+        len(reference.chat.token_ids(reference.completion_text(user_message("x", True), a))) for a in ANSWERS
+    ]
     assert all(0 < r.tokens < n for r, n in zip(batched, completion_tokens))
     same = Ranker(reference, reference, beta=0.1).score([(image, "Describe the image.", ANSWERS)])[0]
     assert all(r.normalized == 0 for r in same)
@@ -227,6 +253,9 @@ def test_device_map_auto_loads_through_accelerate_and_scores_the_same(zoo_dir, t
     image = _images()[1]
     questions = [YesNoRequest(q, image) for q in QUESTIONS]
     scored = [LogprobRequest(user_message("Describe the image.", True), a, image) for a in ANSWERS]
-    assert _close([p for pair in plain.yes_no(questions) for p in pair],
-                  [p for pair in mapped.yes_no(questions) for p in pair])
-    assert _close([s.total for s in plain.sequence_logprobs(scored)], [s.total for s in mapped.sequence_logprobs(scored)])
+    assert _close(
+        [p for pair in plain.yes_no(questions) for p in pair], [p for pair in mapped.yes_no(questions) for p in pair]
+    )
+    assert _close(
+        [s.total for s in plain.sequence_logprobs(scored)], [s.total for s in mapped.sequence_logprobs(scored)]
+    )

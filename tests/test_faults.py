@@ -50,8 +50,11 @@ def _train_worker_pids() -> set[int]:
     from ray._private import state  # the GCS actor table; the session's Ray has no dashboard (state API)
 
     job = ray.get_runtime_context().get_job_id()
-    return {a["Pid"] for a in state.actors(actor_state_name="ALIVE").values()
-            if a["ActorClassName"] == "RayTrainWorker" and a["JobID"] == job}
+    return {
+        a["Pid"]
+        for a in state.actors(actor_state_name="ALIVE").values()
+        if a["ActorClassName"] == "RayTrainWorker" and a["JobID"] == job
+    }
 
 
 def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
@@ -62,33 +65,49 @@ def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
     os.kill(int(actor.split(":")[1]), signal.SIGKILL)  # Ray Data restarts the actor and retries its batch
     thread.join(600)
     assert "error" not in result, result.get("error")
-    timings = [json.load(open(f)) for f in glob.glob(os.path.join(config.run_dir, "iter_000", "_timings", "labels", "*.json"))]
+    timings = [
+        json.load(open(f)) for f in glob.glob(os.path.join(config.run_dir, "iter_000", "_timings", "labels", "*.json"))
+    ]
     assert len({t["actor"] for t in timings} - {actor}) >= 1, "a new labeler actor should have taken over"
     assert stage_pairs(config.run_dir) == stage_pairs(clean_run[0].run_dir)
     assert result["value"]["rows"]["labels"] == clean_run[1]["rows"]["labels"]
 
 
 # The LoRA variants (~90 s each) run with make test-slow: with one, CI measured 27+ min, over its 25.
-@pytest.mark.parametrize("strategy, lora", [("ddp", None), ("fsdp", None),
-                                            pytest.param("ddp", {"r": 4, "alpha": 8}, marks=pytest.mark.slow),
-                                            pytest.param("fsdp", {"r": 4, "alpha": 8, "dropout": 0.0},
-                                                         marks=pytest.mark.slow)],
-                         ids=["ddp", "fsdp", "lora", "fsdp-lora"])
+@pytest.mark.parametrize(
+    "strategy, lora",
+    [
+        ("ddp", None),
+        ("fsdp", None),
+        pytest.param("ddp", {"r": 4, "alpha": 8}, marks=pytest.mark.slow),
+        pytest.param("fsdp", {"r": 4, "alpha": 8, "dropout": 0.0}, marks=pytest.mark.slow),
+    ],
+    ids=["ddp", "fsdp", "lora", "fsdp-lora"],
+)
 def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, lora):
     """Ray Train restarts the worker group from the last checkpoint (fsdp: its sharded checkpoint;
-    LoRA: its adapter; LoRA on the sharded base: its sharded adapters): every step is logged once, and the losses are those of an undisturbed
-    training on the same pairs."""
+    LoRA: its adapter; LoRA on the sharded base: its sharded adapters): every step is logged once, and
+    the losses are those of an undisturbed training on the same pairs."""
     import shutil
 
     from rlaifv_ray.train.launch import train_dpo
 
     # 7 pairs x 3 epochs at 2 per step: 12 steps, a checkpoint every 4 (each costs ~1.4 s here)
-    settings = {"train.workers": 2, "train.batch_size": 2, "train.epochs": 3, "train.checkpoint_steps": 4,
-                "train.max_failures": 2, "train.strategy": strategy, "train.lora": lora}
+    settings = {
+        "train.workers": 2,
+        "train.batch_size": 2,
+        "train.epochs": 3,
+        "train.checkpoint_steps": 4,
+        "train.max_failures": 2,
+        "train.strategy": strategy,
+        "train.lora": lora,
+    }
     runs = {}
     for name in ("undisturbed", "killed"):
         for part in ("pairs", "images"):  # what DPO reads: the pairs and the images they name
-            shutil.copytree(os.path.join(clean_run[0].run_dir, "iter_000", part), tmp_path / name / "run" / "iter_000" / part)
+            shutil.copytree(
+                os.path.join(clean_run[0].run_dir, "iter_000", part), tmp_path / name / "run" / "iter_000" / part
+            )
         runs[name] = validate_config(toy_config(tmp_path / name, toy_models, **settings))
     policy = str(toy_models / "policy")
     train_dpo(runs["undisturbed"], 0, policy, log=lambda _: None)
@@ -135,9 +154,14 @@ def test_serve_stopped_as_soon_as_it_answers_exits_cleanly(tmp_path, toy_models)
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(toy_config(tmp_path, toy_models, **{"serve.port": port})))
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp_path / "serve.yaml")],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
-                                env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp_path / "serve.yaml")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        )
         deadline = time.time() + 180
         try:
             while proc.poll() is None and time.time() < deadline:

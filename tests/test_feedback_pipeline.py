@@ -64,11 +64,16 @@ def _corpus_image(make: str) -> bytes:
     from rlaifv_ray.toyworld.world import scene_and_image
 
     good = scene_and_image(0, 1)[1]
-    return {"png": lambda: _png(good), "gray": lambda: _png(good.convert("L")),
-            "rgba": lambda: _png(good.convert("RGBA")), "cmyk": lambda: _png(good.convert("CMYK"), "JPEG"),
-            "huge": lambda: _png(Image.new("RGB", (6000, 6000), (40, 40, 200)), "JPEG"),
-            "truncated": lambda: _png(good)[:120], "empty": lambda: b"",
-            "text": lambda: b"this is a text file, named .jpg"}[make]()
+    return {
+        "png": lambda: _png(good),
+        "gray": lambda: _png(good.convert("L")),
+        "rgba": lambda: _png(good.convert("RGBA")),
+        "cmyk": lambda: _png(good.convert("CMYK"), "JPEG"),
+        "huge": lambda: _png(Image.new("RGB", (6000, 6000), (40, 40, 200)), "JPEG"),
+        "truncated": lambda: _png(good)[:120],
+        "empty": lambda: b"",
+        "text": lambda: b"this is a text file, named .jpg",
+    }[make]()
 
 
 def test_the_bad_input_corpus_through_the_feedback_command(tmp_path, toy_models, ray_local, capsys):
@@ -86,17 +91,25 @@ def test_the_bad_input_corpus_through_the_feedback_command(tmp_path, toy_models,
     for row in corpus:
         if row.get("make"):
             (tmp_path / "imgs" / row["image"]).write_bytes(_corpus_image(row["make"]))
-    cfg = toy_config(tmp_path, toy_models, **{"sampling.n": 2, "data.max_image_bytes": 2_000_000,
-                                              "data.http_timeout_s": 1.0})
+    cfg = toy_config(
+        tmp_path, toy_models, **{"sampling.n": 2, "data.max_image_bytes": 2_000_000, "data.http_timeout_s": 1.0}
+    )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     with image_server(_png(Image.new("RGB", (32, 32), (200, 40, 40))), slow_s=3.0, big=3_000_000) as (url, _):
         lines = []
         for row in corpus:
-            line = {"id": row["id"], "image": row.get("image"), "instruction": "Describe the image.", **row.get("extra", {})}
+            line = {
+                "id": row["id"],
+                "image": row.get("image"),
+                "instruction": "Describe the image.",
+                **row.get("extra", {}),
+            }
             if isinstance(row.get("image"), str):
                 line["image"] = url + row["image"][5:] if row["image"].startswith("http:") else f"imgs/{row['image']}"
             if "instruction" in row:
-                line["instruction"] = "Describe the image. " * 3000 if row["instruction"] == "LONG" else row["instruction"]
+                line["instruction"] = (
+                    "Describe the image. " * 3000 if row["instruction"] == "LONG" else row["instruction"]
+                )
             line.pop(row.get("omit"), None)
             lines.append(json.dumps(line, ensure_ascii=False))
         (tmp_path / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -104,10 +117,15 @@ def test_the_bad_input_corpus_through_the_feedback_command(tmp_path, toy_models,
     metrics = json.loads(capsys.readouterr().out)
     q = pq.read_table(os.path.join(cfg["run_dir"], "iter_000", "quarantine")).to_pylist()
     reasons = {json.loads(r[S.ROW])[S.PROMPT_ID]: r[S.REASON] for r in q}
-    sampled = {r[S.PROMPT_ID] for r in pq.read_table(os.path.join(cfg["run_dir"], "iter_000", "candidates")).to_pylist()}
+    sampled = {
+        r[S.PROMPT_ID] for r in pq.read_table(os.path.join(cfg["run_dir"], "iter_000", "candidates")).to_pylist()
+    }
     outcome = {row["id"]: "processed" if row["id"] in sampled else reasons.get(row["id"], "LOST") for row in corpus}
-    assert {k: v for k, v in outcome.items() if v == "LOST" or (v == "processed") != (
-        next(r["expect"] for r in corpus if r["id"] == k) == "processed")} == {}, outcome
+    assert {
+        k: v
+        for k, v in outcome.items()
+        if v == "LOST" or (v == "processed") != (next(r["expect"] for r in corpus if r["id"] == k) == "processed")
+    } == {}, outcome
     for row in corpus:
         assert row["expect"] in outcome[row["id"]], (row["id"], outcome[row["id"]])
     assert metrics["rows"]["candidates"] == 2 * sum(r["expect"] == "processed" for r in corpus)
@@ -140,8 +158,10 @@ def test_each_stage_resumes_on_its_own_key(clean_run, tmp_path, toy_models):
     fewer = rerun(**{"pairs.max_per_prompt": 1})
     assert [s for s in stages if fewer[s] != before[s]] == ["pairs"]
     assert all(f"[iter_000] {s}: finished earlier, skipped" in lines for s in ("prompts", *STREAM))
-    assert len(pq.read_table(Path(run) / "iter_000" / "pairs").column(S.PROMPT_ID).unique()) == \
-        pq.read_table(Path(run) / "iter_000" / "pairs").num_rows  # the new setting took effect
+    assert (
+        len(pq.read_table(Path(run) / "iter_000" / "pairs").column(S.PROMPT_ID).unique())
+        == pq.read_table(Path(run) / "iter_000" / "pairs").num_rows
+    )  # the new setting took effect
 
     relabeled = rerun(**{"pairs.max_per_prompt": 1, "models.labeler_mode": "self"})
     assert [s for s in stages if relabeled[s] != fewer[s]] == ["labels", "pairs"]
@@ -159,8 +179,7 @@ def _failing(cls, column: str, value: str):
     return Failing
 
 
-def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_on(clean_run, tmp_path,
-                                                                                    toy_models):
+def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_on(clean_run, tmp_path, toy_models):
     """Each model stage's engine fails on one row (a different prompt's per stage) in the real
     pipeline: that row is quarantined with the stage and the error, and every other prompt keeps
     the pairs of the undisturbed run (length balancing off: its cut depends on every pair)."""
@@ -175,8 +194,12 @@ def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_
     with_pairs = sorted({p[S.PROMPT_ID] for p in pairs})
     p_sample, p_claims, p_label = [p for p in prompts if p not in with_pairs][:3]
     p_ref = with_pairs[0]
-    poison = {"candidates": (S.PROMPT_ID, p_sample), "claims": (S.ANSWER_ID, f"{p_claims}/0"),
-              "labels": (S.ANSWER_ID, f"{p_label}/1"), "reference": (S.PROMPT_ID, p_ref)}
+    poison = {
+        "candidates": (S.PROMPT_ID, p_sample),
+        "claims": (S.ANSWER_ID, f"{p_claims}/0"),
+        "labels": (S.ANSWER_ID, f"{p_label}/1"),
+        "reference": (S.PROMPT_ID, p_ref),
+    }
 
     class Poisoned(FeedbackRun):
         def __post_init__(self):
@@ -213,5 +236,11 @@ def test_an_engine_missing_where_its_stage_runs_names_the_stage(toy_models, tmp_
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
     with pytest.raises(ConfigError, match="^stage labels: engine 'vllm' needs vLLM on the machines that run"):
-        TeedStage("labels", LabelClaims, {"model": str(toy_models / "labeler"), "engine": "vllm"}, str(tmp_path),
-                  "iter_000", "labels")
+        TeedStage(
+            "labels",
+            LabelClaims,
+            {"model": str(toy_models / "labeler"), "engine": "vllm"},
+            str(tmp_path),
+            "iter_000",
+            "labels",
+        )

@@ -20,14 +20,18 @@ CLI = Path(sys.executable).parent / "rlaifv-ray"
 
 
 def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp_path):
-    models = {"policy": ("qwen2_5_vl", "captions", 80), "labeler": ("llava_next", None, 0),
-              "claim_llm": ("llama3", "claims", 200)}
+    models = {
+        "policy": ("qwen2_5_vl", "captions", 80),
+        "labeler": ("llava_next", None, 0),
+        "claim_llm": ("llama3", "claims", 200),
+    }
     for role, (family, task, steps) in models.items():
         zoo.build(family, tmp_path / role)
         if task:
             zoo.train(tmp_path / role, task, steps)
     config = {
-        "run_dir": str(tmp_path / "run"), "iterations": 1,
+        "run_dir": str(tmp_path / "run"),
+        "iterations": 1,
         "models": {role: {"path": str(tmp_path / role)} for role in models},
         "claim_extraction": {"prompts": "shapesworld", "max_new_tokens": 64},
         "data": {"input": "toy:8"},
@@ -38,8 +42,10 @@ def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp
         # test_families checks each family, BOS-adding ones included)
         "train": {"lr": 1e-12, "batch_size": 8, "checkpoint_steps": 100},
         "eval": {"toy_heldout": 0},
-        "resources": {k: {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.5}
-                      for k in ("sample", "claims", "label", "reference")},
+        "resources": {
+            k: {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.5}
+            for k in ("sample", "claims", "label", "reference")
+        },
     }
     path = tmp_path / "mixed.yaml"
     path.write_text(yaml.safe_dump(config))

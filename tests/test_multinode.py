@@ -16,8 +16,9 @@ pytestmark = pytest.mark.faults  # make test-faults
 def test_elastic_labelers_and_dpo_across_raylets(tmp_path):
     script = Path(__file__).with_name("multinode_run.py")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(script.parents[1])}
-    out = subprocess.run([sys.executable, str(script), str(tmp_path), "256"], capture_output=True, text=True,
-                         env=env, timeout=900)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "256"], capture_output=True, text=True, env=env, timeout=900
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(json.dumps(result))  # the pool over time, for the record (pytest -s)

@@ -9,23 +9,27 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import toy_config
 from rlaifv_ray import schema as S
 from rlaifv_ray.cli import main
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.toyworld.datasets import write_benchmark, write_pair_shards
+
+from .conftest import toy_config
 
 
 def _pairs_by_text(run_dir: str) -> dict[tuple, dict]:
     """A run's pairs keyed by (instruction, chosen, rejected), each with its image bytes."""
     it = Path(run_dir) / "iter_000"
     rows = pq.read_table(it / "pairs").to_pylist()
-    return {(r[S.INSTRUCTION], r[S.CHOSEN], r[S.REJECTED]): {**r, "image": (it / "images" / r[S.IMAGE_ID]).read_bytes()}
-            for r in rows}
+    return {
+        (r[S.INSTRUCTION], r[S.CHOSEN], r[S.REJECTED]): {**r, "image": (it / "images" / r[S.IMAGE_ID]).read_bytes()}
+        for r in rows
+    }
 
 
 def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_reference_logps(
-        clean_run, tmp_path, toy_models, monkeypatch, capsys):
+    clean_run, tmp_path, toy_models, monkeypatch, capsys
+):
     import datasets
     from PIL import Image
 
@@ -34,7 +38,9 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
     clean = clean_run[0]
     original = _pairs_by_text(clean.run_dir)
-    assert main(["export", clean.run_dir, "--format", "trl", "--out", str(tmp_path / "trl"), "--rows-per-shard", "3"]) == 0
+    assert (
+        main(["export", clean.run_dir, "--format", "trl", "--out", str(tmp_path / "trl"), "--rows-per-shard", "3"]) == 0
+    )
     shards = sorted((tmp_path / "trl").glob("*.parquet"))
     assert len(shards) == -(-len(original) // 3) >= 2
     assert json.loads(capsys.readouterr().out)["pairs"] == len(original)
@@ -49,9 +55,19 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
     pope = write_benchmark(str(tmp_path / "pope"), "pope", 6, split="adversarial")
     amber = write_benchmark(str(tmp_path / "amber"), "amber_disc", 6)
     objhal = write_benchmark(str(tmp_path / "objhal"), "chair", 6)
-    config = validate_config(toy_config(tmp_path, toy_models, **{
-        "run_dir": str(tmp_path / "imported"), "eval.toy_heldout": 0, "eval.benchmarks": [pope, amber, objhal],
-        "eval.select": {"metric": "objhal_recall"}, "train.batch_size": 8}))
+    config = validate_config(
+        toy_config(
+            tmp_path,
+            toy_models,
+            **{
+                "run_dir": str(tmp_path / "imported"),
+                "eval.toy_heldout": 0,
+                "eval.benchmarks": [pope, amber, objhal],
+                "eval.select": {"metric": "objhal_recall"},
+                "train.batch_size": 8,
+            },
+        )
+    )
     logs = []
     summary = train_on_pairs(config, str(tmp_path / "trl"), log=logs.append)
     back = _pairs_by_text(config.run_dir)
@@ -81,7 +97,9 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
     assert main(["export", str(run), "--format", "rlaifv", "--out", str(tmp_path / "best"), "--iteration", "best"]) == 0
     assert json.loads(capsys.readouterr().out)["pairs"] == len(original)
     (run / "best.json").write_text(json.dumps({**best, "iteration": 0}))
-    assert main(["export", str(run), "--format", "rlaifv", "--out", str(tmp_path / "best0"), "--iteration", "best"]) == 2
+    assert (
+        main(["export", str(run), "--format", "rlaifv", "--out", str(tmp_path / "best0"), "--iteration", "best"]) == 2
+    )
     assert "is the starting one (iteration 0), which no pairs trained" in capsys.readouterr().err
 
     logs.clear()  # the same command again: everything is found finished
@@ -90,7 +108,8 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
 
 
 def test_a_rlaifv_dataset_with_bad_rows_imports_the_rest_and_quarantines_each_with_its_reason(
-        ray_local, tmp_path, toy_models):
+    ray_local, tmp_path, toy_models
+):
     import pyarrow as pa
 
     from rlaifv_ray.pipeline.import_pairs import import_pairs
@@ -118,23 +137,46 @@ def test_a_rlaifv_dataset_with_bad_rows_imports_the_rest_and_quarantines_each_wi
 
 def test_cli_refuses_bad_pairs_and_bad_benchmark_files_before_any_work(tmp_path, capsys):
     write_pair_shards(str(tmp_path / "ok"), "trl", 4, 1)
-    pq.write_table(pq.read_table(tmp_path / "ok" / "train-00000-of-00001.parquet").drop(["rejected"]),
-                   tmp_path / "ok" / "train-00001-of-00001.parquet")
+    pq.write_table(
+        pq.read_table(tmp_path / "ok" / "train-00000-of-00001.parquet").drop(["rejected"]),
+        tmp_path / "ok" / "train-00001-of-00001.parquet",
+    )
     assert main(["train", "toy", "--pairs", str(tmp_path / "ok"), "--set", f"run_dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err
     assert "train-00001-of-00001.parquet: not a preference dataset" in err and "lacks column(s) rejected" in err
     bench = tmp_path / "pope.jsonl"
-    bench.write_text('{"question_id": 1, "image": "a.png", "text": "Is there a cat?", "label": "yes"}\n{"question_id": 2}\n')
-    assert main(["eval", "--bench", "pope", "--file", str(bench), "--image-root", str(tmp_path),
-                 "--model", "toy:policy"]) == 2
+    bench.write_text(
+        '{"question_id": 1, "image": "a.png", "text": "Is there a cat?", "label": "yes"}\n{"question_id": 2}\n'
+    )
+    assert (
+        main(["eval", "--bench", "pope", "--file", str(bench), "--image-root", str(tmp_path), "--model", "toy:policy"])
+        == 2
+    )
     assert "pope.jsonl line 2: missing image, text, label" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 def test_cli_eval_bench_answers_a_shapesworld_pope_file(ray_local, tmp_path, capsys):
     pope = write_benchmark(str(tmp_path), "pope", 8, split="random")
-    assert main(["eval", "--bench", "pope", "--file", pope["path"], "--image-root", pope["image_root"],
-                 "--model", "toy:policy", "--json", "--out", str(tmp_path / "answers")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--bench",
+                "pope",
+                "--file",
+                pope["path"],
+                "--image-root",
+                pope["image_root"],
+                "--model",
+                "toy:policy",
+                "--json",
+                "--out",
+                str(tmp_path / "answers"),
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     lines = len(Path(pope["path"]).read_text().splitlines())
     assert result["questions"] == result["n"] == lines > 24 and result["unanswered"] == 0
@@ -151,5 +193,11 @@ def test_a_benchmark_with_missing_images_fails_naming_them_before_any_inference(
     pope = write_benchmark(str(tmp_path), "pope", 3)
     (Path(pope["image_root"]) / "shapes_00001.png").unlink()
     with pytest.raises(ConfigError, match=r"1 image\(s\) missing under .* \(e.g. shapes_00001.png: .*no such file"):
-        run_benchmark(str(tmp_path / "run"), BenchmarkConfig(**{k: v for k, v in pope.items() if k != "name"}),
-                      ModelSpec(path=str(toy_models / "policy")), StageResources(), 1 << 20, "policy")
+        run_benchmark(
+            str(tmp_path / "run"),
+            BenchmarkConfig(**{k: v for k, v in pope.items() if k != "name"}),
+            ModelSpec(path=str(toy_models / "policy")),
+            StageResources(),
+            1 << 20,
+            "policy",
+        )

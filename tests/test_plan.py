@@ -16,9 +16,14 @@ from rlaifv_ray.plan import plan, shape
 from .conftest import REPO
 
 SHAPES = Path(__file__).parent / "fixtures" / "model_configs"
-HUB = {"llava-hf/llava-1.5-7b-hf": "llava-1.5-7b", "llava-hf/llava-v1.6-34b-hf": "llava-v1.6-34b",
-       "Qwen/Qwen2.5-VL-7B-Instruct": "qwen2.5-vl-7b", "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b-instruct",
-       "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct", "Qwen/Qwen2.5-VL-72B-Instruct": "qwen2.5-vl-72b"}
+HUB = {
+    "llava-hf/llava-1.5-7b-hf": "llava-1.5-7b",
+    "llava-hf/llava-v1.6-34b-hf": "llava-v1.6-34b",
+    "Qwen/Qwen2.5-VL-7B-Instruct": "qwen2.5-vl-7b",
+    "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b-instruct",
+    "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct",
+    "Qwen/Qwen2.5-VL-72B-Instruct": "qwen2.5-vl-72b",
+}
 
 
 @pytest.fixture
@@ -36,9 +41,17 @@ def hub_cache(tmp_path, monkeypatch):
     return tmp_path / "hub"
 
 
-@pytest.mark.parametrize("name, published_b", [("llava-1.5-7b", 7.06), ("llava-v1.6-34b", 34.75),
-                                               ("qwen2.5-vl-7b", 8.29), ("llama-3-8b-instruct", 8.03),
-                                               ("qwen2.5-7b-instruct", 7.62), ("qwen2.5-vl-72b", 73.4)])
+@pytest.mark.parametrize(
+    "name, published_b",
+    [
+        ("llava-1.5-7b", 7.06),
+        ("llava-v1.6-34b", 34.75),
+        ("qwen2.5-vl-7b", 8.29),
+        ("llama-3-8b-instruct", 8.03),
+        ("qwen2.5-7b-instruct", 7.62),
+        ("qwen2.5-vl-72b", 73.4),
+    ],
+)
 def test_parameter_counts_match_the_published_sizes(name, published_b):
     params = shape(json.loads((SHAPES / name / "config.json").read_text())).params / 1e9
     assert params == pytest.approx(published_b, rel=0.005)
@@ -47,11 +60,15 @@ def test_parameter_counts_match_the_published_sizes(name, published_b):
 def _cfg(tmp_path, model="llava-1.5-7b", **train):
     from rlaifv_ray.config import validate_config
 
-    return validate_config({"run_dir": str(tmp_path / "run"), "data": {"input": "toy:4"},
-                            "models": {"policy": {"path": str(SHAPES / model)}, "claims": "rules",
-                                       "labeler_mode": "self"},
-                            "sampling": {"max_new_tokens": 512},
-                            "train": {"use_gpu": True, "workers": 8, "batch_size": 8, **train}})
+    return validate_config(
+        {
+            "run_dir": str(tmp_path / "run"),
+            "data": {"input": "toy:4"},
+            "models": {"policy": {"path": str(SHAPES / model)}, "claims": "rules", "labeler_mode": "self"},
+            "sampling": {"max_new_tokens": 512},
+            "train": {"use_gpu": True, "workers": 8, "batch_size": 8, **train},
+        }
+    )
 
 
 def test_dpo_memory_of_a_7b_llava_by_strategy(tmp_path):
@@ -66,12 +83,16 @@ def test_dpo_memory_of_a_7b_llava_by_strategy(tmp_path):
     assert ddp.parts["ddp_buckets_gb"] == pytest.approx(27.0, abs=0.1)
     assert ddp.parts["activations_gb"] == pytest.approx(10.8, abs=0.1)
     assert ddp.fits is False and ddp.fix.startswith("train.strategy: fsdp (~")  # the first that fits
-    fsdp = next(r for r in plan(_cfg(tmp_path, strategy="fsdp", gradient_checkpointing=True), train_gpu_gb=40)
-                if r.what == "dpo")  # (28.25 + 27.04 + 54.08) / 8 = 13.67 GB of sharded state
+    fsdp = next(
+        r
+        for r in plan(_cfg(tmp_path, strategy="fsdp", gradient_checkpointing=True), train_gpu_gb=40)
+        if r.what == "dpo"
+    )  # (28.25 + 27.04 + 54.08) / 8 = 13.67 GB of sharded state
     assert fsdp.parts["weights_gb"] + fsdp.parts["grads_gb"] + fsdp.parts["adam_gb"] == pytest.approx(13.7, abs=0.15)
     assert "ddp_buckets_gb" not in fsdp.parts and fsdp.fits is True
-    lora = next(r for r in plan(_cfg(tmp_path, lora={"r": 16}, gradient_checkpointing=True), train_gpu_gb=40)
-                if r.what == "dpo")
+    lora = next(
+        r for r in plan(_cfg(tmp_path, lora={"r": 16}, gradient_checkpointing=True), train_gpu_gb=40) if r.what == "dpo"
+    )
     assert lora.parts["weights_gb"] == pytest.approx(14.1, abs=0.1)
     assert lora.parts["activations_gb"] == pytest.approx(0.6, abs=0.1)
     assert lora.fits is True and lora.per_gpu_gb < 20
@@ -82,17 +103,37 @@ def test_a_72b_policy_trains_on_one_8_gpu_node_with_lora_on_the_sharded_base(tmp
     fit even sharded, LoRA under ddp holds the whole 146.8 GB bf16 base per GPU; fsdp + lora divides
     it by 8 (18.4 GB) and fits. The plan names fsdp + lora as the fix of both."""
     rows = {}
-    for name, train in (("fsdp", {"strategy": "fsdp"}), ("lora", {"lora": {"r": 64, "alpha": 16}}),
-                        ("fsdp+lora", {"strategy": "fsdp", "lora": {"r": 64, "alpha": 16}})):
-        rows[name] = next(r for r in plan(_cfg(tmp_path, "qwen2.5-vl-72b", gradient_checkpointing=True, **train),
-                                          train_gpu_gb=80) if r.what == "dpo")
+    for name, train in (
+        ("fsdp", {"strategy": "fsdp"}),
+        ("lora", {"lora": {"r": 64, "alpha": 16}}),
+        ("fsdp+lora", {"strategy": "fsdp", "lora": {"r": 64, "alpha": 16}}),
+    ):
+        rows[name] = next(
+            r
+            for r in plan(_cfg(tmp_path, "qwen2.5-vl-72b", gradient_checkpointing=True, **train), train_gpu_gb=80)
+            if r.what == "dpo"
+        )
     assert rows["fsdp"].fits is False and rows["lora"].fits is False and rows["fsdp+lora"].fits is True
     assert rows["lora"].parts["weights_gb"] == pytest.approx(146.8, abs=0.1)
     assert rows["fsdp+lora"].parts["weights_gb"] == pytest.approx(146.8 / 8, abs=0.1)
     assert rows["lora"].fix == f"train.strategy: fsdp with train.lora (~{rows['fsdp+lora'].per_gpu_gb} GB per GPU)"
     assert rows["fsdp"].fix.startswith("train.strategy: fsdp with train.lora (~")  # LoRA's default r
-    few = next(r for r in plan(_cfg(tmp_path, "qwen2.5-vl-72b", workers=2, batch_size=2, strategy="fsdp",
-                                    gradient_checkpointing=True, lora={"r": 64}), train_gpu_gb=40) if r.what == "dpo")
+    few = next(
+        r
+        for r in plan(
+            _cfg(
+                tmp_path,
+                "qwen2.5-vl-72b",
+                workers=2,
+                batch_size=2,
+                strategy="fsdp",
+                gradient_checkpointing=True,
+                lora={"r": 64},
+            ),
+            train_gpu_gb=40,
+        )
+        if r.what == "dpo"
+    )
     assert few.fits is False and "more train.workers" in few.fix  # nothing fits on 2 x 40 GB
 
 
@@ -100,8 +141,9 @@ def _node_gpus_gb() -> dict:
     """GPU memory per node type of cluster/ray_up.yaml, from the instance types it names."""
     memory = {"g6e.2xlarge": 48, "g6e.12xlarge": 48, "p4d.24xlarge": 40}
     nodes = yaml.safe_load((REPO / "cluster" / "ray_up.yaml").read_text())["available_node_types"]
-    return {name: memory[n["node_config"]["InstanceType"]] for name, n in nodes.items()
-            if n.get("resources", {}).get("GPU")}
+    return {
+        name: memory[n["node_config"]["InstanceType"]] for name, n in nodes.items() if n.get("resources", {}).get("GPU")
+    }
 
 
 @pytest.mark.parametrize("config", ["cluster_7b.yaml", "qwen2_5_vl_7b.yaml", "cluster_72b.yaml"])
@@ -119,21 +161,42 @@ def test_shipped_cluster_configs_fit_the_shipped_node_types(hub_cache, config):
 def test_plan_command_prints_the_table_and_fails_for_a_config_that_cannot_fit(hub_cache, tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1"}
     cfg = REPO / "rlaifv_ray" / "configs" / "cluster_7b.yaml"
-    ok = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--json"], capture_output=True,
-                        text=True, env=env)
+    ok = subprocess.run(
+        [sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--json"], capture_output=True, text=True, env=env
+    )
     assert ok.returncode == 0, ok.stderr
     assert {r["what"] for r in json.loads(ok.stdout)} >= {"stage label", "dpo"}
-    full = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--set", "train.strategy=ddp",
-                           "--set", "train.gradient_checkpointing=false"], capture_output=True, text=True, env=env)
+    full = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlaifv_ray.cli",
+            "plan",
+            str(cfg),
+            "--set",
+            "train.strategy=ddp",
+            "--set",
+            "train.gradient_checkpointing=false",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert full.returncode == 1 and "dpo" in full.stdout and "fix: train.strategy: fsdp" in full.stdout
 
 
 def test_run_refuses_a_config_whose_dpo_cannot_fit_before_anything_starts(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "run_dir": str(tmp_path / "run"), "data": {"input": "toy:4"},
-        "models": {"policy": {"path": str(SHAPES / "llava-1.5-7b")}, "claims": "rules", "labeler_mode": "self"},
-        "train": {"use_gpu": True, "workers": 8, "gpu_memory_gb": 40}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "data": {"input": "toy:4"},
+                "models": {"policy": {"path": str(SHAPES / "llava-1.5-7b")}, "claims": "rules", "labeler_mode": "self"},
+                "train": {"use_gpu": True, "workers": 8, "gpu_memory_gb": 40},
+            }
+        )
+    )
     out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "run", str(cfg)], capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "memory plan does not fit" in out.stderr and "dpo" in out.stderr and "train.strategy: fsdp" in out.stderr
@@ -141,8 +204,11 @@ def test_run_refuses_a_config_whose_dpo_cannot_fit_before_anything_starts(tmp_pa
 
 
 def test_plan_of_a_cpu_only_config_says_there_is_nothing_to_plan():
-    toy = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "plan", str(REPO / "rlaifv_ray" / "configs" / "toy.yaml")],
-                         capture_output=True, text=True)
+    toy = subprocess.run(
+        [sys.executable, "-m", "rlaifv_ray.cli", "plan", str(REPO / "rlaifv_ray" / "configs" / "toy.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert toy.returncode == 0 and "nothing to plan" in toy.stdout, toy.stdout + toy.stderr
 
 
@@ -151,14 +217,30 @@ def test_a_vllm_context_that_cannot_hold_image_instruction_and_answer_is_named(t
     from rlaifv_ray.config import validate_config
 
     def sample_row(max_model_len=1024, **data):
-        config = validate_config({"run_dir": str(tmp_path / "run"), "data": {"input": "toy:4", **data},
-                                  "models": {"policy": {"path": str(SHAPES / "llava-1.5-7b"), "engine": "vllm",
-                                                        "vllm": {"max_model_len": max_model_len}},
-                                             "claims": "rules", "labeler_mode": "self"},
-                                  "sampling": {"max_new_tokens": 512}, "resources": {"sample": {"num_gpus": 1}}})
+        config = validate_config(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "data": {"input": "toy:4", **data},
+                "models": {
+                    "policy": {
+                        "path": str(SHAPES / "llava-1.5-7b"),
+                        "engine": "vllm",
+                        "vllm": {"max_model_len": max_model_len},
+                    },
+                    "claims": "rules",
+                    "labeler_mode": "self",
+                },
+                "sampling": {"max_new_tokens": 512},
+                "resources": {"sample": {"num_gpus": 1}},
+            }
+        )
         return next(r for r in plan(config) if r.what == "stage sample")
 
     short = sample_row()
-    assert short.fits is False and "vllm.max_model_len 1024 cannot hold 576 image tokens" in short.fix and "(1216)" in short.fix
+    assert (
+        short.fits is False
+        and "vllm.max_model_len 1024 cannot hold 576 image tokens" in short.fix
+        and "(1216)" in short.fix
+    )
     assert "(1599)" in sample_row(max_instruction_tokens=511).fix
     assert sample_row(max_model_len=1216).fits is None  # it fits; no GPU size given, so nothing else is known

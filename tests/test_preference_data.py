@@ -38,12 +38,30 @@ def test_rows_without_a_usable_image_or_answer_carry_their_reason():
     png = synthetic_pairs(1)[1][0]
     batch = {
         SOURCE: ["a#0", "a#1", "a#2", "a#3", "a#4", "a#5"],
-        "prompt": ["Describe.", [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Say."}]}],
-                   "Describe.", "Describe.", "Describe.", "  "],
-        "images": [[{"bytes": png, "path": None}], [png], [{"bytes": None, "path": "x/1.jpg"}], [png, png], [png],
-                   [png]],
-        "chosen": ["A red circle.", [{"role": "assistant", "content": [{"type": "text", "text": "Yes."}]}], "a", "a",
-                   "", "a"],
+        "prompt": [
+            "Describe.",
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Say."}]}],
+            "Describe.",
+            "Describe.",
+            "Describe.",
+            "  ",
+        ],
+        "images": [
+            [{"bytes": png, "path": None}],
+            [png],
+            [{"bytes": None, "path": "x/1.jpg"}],
+            [png, png],
+            [png],
+            [png],
+        ],
+        "chosen": [
+            "A red circle.",
+            [{"role": "assistant", "content": [{"type": "text", "text": "Yes."}]}],
+            "a",
+            "a",
+            "",
+            "a",
+        ],
         "rejected": ["A blue square.", "No.", "b", "b", "b", "b"],
     }
     out = to_pairs(batch, "trl")

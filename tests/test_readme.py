@@ -32,8 +32,11 @@ def _repository_copy(root: Path) -> Path:
     """A copy of this checkout without environments, caches or runs: the README's relative paths
     resolve in it as in a user's clone, and its run directory is not this checkout's."""
     copy = root / "repo"
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
-        ".git", ".venv*", "runs", "toy", "__pycache__", "*.egg-info", ".pytest_cache"))
+    shutil.copytree(
+        REPO,
+        copy,
+        ignore=shutil.ignore_patterns(".git", ".venv*", "runs", "toy", "__pycache__", "*.egg-info", ".pytest_cache"),
+    )
     return copy
 
 

@@ -22,10 +22,19 @@ def s3():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test-key-id",
-           "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=SECRET, region_name="us-east-1")
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test-key-id",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
     client.create_bucket(Bucket="rlaifv-runs")
     yield client, env
     server.stop()
@@ -35,22 +44,39 @@ def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path,
     """The driver as users run it: `ray job submit` to a `ray start --head` cluster, whose nodes hold
     the AWS credentials; the run directory on S3 gets every stage, checkpoint, summary and report."""
     client, aws = s3
-    cfg = toy_config(tmp_path, toy_models, **{"run_dir": "s3://rlaifv-runs/toy", "data.input": "toy:12",
-                                              "eval.toy_heldout": 8, "train.batch_size": 2})
+    cfg = toy_config(
+        tmp_path,
+        toy_models,
+        **{"run_dir": "s3://rlaifv-runs/toy", "data.input": "toy:12", "eval.toy_heldout": 8, "train.batch_size": 2},
+    )
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, **aws, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1",
-           "RLAIFV_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        **aws,
+        "RAY_AUTH_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+        "RLAIFV_CACHE": str(tmp_path / "cache"),
+    }
     with ray_head(env) as address:
         job = ray_job_submit(address, env, "python", "jobs/iterate.py", "--config", str(tmp_path / "run.yaml"))
     output = job.stdout + job.stderr
     assert job.returncode == 0 and "succeeded" in job.stdout, output[-4000:]
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="rlaifv-runs")
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket="rlaifv-runs")
+        for o in page.get("Contents", [])
+    ]
     for stage in ("prompts", "candidates", "claims", "labels", "pairs"):
         assert f"toy/iter_000/{stage}/_SUCCESS" in keys
         assert any(k.startswith(f"toy/iter_000/{stage}/part-") and k.endswith(".parquet") for k in keys)
-    for key in ("toy/iter_000/checkpoint/model.safetensors", "toy/iter_000/checkpoint/_SUCCESS",
-                "toy/iter_000/train_log.json", "toy/summary.json", "toy/report.html", "toy/metrics.png"):
+    for key in (
+        "toy/iter_000/checkpoint/model.safetensors",
+        "toy/iter_000/checkpoint/_SUCCESS",
+        "toy/iter_000/train_log.json",
+        "toy/summary.json",
+        "toy/report.html",
+        "toy/metrics.png",
+    ):
         assert key in keys, key
     assert any(k.startswith("toy/iter_000/dpo/checkpoint_") for k in keys)  # Ray Train's storage on S3
     summary = json.loads(client.get_object(Bucket="rlaifv-runs", Key="toy/summary.json")["Body"].read())
@@ -79,12 +105,20 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key=SECRET,
-                          region_name="us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key=SECRET, region_name="us-east-1"
+    )
     client.create_bucket(Bucket="flaky")
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(toy_config(tmp_path, toy_models, run_dir="s3://flaky/run")))
-    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": SECRET,
-           "AWS_DEFAULT_REGION": "us-east-1", "RAY_AUTH_MODE": "disabled", "RLAIFV_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RAY_AUTH_MODE": "disabled",
+        "RLAIFV_CACHE": str(tmp_path / "cache"),
+    }
     cmd = [sys.executable, "-m", "rlaifv_ray.cli", "feedback", str(tmp_path / "run.yaml"), "--toy", "16"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -124,10 +158,14 @@ def test_pairs_exported_to_s3_are_found_and_detected_there(s3, clean_run, monkey
     client, aws = s3
     for key, value in aws.items():
         monkeypatch.setenv(key, value)
-    result = export_pairs(clean_run[0].run_dir, "s3://rlaifv-runs/exports/rlaifv", "rlaifv", rows_per_shard=4,
-                          log=lambda m: None)
-    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="rlaifv-runs", Prefix="exports/")["Contents"]
-                  if o["Key"].endswith(".parquet"))  # (pyarrow also writes folder markers)
+    result = export_pairs(
+        clean_run[0].run_dir, "s3://rlaifv-runs/exports/rlaifv", "rlaifv", rows_per_shard=4, log=lambda m: None
+    )
+    keys = sorted(
+        o["Key"]
+        for o in client.list_objects_v2(Bucket="rlaifv-runs", Prefix="exports/")["Contents"]
+        if o["Key"].endswith(".parquet")
+    )  # (pyarrow also writes folder markers)
     assert len(keys) == result["shards"] >= 2 and keys[0].endswith(f"train-00000-of-{result['shards']:05d}.parquet")
     fmt, shards = dataset_files("s3://rlaifv-runs/exports/rlaifv")
     assert fmt == "rlaifv" and len(shards) == result["shards"] and all(size > 0 for _, size in shards)

@@ -76,9 +76,26 @@ def test_reward_counts_only_the_answer_tokens():
 
 
 def test_eval_best_of_n_reports_each_pick_rule(shifted_policy, toy_models):
-    out = subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "eval", "--best-of", "4", "--model", shifted_policy,
-                          "--reference", str(toy_models / "policy"), "--num", "6", "--json"],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlaifv_ray.cli",
+            "eval",
+            "--best-of",
+            "4",
+            "--model",
+            shifted_policy,
+            "--reference",
+            str(toy_models / "policy"),
+            "--num",
+            "6",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     assert result["all_samples"]["n"] == 24
@@ -97,13 +114,27 @@ def _free_port() -> int:
 def server(shifted_policy, toy_models, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
-    cfg = toy_config(tmp, toy_models, **{"serve.policy": shifted_policy, "serve.port": port, "serve.max_candidates": 8,
-                                         "serve.max_n": 4, "serve.max_request_bytes": 200_000})
+    cfg = toy_config(
+        tmp,
+        toy_models,
+        **{
+            "serve.policy": shifted_policy,
+            "serve.port": port,
+            "serve.max_candidates": 8,
+            "serve.max_n": 4,
+            "serve.max_request_bytes": 200_000,
+        },
+    )
     (tmp / "serve.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RLAIFV_SERVE_TOKEN": TOKEN}
     log = open(tmp / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp / "serve.yaml")],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlaifv_ray.cli", "serve", str(tmp / "serve.yaml")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz", proc, 180, lambda: (log.seek(0), log.read())[1])
     yield url, tmp / "serve.log", proc
@@ -134,8 +165,9 @@ def _image_b64(i=0):
 
 def test_rank_scores_match_the_reward_and_generate_returns_the_best(server, ranker):
     url, _, _ = server
-    status, out = _post(url, "/v1/rank", {"image": _image_b64(), "instruction": "Describe the image.",
-                                          "candidates": ANSWERS})
+    status, out = _post(
+        url, "/v1/rank", {"image": _image_b64(), "instruction": "Describe the image.", "candidates": ANSWERS}
+    )
     assert status == 200, out
     local = ranker.score([(scene_and_image(7, 0)[1], "Describe the image.", ANSWERS)])[0]
     assert out["scores"] == pytest.approx([s.normalized for s in local], abs=1e-4)
@@ -146,15 +178,18 @@ def test_rank_scores_match_the_reward_and_generate_returns_the_best(server, rank
     assert out["best_answer"] == out["candidates"][out["best"]]
 
 
-@pytest.mark.parametrize("body, raw, status, says", [
-    ({"image": "%%%not base64%%%", "instruction": "x", "candidates": ["a"]}, None, 400, "base64"),
-    ({"image": base64.b64encode(b"hello").decode(), "instruction": "x", "candidates": ["a"]}, None, 400, "image"),
-    ({"instruction": "x", "candidates": ["a"]}, None, 422, "image"),
-    ({"image": "", "instruction": "x", "candidates": ["a"] * 9}, None, 422, "candidates"),
-    ({"image": "", "instruction": "x", "candidates": ["  "]}, None, 422, "empty"),
-    (None, b"{not json", 422, "error"),
-    ({"image": "A" * 300_000, "instruction": "x", "candidates": ["a"]}, None, 413, "bytes"),
-])
+@pytest.mark.parametrize(
+    "body, raw, status, says",
+    [
+        ({"image": "%%%not base64%%%", "instruction": "x", "candidates": ["a"]}, None, 400, "base64"),
+        ({"image": base64.b64encode(b"hello").decode(), "instruction": "x", "candidates": ["a"]}, None, 400, "image"),
+        ({"instruction": "x", "candidates": ["a"]}, None, 422, "image"),
+        ({"image": "", "instruction": "x", "candidates": ["a"] * 9}, None, 422, "candidates"),
+        ({"image": "", "instruction": "x", "candidates": ["  "]}, None, 422, "empty"),
+        (None, b"{not json", 422, "error"),
+        ({"image": "A" * 300_000, "instruction": "x", "candidates": ["a"]}, None, 413, "bytes"),
+    ],
+)
 def test_malformed_rank_requests_get_a_json_4xx(server, body, raw, status, says):
     url, _, _ = server
     code, out = _post(url, "/v1/rank", body, raw=raw)
@@ -205,8 +240,6 @@ def test_burst_of_concurrent_requests_then_still_serving(server):
     assert all(out["scores"] == pytest.approx(first, abs=1e-4) for _, out in results)  # batching changes nothing
     assert _post(url, "/v1/rank", {"image": "bad"}, token=TOKEN)[0] == 422
     assert json.loads(urllib.request.urlopen(f"{url}/healthz", timeout=5).read())["status"] == "ok"
-
-
 
 
 def test_sigterm_shuts_the_deployment_down_with_one_line_and_exit_0(server):

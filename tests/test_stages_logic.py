@@ -36,8 +36,9 @@ def test_at_most_two_pairs_per_prompt_drawn_with_a_seed():
 
 
 def test_length_balance_drops_pairs_whose_rejected_is_much_longer():
-    pairs = [("one two three four", "one two three four five six seven eight nine ten")] * 3 + \
-            [("a b c d e f", "a b c d e")] * 3
+    pairs = [("one two three four", "one two three four five six seven eight nine ten")] * 3 + [
+        ("a b c d e f", "a b c d e")
+    ] * 3
     keep, cut = length_balance(pairs)
     assert cut is not None and keep == [False] * 3 + [True] * 3
     balanced = [("a b c", "d e f")] * 4
@@ -46,8 +47,15 @@ def test_length_balance_drops_pairs_whose_rejected_is_much_longer():
 
 
 def test_build_pairs_group_keeps_image_and_instruction():
-    group = {S.PROMPT_ID: ["p"] * 3, S.ANSWER_ID: ["p/0", "p/1", "p/2"], S.ANSWER: ["x", "y", "z"],
-             S.SCORE: [0, -1, None], S.IMAGE_ID: ["img"] * 3, S.INSTRUCTION: ["Describe."] * 3, S.TRUTH: [["a"]] * 3}
+    group = {
+        S.PROMPT_ID: ["p"] * 3,
+        S.ANSWER_ID: ["p/0", "p/1", "p/2"],
+        S.ANSWER: ["x", "y", "z"],
+        S.SCORE: [0, -1, None],
+        S.IMAGE_ID: ["img"] * 3,
+        S.INSTRUCTION: ["Describe."] * 3,
+        S.TRUTH: [["a"]] * 3,
+    }
     out = BuildPairs(1, 2, 0)(group)
     assert out[S.CHOSEN_ID] == ["p/0"] and out[S.REJECTED_ID] == ["p/1"] and out[S.IMAGE_ID] == ["img"]
     with pytest.raises(KeyError, match="BuildPairs.*score"):
@@ -90,17 +98,23 @@ class _ScriptedEngine:
         self.outputs = list(outputs)
 
     def generate(self, requests):
-        out, self.outputs = self.outputs[:len(requests)], self.outputs[len(requests):]
+        out, self.outputs = self.outputs[: len(requests)], self.outputs[len(requests) :]
         return out
 
 
 def test_extract_claims_records_mismatch_empty_and_unparseable_output():
     stage = ExtractClaims(mode="rules")  # construct without a model, then script the LLM path
     stage.mode = "llm"
-    stage.engine = _ScriptedEngine([
-        "- There is a cat.\n- There is a dog.", "", "no bullets here", "- There is a cup.",  # facts
-        "- Is there a cat?",  "- Is there a cup?",  # questions for rows 0 and 3
-    ])
+    stage.engine = _ScriptedEngine(
+        [
+            "- There is a cat.\n- There is a dog.",
+            "",
+            "no bullets here",
+            "- There is a cup.",  # facts
+            "- Is there a cat?",
+            "- Is there a cup?",  # questions for rows 0 and 3
+        ]
+    )
     batch = {S.ANSWER: ["a cat and a dog", "…", "junk", "a cup"], S.ERROR: [None] * 4}
     out = ExtractClaims.__call__(stage, batch)
     assert out[S.CLAIM_ERROR][0] == "2 facts but 1 questions"
@@ -111,16 +125,24 @@ def test_extract_claims_records_mismatch_empty_and_unparseable_output():
     from rlaifv_ray.pipeline.metrics import claim_reason
 
     assert [claim_reason(e) for e in out[S.CLAIM_ERROR][:3]] == [  # metrics.json counts them per reason
-        "N facts but N questions", "facts output unparseable: empty output", "facts output unparseable: no list items"]
+        "N facts but N questions",
+        "facts output unparseable: empty output",
+        "facts output unparseable: no list items",
+    ]
 
 
 def test_parse_list_drops_labels_own_answers_and_commentary_the_labeler_must_not_see():
     assert parse_list("1. **Color:** The cat is orange.\n2. **Place** - It sits on a sofa.") == [
-        "The cat is orange.", "It sits on a sofa."]
-    assert parse_list("- Is the cat orange? (Yes)\n- Is it on a sofa? No.\nQ3: Is it asleep? A: yes", questions=True) == [
-        "Is the cat orange?", "Is it on a sofa?", "Is it asleep?"]
+        "The cat is orange.",
+        "It sits on a sofa.",
+    ]
+    assert parse_list(
+        "- Is the cat orange? (Yes)\n- Is it on a sofa? No.\nQ3: Is it asleep? A: yes", questions=True
+    ) == ["Is the cat orange?", "Is it on a sofa?", "Is it asleep?"]
     assert parse_list("1. The cat is orange.\n   (clearly visible)\n\t- so I think\n2. The sofa is red.") == [
-        "The cat is orange.", "The sofa is red."]
+        "The cat is orange.",
+        "The sofa is red.",
+    ]
     for bad in ("1. **Color:**\n2. The sofa is red.", "- The cat is orange.\nnot indented, not an item\n- b."):
         with pytest.raises(ValueError):
             parse_list(bad)
@@ -136,8 +158,12 @@ def test_rule_extractor_is_explicit_and_flags_answers_without_objects():
 
 
 def test_ground_truth_labels_and_seeded_flips():
-    batch = {S.TRUTH: [["red circle"]], S.CLAIMS: [["There is a red circle.", "There is a blue square."]],
-             S.ANSWER_ID: ["p/0"], S.CLAIM_ERROR: [None]}
+    batch = {
+        S.TRUTH: [["red circle"]],
+        S.CLAIMS: [["There is a red circle.", "There is a blue square."]],
+        S.ANSWER_ID: ["p/0"],
+        S.CLAIM_ERROR: [None],
+    }
     out = GroundTruthLabels()(dict(batch))
     assert out[S.ACCEPTED] == [[True, False]] and out[S.SCORE] == [-1]
     flipped = GroundTruthLabels(flip_rate=1.0)(dict(batch))

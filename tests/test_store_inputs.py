@@ -79,8 +79,13 @@ def test_unreachable_storage_is_recognised_in_chains_and_remote_tracebacks():
         except OSError as inner:
             raise RuntimeError("stage failed") from inner
     except RuntimeError as outer:
-        assert unreachable_reason(outer) == "When creating key 'k': AWS Error NETWORK_CONNECTION during PutObject operation"
-    remote = RuntimeError("ray::MapWorker.submit()\n  File \"x.py\", line 1\nOSError: When reading 'k': Connection refused\n")
+        assert (
+            unreachable_reason(outer)
+            == "When creating key 'k': AWS Error NETWORK_CONNECTION during PutObject operation"
+        )
+    remote = RuntimeError(
+        "ray::MapWorker.submit()\n  File \"x.py\", line 1\nOSError: When reading 'k': Connection refused\n"
+    )
     assert unreachable_reason(remote) == "When reading 'k': Connection refused"
     assert unreachable_reason(OSError("AWS Error ACCESS_DENIED")) is None  # not a connection problem
     assert unreachable_reason(ValueError("Connection refused")) is None  # only OSErrors count
@@ -99,8 +104,12 @@ def test_http_images_are_fetched_with_retries_a_timeout_and_a_size_cap(tmp_path)
         refused = f"http://127.0.0.1:{s.getsockname()[1]}/x.png"
     with image_server(_png(), slow_s=3.0, big=4096) as (url, hits):
         names = ["ok", "flaky", "missing", "slow", "down", "huge", "huge-chunked"]
-        got = dict(zip(names + ["refused"],
-                       fetch_all([f"{url}/{n}.png" for n in names] + [refused], "p.jsonl", 2048, read_timeout=1.0)))
+        got = dict(
+            zip(
+                names + ["refused"],
+                fetch_all([f"{url}/{n}.png" for n in names] + [refused], "p.jsonl", 2048, read_timeout=1.0),
+            )
+        )
     assert got["ok"] == (_png(), None) and got["flaky"] == (_png(), None) and hits["/flaky.png"] == 3
     assert got["missing"] == (b"", f"image {url}/missing.png: HTTP 404 Not Found")
     assert got["down"] == (b"", f"image {url}/down.png: HTTP 503 Service Unavailable after 3 retries")

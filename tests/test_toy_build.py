@@ -11,8 +11,12 @@ from .bars import failures, measure
 
 
 def _build(out, *extra, timeout):
-    return subprocess.run([sys.executable, "-m", "rlaifv_ray.cli", "toy", "build", "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rlaifv_ray.cli", "toy", "build", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _heldout_loss(model, processor, examples) -> float:
@@ -50,14 +54,17 @@ def test_smoke_build_runs_every_builder_and_each_model_learns(tmp_path, torch_th
     assert manifest["vision_tower"]["per_object"] > all_absent + 0.01, (manifest["vision_tower"], all_absent)
 
     heldout = range(data.HELDOUT_OFFSET, data.HELDOUT_OFFSET + 16)
-    examples = {"policy": [data.caption_example(0, i, 0.0) for i in heldout],
-                "labeler": [e for i in heldout for e in data.qa_examples(0, i, 2)],
-                "claim_llm": [e for i in heldout for e in data.claim_examples(0, i)]}
+    examples = {
+        "policy": [data.caption_example(0, i, 0.0) for i in heldout],
+        "labeler": [e for i in heldout for e in data.qa_examples(0, i, 2)],
+        "claim_llm": [e for i in heldout for e in data.claim_examples(0, i)],
+    }
     losses = {}
     for role, exs in examples.items():
         auto = transformers.AutoModelForCausalLM if role == "claim_llm" else transformers.AutoModelForImageTextToText
-        processor = (transformers.AutoTokenizer if role == "claim_llm" else transformers.AutoProcessor
-                     ).from_pretrained(out / role)
+        processor = (transformers.AutoTokenizer if role == "claim_llm" else transformers.AutoProcessor).from_pretrained(
+            out / role
+        )
         built = auto.from_pretrained(out / role).eval()
         torch.manual_seed(0)
         fresh = auto.from_config(built.config).eval()

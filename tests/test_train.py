@@ -24,15 +24,23 @@ ANSWERS = [
 def _pairs(policy_path: str) -> dict[str, list]:
     """Four pairs with reference log-probs computed by the pipeline's engine (the reference model)."""
     engine = load_engine(policy_path)
-    cols = {k: [] for k in (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP,
-                            S.REF_REJECTED_LOGP)}
+    cols = {
+        k: []
+        for k in (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP)
+    }
     for i, (chosen, rejected) in enumerate(ANSWERS):
         image = scene_and_image(5, i)[1]
         msgs = user_message("Describe the image.", True)
         ref = engine.sequence_logprobs([LogprobRequest(msgs, chosen, image), LogprobRequest(msgs, rejected, image)])
-        for k, v in ((S.PROMPT_ID, f"p{i}"), (S.IMAGE, png_bytes(image)), (S.INSTRUCTION, "Describe the image."),
-                     (S.CHOSEN, chosen), (S.REJECTED, rejected), (S.REF_CHOSEN_LOGP, ref[0].total),
-                     (S.REF_REJECTED_LOGP, ref[1].total)):
+        for k, v in (
+            (S.PROMPT_ID, f"p{i}"),
+            (S.IMAGE, png_bytes(image)),
+            (S.INSTRUCTION, "Describe the image."),
+            (S.CHOSEN, chosen),
+            (S.REJECTED, rejected),
+            (S.REF_CHOSEN_LOGP, ref[0].total),
+            (S.REF_REJECTED_LOGP, ref[1].total),
+        ):
             cols[k].append(v)
     return cols
 
@@ -46,8 +54,10 @@ def _for_trl(examples: list[dict]) -> list[dict]:
     collator decodes the encoded bytes itself, per batch)."""
     from rlaifv_ray.media import load_image
 
-    return [{**{k: v for k, v in e.items() if not k.startswith("ref_")}, "images": [load_image(b) for b in e["images"]]}
-            for e in examples]
+    return [
+        {**{k: v for k, v in e.items() if not k.startswith("ref_")}, "images": [load_image(b) for b in e["images"]]}
+        for e in examples
+    ]
 
 
 def _write_pairs(run_dir: str, cols: dict[str, list]) -> None:
@@ -59,12 +69,19 @@ def _write_pairs(run_dir: str, cols: dict[str, list]) -> None:
 
     store = RunStore(run_dir)
     n = len(cols[S.PROMPT_ID])
-    stored = {**cols, S.IMAGE_ID: put_images(store, "iter_000", cols[S.IMAGE]), S.TRUTH: [[]] * n,
-              S.CHOSEN_ID: [f"c{i}" for i in range(n)], S.REJECTED_ID: [f"r{i}" for i in range(n)],
-              S.CHOSEN_SCORE: [0] * n, S.REJECTED_SCORE: [-1] * n}
+    stored = {
+        **cols,
+        S.IMAGE_ID: put_images(store, "iter_000", cols[S.IMAGE]),
+        S.TRUTH: [[]] * n,
+        S.CHOSEN_ID: [f"c{i}" for i in range(n)],
+        S.REJECTED_ID: [f"r{i}" for i in range(n)],
+        S.CHOSEN_SCORE: [0] * n,
+        S.REJECTED_SCORE: [-1] * n,
+    }
     schema = S.schema("pairs")
-    store.write_part("iter_000/pairs", pa.table({f.name: stored[f.name] for f in schema}, schema=schema),
-                     cols[S.PROMPT_ID])
+    store.write_part(
+        "iter_000/pairs", pa.table({f.name: stored[f.name] for f in schema}, schema=schema), cols[S.PROMPT_ID]
+    )
 
 
 def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_threads, tmp_path):
@@ -89,8 +106,13 @@ def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_
 
     import datasets
 
-    live = DPOTrainer(model=policy, ref_model=reference, args=args, processing_class=processor,
-                      train_dataset=datasets.Dataset.from_list(_for_trl(examples)))
+    live = DPOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        processing_class=processor,
+        train_dataset=datasets.Dataset.from_list(_for_trl(examples)),
+    )
     live_batch = live.data_collator(_for_trl(examples))
     assert torch.equal(live_batch["input_ids"], batch["input_ids"])
     with torch.no_grad():
@@ -127,10 +149,22 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     losses = {}
     for strategy in ("ddp", "fsdp"):
-        config = validate_config(toy_config(tmp_path / strategy, toy_models, **{
-            "train.workers": 2, "train.batch_size": 4, "train.epochs": 3, "train.lr": 5e-3,
-            "train.checkpoint_steps": 1, "train.lora": lora, "train.strategy": strategy,
-            "train.report_to": ["tensorboard"]}))
+        config = validate_config(
+            toy_config(
+                tmp_path / strategy,
+                toy_models,
+                **{
+                    "train.workers": 2,
+                    "train.batch_size": 4,
+                    "train.epochs": 3,
+                    "train.lr": 5e-3,
+                    "train.checkpoint_steps": 1,
+                    "train.lora": lora,
+                    "train.strategy": strategy,
+                    "train.report_to": ["tensorboard"],
+                },
+            )
+        )
         _write_pairs(config.run_dir, cols)
         logs = []
         result = train_dpo(config, 0, policy, log=logs.append)
@@ -196,8 +230,7 @@ def _completion_logps(model, batch) -> torch.Tensor:
     return (logp * batch["completion_mask"][:, 1:]).sum(1)
 
 
-def test_lora_trains_only_adapters_and_the_merged_policy_scores_as_the_adapted_one(toy_models, torch_threads,
-                                                                                    tmp_path):
+def test_lora_trains_only_adapters_and_the_merged_policy_scores_as_the_adapted_one(toy_models, torch_threads, tmp_path):
     from rlaifv_ray.config import LoraConfig
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples, save_policy
 
@@ -249,7 +282,8 @@ def test_lora_run_resumes_from_its_adapter_checkpoint(toy_models, torch_threads,
 
         model, processor = load_policy(path)
         build_trainer(model, processor, examples, args, callbacks=[Log()], lora=train.lora).train(
-            resume_from_checkpoint=resume)
+            resume_from_checkpoint=resume
+        )
         return logged
 
     undisturbed = losses()
@@ -281,8 +315,14 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
     temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
     runs = {}
     for strategy in ("fsdp", "ddp"):  # a global batch of all 4 pairs per step: the data order cannot differ
-        over = {"train.workers": 2, "train.batch_size": 4, "train.epochs": 3, "train.lr": 1e-4,
-                "train.checkpoint_steps": 1, "train.strategy": strategy}
+        over = {
+            "train.workers": 2,
+            "train.batch_size": 4,
+            "train.epochs": 3,
+            "train.lr": 1e-4,
+            "train.checkpoint_steps": 1,
+            "train.strategy": strategy,
+        }
         config = validate_config(toy_config(tmp_path / strategy, toy_models, **over))
         run = tmp_path / strategy / "run"
         _write_pairs(config.run_dir, cols)
@@ -318,9 +358,21 @@ def test_lora_on_a_sharded_base_on_gpus(toy_models, ray_local, tmp_path):
 
     gpus = torch.cuda.device_count()
     policy = str(toy_models / "policy")
-    config = validate_config(toy_config(tmp_path, toy_models, **{
-        "train.workers": gpus, "train.use_gpu": True, "train.batch_size": 4 * gpus, "train.epochs": 3,
-        "train.lr": 5e-3, "train.strategy": "fsdp", "train.lora": {"r": 4, "alpha": 8, "dropout": 0.0}}))
+    config = validate_config(
+        toy_config(
+            tmp_path,
+            toy_models,
+            **{
+                "train.workers": gpus,
+                "train.use_gpu": True,
+                "train.batch_size": 4 * gpus,
+                "train.epochs": 3,
+                "train.lr": 5e-3,
+                "train.strategy": "fsdp",
+                "train.lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            },
+        )
+    )
     _write_pairs(config.run_dir, {k: v * gpus for k, v in _pairs(policy).items()})
     result = train_dpo(config, 0, policy)
     steps = json.loads((Path(config.run_dir) / "iter_000" / "train_log.json").read_text())["steps"]

@@ -19,8 +19,17 @@ KINDS = ("pope", "amber_disc", "chair", "amber_gen")
 CAPTION_KINDS = ("chair", "amber_gen")
 COLUMNS = {"pope": yesno.COLUMNS, "amber_disc": yesno.COLUMNS, "chair": chair.COLUMNS, "amber_gen": amber_gen.COLUMNS}
 # which way is better, for picking a checkpoint by a metric
-DIRECTION = {"f1": "max", "accuracy": "max", "chair_s": "min", "chair_i": "min", "recall": "max",
-             "chair": "min", "cover": "max", "hal": "min", "cog": "min"}
+DIRECTION = {
+    "f1": "max",
+    "accuracy": "max",
+    "chair_s": "min",
+    "chair_i": "min",
+    "recall": "max",
+    "chair": "min",
+    "cover": "max",
+    "hal": "min",
+    "cog": "min",
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +60,7 @@ class Benchmark:
         return yesno.score(questions, answers)
 
 
-def load_benchmark(kind: str, files: dict[str, tuple[str, str]], limit: int | None = None,
-                   name: str = "") -> Benchmark:
+def load_benchmark(kind: str, files: dict[str, tuple[str, str]], limit: int | None = None, name: str = "") -> Benchmark:
     """FILES: role -> (source, text) for questions, annotations, captions, association, safe_words.
     Raises one ConfigError naming every bad line (at most 20)."""
     problems: list[str] = []
@@ -110,8 +118,9 @@ def parse_answers(text: str, source: str) -> dict[str, str]:
 
 def score_answers(bench: Benchmark, answers: dict[str, str], source: str) -> tuple[dict, list[dict]]:
     """Scores answers made elsewhere: every question needs exactly one, and every answer a question."""
-    problems = [f"answer to question {qid}, which the benchmark does not have" for qid in answers
-                if qid not in bench.file_qids]
+    problems = [
+        f"answer to question {qid}, which the benchmark does not have" for qid in answers if qid not in bench.file_qids
+    ]
     problems += [f"question {q.qid} ({q.image}) has no answer" for q in bench.questions if q.qid not in answers]
     raise_problems(f"answers {source} against benchmark {bench.name or bench.kind}", problems)
     return bench.score(bench.questions, [answers[q.qid] for q in bench.questions])

@@ -28,7 +28,11 @@ def _norm(word: str) -> str:
 class AmberWords:
     def __init__(self, association: dict[str, list[str]], safe_words: list[str], annotated: set[str]):
         self.association = {_norm(k): {_norm(v) for v in vs} | {_norm(k)} for k, vs in association.items()}
-        words = {w for k, vs in self.association.items() for w in vs | {k}} if association else {_norm(w) for w in annotated}
+        words = (
+            {w for k, vs in self.association.items() for w in vs | {k}}
+            if association
+            else {_norm(w) for w in annotated}
+        )
         self.vocabulary = Vocabulary({w: [w] for w in words if w})
         self.safe = {_norm(w) for w in safe_words if w.strip()}
 
@@ -37,13 +41,24 @@ class AmberWords:
         return self.association.get(_norm(obj), {_norm(obj)})
 
 
-def load_words(annotations: list[dict], association: tuple[str, str] | None, safe_words: tuple[str, str] | None,
-               problems: list[str]) -> AmberWords:
+def load_words(
+    annotations: list[dict],
+    association: tuple[str, str] | None,
+    safe_words: tuple[str, str] | None,
+    problems: list[str],
+) -> AmberWords:
     assoc = document(association[1], association[0], problems) if association else {}
     safe = safe_words[1].splitlines() if safe_words else []
-    annotated = {str(w) for a in annotations for k in ("truth", "hallu")
-                 if a.get("type") == "generative" and isinstance(a.get(k), list) for w in a[k]}
-    return AmberWords({str(k): [str(v) for v in vs] for k, vs in assoc.items() if isinstance(vs, list)}, safe, annotated)
+    annotated = {
+        str(w)
+        for a in annotations
+        for k in ("truth", "hallu")
+        if a.get("type") == "generative" and isinstance(a.get(k), list)
+        for w in a[k]
+    }
+    return AmberWords(
+        {str(k): [str(v) for v in vs] for k, vs in assoc.items() if isinstance(vs, list)}, safe, annotated
+    )
 
 
 def question_fields(item: dict, truth: dict) -> dict:
@@ -54,8 +69,13 @@ def question_fields(item: dict, truth: dict) -> dict:
         raise ValueError(f"missing {', '.join(missing)}")
     if ann.get("type") != "generative" or not isinstance(ann.get("truth"), list):
         raise ValueError(f"no generative annotation with truth objects for id {item['id']!r}")
-    return dict(qid=str(item["id"]), image=str(image), text=str(text), truth=tuple(map(str, ann["truth"])),
-                hallu=tuple(map(str, ann.get("hallu") or [])))
+    return dict(
+        qid=str(item["id"]),
+        image=str(image),
+        text=str(text),
+        truth=tuple(map(str, ann["truth"])),
+        hallu=tuple(map(str, ann.get("hallu") or [])),
+    )
 
 
 def score(words: AmberWords, questions, answers: list[str]) -> tuple[dict, list[dict]]:
@@ -75,11 +95,22 @@ def score(words: AmberWords, questions, answers: list[str]) -> tuple[dict, list[
         truth_total += len(q.truth)
         cognized += len(named_candidates)
         hallu_total += len(q.hallu)
-        details.append({"mentions": said, "hallucinated": sorted(set(wrong)), "missed": missed,
-                        "candidates_named": named_candidates})
+        details.append(
+            {
+                "mentions": said,
+                "hallucinated": sorted(set(wrong)),
+                "missed": missed,
+                "candidates_named": named_candidates,
+            }
+        )
     n = len(answers)
-    metrics = {"n": n, "chair": wrong_total / said_total if said_total else 0.0,
-               "cover": covered / truth_total if truth_total else 0.0, "hal": hal / n if n else 0.0,
-               "cog": cognized / hallu_total if hallu_total else 0.0, "mentions": said_total,
-               "mean_words": sum(len(a.split()) for a in answers) / n if n else 0.0}
+    metrics = {
+        "n": n,
+        "chair": wrong_total / said_total if said_total else 0.0,
+        "cover": covered / truth_total if truth_total else 0.0,
+        "hal": hal / n if n else 0.0,
+        "cog": cognized / hallu_total if hallu_total else 0.0,
+        "mentions": said_total,
+        "mean_words": sum(len(a.split()) for a in answers) / n if n else 0.0,
+    }
     return metrics, details

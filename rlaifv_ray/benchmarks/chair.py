@@ -21,8 +21,9 @@ COLUMNS = ("chair_s", "chair_i", "recall", "mean_words")
 _COCO_ID = re.compile(r"(\d+)\.\w+$")
 
 
-def load_truth(annotations: tuple[str, str], captions: tuple[str, str] | None,
-               problems: list[str]) -> tuple[Vocabulary, dict[str, dict]]:
+def load_truth(
+    annotations: tuple[str, str], captions: tuple[str, str] | None, problems: list[str]
+) -> tuple[Vocabulary, dict[str, dict]]:
     """(vocabulary, image key -> {"objects": set, "id": image id}) where an image's keys are its id
     and its file name."""
     source, text = annotations
@@ -46,8 +47,10 @@ def load_truth(annotations: tuple[str, str], captions: tuple[str, str] | None,
     for i, ann in enumerate(doc.get("annotations") or [], 1):
         entry = images.get(str(ann.get("image_id")))
         if entry is None or ann.get("category_id") not in names:
-            problems.append(f"{source} annotations item {i}: unknown image_id {ann.get('image_id')!r} "
-                            f"or category_id {ann.get('category_id')!r}")
+            problems.append(
+                f"{source} annotations item {i}: unknown image_id {ann.get('image_id')!r} "
+                f"or category_id {ann.get('category_id')!r}"
+            )
             continue
         entry["objects"].add(names[ann["category_id"]])
     if captions is not None:
@@ -61,14 +64,18 @@ def load_truth(annotations: tuple[str, str], captions: tuple[str, str] | None,
 
 def question_fields(item: dict, images: dict[str, dict]) -> dict:
     image, text = first(item, "image"), first(item, "text", "question")
-    missing = [k for k, v in (("question_id", item.get("question_id")), ("image", image), ("text", text))
-               if v in (None, "")]
+    missing = [
+        k for k, v in (("question_id", item.get("question_id")), ("image", image), ("text", text)) if v in (None, "")
+    ]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     name = str(image).rsplit("/", 1)[-1]
     coco_id = _COCO_ID.search(name)
-    entry = (images.get(str(item.get("image_id"))) or images.get(name)
-             or (images.get(str(int(coco_id.group(1)))) if coco_id else None))
+    entry = (
+        images.get(str(item.get("image_id")))
+        or images.get(name)
+        or (images.get(str(int(coco_id.group(1)))) if coco_id else None)
+    )
     if entry is None:
         raise ValueError(f"image {image!r} is not in the annotations")
     return dict(qid=str(item["question_id"]), image=str(image), text=str(text), truth=tuple(sorted(entry["objects"])))
@@ -89,10 +96,16 @@ def score(vocabulary: Vocabulary, questions, answers: list[str]) -> tuple[dict, 
         hit += len(truth & named)
         truth_total += len(truth)
         words += len(answer.split())
-        details.append({"mentions": [list(m) for m in said], "hallucinated": sorted(set(wrong)),
-                        "missed": sorted(truth - named)})
-    metrics = {"n": n, "chair_s": bad_answers / n if n else 0.0,
-               "chair_i": wrong_total / said_total if said_total else 0.0,
-               "recall": hit / truth_total if truth_total else 0.0, "mean_words": words / n if n else 0.0,
-               "mentions": said_total, "hallucinated_mentions": wrong_total}
+        details.append(
+            {"mentions": [list(m) for m in said], "hallucinated": sorted(set(wrong)), "missed": sorted(truth - named)}
+        )
+    metrics = {
+        "n": n,
+        "chair_s": bad_answers / n if n else 0.0,
+        "chair_i": wrong_total / said_total if said_total else 0.0,
+        "recall": hit / truth_total if truth_total else 0.0,
+        "mean_words": words / n if n else 0.0,
+        "mentions": said_total,
+        "hallucinated_mentions": wrong_total,
+    }
     return metrics, details

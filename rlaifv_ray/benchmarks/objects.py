@@ -22,8 +22,12 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # "dog's" -> dog, s; "t-shirt"
 _ANIMALS = ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "animal", "cub")
 COCO_PHRASES: dict[str, str | None] = {
     **{f"{q} {a}": a for q in ("baby", "adult") for a in _ANIMALS},
-    "passenger jet": "jet", "passenger train": "train", "toilet seat": "toilet", "bow tie": "tie",
-    "home plate": None, "train track": None,
+    "passenger jet": "jet",
+    "passenger train": "train",
+    "toilet seat": "toilet",
+    "bow tie": "tie",
+    "home plate": None,
+    "train track": None,
 }
 COCO_DROP_WHEN = {"seat": "toilet"}  # "the seat of the toilet" is no chair
 
@@ -57,8 +61,12 @@ class Vocabulary:
     PHRASES: extra phrase -> a synonym it stands for, or None for a phrase naming no object;
     DROP_WHEN: a phrase not counted when the text also mentions the given object."""
 
-    def __init__(self, synonyms: dict[str, list[str]], phrases: dict[str, str | None] | None = None,
-                 drop_when: dict[str, str] | None = None):
+    def __init__(
+        self,
+        synonyms: dict[str, list[str]],
+        phrases: dict[str, str | None] | None = None,
+        drop_when: dict[str, str] | None = None,
+    ):
         self.lookup: dict[tuple[str, ...], str | None] = {}
         for name, names in synonyms.items():
             for phrase in [name, *names]:
@@ -71,7 +79,7 @@ class Vocabulary:
         self.objects = frozenset(synonyms)
 
     @classmethod
-    def for_categories(cls, categories: dict[str, list[str]]) -> "Vocabulary":
+    def for_categories(cls, categories: dict[str, list[str]]) -> Vocabulary:
         """An annotation file's categories (name -> its own synonyms, possibly none): COCO names get
         CHAIR's synonym lists and rules."""
         coco = coco_synonyms()
@@ -88,10 +96,10 @@ class Vocabulary:
         i = 0
         while i < len(lems):
             for n in range(min(self.longest, len(lems) - i), 0, -1):
-                key = tuple(lems[i:i + n])
+                key = tuple(lems[i : i + n])
                 if key in self.lookup:
                     if self.lookup[key] is not None:
-                        found.append((key, " ".join(toks[i:i + n]), self.lookup[key]))
+                        found.append((key, " ".join(toks[i : i + n]), self.lookup[key]))
                     i += n
                     break
             else:

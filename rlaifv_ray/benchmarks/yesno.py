@@ -29,8 +29,9 @@ def question_fields(kind: str, item: dict, truth: dict, name: str) -> dict:
     label = str(item[fields["label"]]).strip().lower()
     if label not in ("yes", "no"):
         raise ValueError(f"{fields['label']} must be yes or no, got {item[fields['label']]!r}")
-    return dict(qid=str(item[fields["qid"]]), image=str(item["image"]), text=str(item[fields["text"]]),
-                label=label, kind=qtype)
+    return dict(
+        qid=str(item[fields["qid"]]), image=str(item["image"]), text=str(item[fields["text"]]), label=label, kind=qtype
+    )
 
 
 def yes_or_no(answer: str) -> str:
@@ -48,10 +49,14 @@ def binary_metrics(labels: list[str], predictions: list[str]) -> dict:
     n = len(labels)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    return {"n": n, "accuracy": sum(lab == p for lab, p in zip(labels, predictions)) / n if n else 0.0,
-            "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "yes_ratio": predictions.count("yes") / n if n else 0.0}
+    return {
+        "n": n,
+        "accuracy": sum(lab == p for lab, p in zip(labels, predictions)) / n if n else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "yes_ratio": predictions.count("yes") / n if n else 0.0,
+    }
 
 
 def score(questions, answers: list[str]) -> tuple[dict, list[dict]]:
@@ -62,6 +67,11 @@ def score(questions, answers: list[str]) -> tuple[dict, list[dict]]:
     out = binary_metrics(labels, predictions)
     kinds = sorted({q.kind for q in questions})
     if len(kinds) > 1:
-        out["by_kind"] = {k: binary_metrics([lab for lab, q in zip(labels, questions) if q.kind == k],
-                                            [p for p, q in zip(predictions, questions) if q.kind == k]) for k in kinds}
+        out["by_kind"] = {
+            k: binary_metrics(
+                [lab for lab, q in zip(labels, questions) if q.kind == k],
+                [p for p, q in zip(predictions, questions) if q.kind == k],
+            )
+            for k in kinds
+        }
     return out, [{"read_as": p, "correct": p == lab} for p, lab in zip(predictions, labels)]

@@ -27,8 +27,10 @@ def load_engine(model: str, engine: str = "hf", **options) -> Engine:
         if importlib.util.find_spec("vllm") is None:
             from ..errors import ConfigError
 
-            raise ConfigError("engine 'vllm' needs vLLM on the machines that run this stage: "
-                              "pip install 'rlaifv-ray[vllm]' there (or use engine: hf)")
+            raise ConfigError(
+                "engine 'vllm' needs vLLM on the machines that run this stage: "
+                "pip install 'rlaifv-ray[vllm]' there (or use engine: hf)"
+            )
         from .vllm_engine import VLLMEngine
 
         return VLLMEngine(model, **options)

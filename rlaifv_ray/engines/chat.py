@@ -3,7 +3,6 @@ score the same completion tokens (the ones TRL's DPO trains on)."""
 
 from __future__ import annotations
 
-
 _SENTINEL = "\x00ANSWER\x00"
 # Leading/trailing whitespace and markup: a template that trims or escapes the answer fails the probe
 _PROBE = "  probe {answer} <b>&amp;</b>\n two lines  "
@@ -20,7 +19,7 @@ class ChatFormat:
         self._turns: dict[str, str | None] = {}
 
     @classmethod
-    def load(cls, model: str, multimodal: bool, model_type: str = "") -> "ChatFormat":
+    def load(cls, model: str, multimodal: bool, model_type: str = "") -> ChatFormat:
         import transformers
 
         if multimodal:
@@ -59,8 +58,9 @@ class ChatFormat:
         turn = self._turns[key]
         return turn.replace(_SENTINEL, answer) if turn is not None else self._render_completion(messages, answer)
 
-    def answer_spans(self, messages: list[list[dict]], answers: list[str],
-                     token_counts: list[int] | None = None) -> list[tuple[int, int] | None]:
+    def answer_spans(
+        self, messages: list[list[dict]], answers: list[str], token_counts: list[int] | None = None
+    ) -> list[tuple[int, int] | None]:
         """Per answer, the [first, end) range of its completion's tokens that overlap the answer text
         (the rest is template markup). token_counts: how many tokens the caller's own tokenization
         has; extra ones are leading special tokens, which shift the range. None where the template
@@ -71,8 +71,9 @@ class ChatFormat:
             turn = self._turns.get(_key(m))  # where the answer starts in the rendered turn
             starts.append(turn.index(_SENTINEL) if turn is not None else -1)
         try:
-            offsets = self.tokenizer(completions, add_special_tokens=False,
-                                     return_offsets_mapping=True)["offset_mapping"]
+            offsets = self.tokenizer(completions, add_special_tokens=False, return_offsets_mapping=True)[
+                "offset_mapping"
+            ]
         except NotImplementedError:  # slow tokenizers have no offsets
             return [None] * len(answers)
         spans = []
@@ -89,7 +90,7 @@ class ChatFormat:
         full = owner.apply_chat_template(messages + [turn], tokenize=False)
         if not full.startswith(prompt):
             raise ValueError("the chat template renders the prompt differently with an answer appended")
-        return full[len(prompt):]
+        return full[len(prompt) :]
 
     def token_ids(self, text: str) -> list[int]:
         """Plain tokenization (special tokens as written in the text, none added)."""

@@ -32,8 +32,15 @@ _LOGIT_BLOCK = 1 << 26
 
 
 class HFEngine:
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 32,
-                 share_image_prefix: bool = True, device_map: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 32,
+        share_image_prefix: bool = True,
+        device_map: str | None = None,
+    ):
         import torch
         import transformers
 
@@ -83,11 +90,18 @@ class HFEngine:
         if self.multimodal and any(img is not None for img in images):
             if any(img is None for img in images):
                 raise ValueError("a batch mixes requests with and without images")
-            batch = self.processor(text=texts, images=images, padding=True, return_tensors="pt",
-                                   padding_side=padding_side, add_special_tokens=False)
+            batch = self.processor(
+                text=texts,
+                images=images,
+                padding=True,
+                return_tensors="pt",
+                padding_side=padding_side,
+                add_special_tokens=False,
+            )
         else:
-            batch = self.tokenizer(texts, padding=True, return_tensors="pt", padding_side=padding_side,
-                                   add_special_tokens=False)
+            batch = self.tokenizer(
+                texts, padding=True, return_tensors="pt", padding_side=padding_side, add_special_tokens=False
+            )
         return {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
     # ---- generate ------------------------------------------------------------------------
@@ -114,9 +128,11 @@ class HFEngine:
                 logits_processor=LogitsProcessorList([sampler]),
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.eos_ids,
-                temperature=None, top_p=None, top_k=None,
+                temperature=None,
+                top_p=None,
+                top_k=None,
             )
-        new = seqs[:, batch["input_ids"].shape[1]:]
+        new = seqs[:, batch["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
     # ---- yes/no --------------------------------------------------------------------------
@@ -146,7 +162,11 @@ class HFEngine:
         rows = torch.arange(len(requests), device=ids.device)
         with torch.no_grad():
             prefix = _common_prefix(ids, mask) if self.share_image_prefix and image is not None else 0
-            if self.image_token is not None and prefix and (ids[0, :prefix] == self.image_token).sum() < (ids[0] == self.image_token).sum():
+            if (
+                self.image_token is not None
+                and prefix
+                and (ids[0, :prefix] == self.image_token).sum() < (ids[0] == self.image_token).sum()
+            ):
                 prefix = 0  # the shared part must hold the whole image
             if prefix and len(requests) > 1:
                 hidden = self._forward_with_shared_prefix(batch, prefix)[rows, last - prefix]
@@ -167,8 +187,9 @@ class HFEngine:
         cache.batch_repeat_interleave(n)
         suffix = ids[:, prefix:]
         positions = torch.arange(prefix, ids.shape[1], device=ids.device).expand(n, -1)
-        return self._body(input_ids=suffix, attention_mask=mask, position_ids=positions, use_cache=True,
-                          **{cache_kw: cache}).last_hidden_state
+        return self._body(
+            input_ids=suffix, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_kw: cache}
+        ).last_hidden_state
 
     # ---- sequence log-probs --------------------------------------------------------------
     def sequence_logprobs(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
@@ -220,13 +241,15 @@ class HFEngine:
         for k, values in aligned.items():
             extra[k] = torch.zeros((len(rows), width), dtype=values[0].dtype, device=self.device)
             for i, v in enumerate(values):
-                extra[k][i, :len(v)] = v
+                extra[k][i, : len(v)] = v
         for i, r in enumerate(rows):  # right padding keeps every real token at its true position
-            input_ids[i, :len(r)], attention[i, :len(r)] = r, 1
+            input_ids[i, : len(r)], attention[i, : len(r)] = r, 1
         with torch.no_grad():
             hidden = self._body(input_ids=input_ids, attention_mask=attention, **extra).last_hidden_state
             # token t is predicted at position t - 1
-            row_of = torch.cat([torch.full((end - start,), row, device=self.device) for row, (start, end) in enumerate(spans)])
+            row_of = torch.cat(
+                [torch.full((end - start,), row, device=self.device) for row, (start, end) in enumerate(spans)]
+            )
             pos = torch.cat([torch.arange(start - 1, end - 1, device=self.device) for start, end in spans])
             token_logps = self._token_logprobs(hidden[row_of, pos], input_ids[row_of, pos + 1])
         return _split(token_logps, [end - start for start, end in spans])
@@ -245,10 +268,17 @@ class HFEngine:
             cache, cache_kw = _cache_of(out)
             cache.batch_select_indices(index)
             positions = p_len.index_select(0, index)[:, None] + torch.arange(c_ids.shape[1], device=self.device)
-            hidden = self._body(input_ids=c_ids, attention_mask=torch.cat([p_mask.index_select(0, index), c_mask], 1),
-                                position_ids=positions, use_cache=True, **{cache_kw: cache}).last_hidden_state
+            hidden = self._body(
+                input_ids=c_ids,
+                attention_mask=torch.cat([p_mask.index_select(0, index), c_mask], 1),
+                position_ids=positions,
+                use_cache=True,
+                **{cache_kw: cache},
+            ).last_hidden_state
             # completion token j is predicted at the prompt's end (j = 0) or at completion position j - 1
-            first = out.last_hidden_state[torch.arange(len(p_ids), device=self.device), p_len - 1].index_select(0, index)
+            first = out.last_hidden_state[torch.arange(len(p_ids), device=self.device), p_len - 1].index_select(
+                0, index
+            )
             predictors = torch.cat([first[:, None], hidden[:, :-1]], 1)
             keep = c_mask.bool()
             token_logps = self._token_logprobs(predictors[keep], c_ids[keep])
@@ -263,8 +293,8 @@ class HFEngine:
         step = max(1, _LOGIT_BLOCK // vocab)
         out = []
         for i in range(0, len(targets), step):
-            logits = self._head(hidden[i:i + step]).float()
-            picked = logits.gather(-1, targets[i:i + step, None].to(logits.device))[:, 0]
+            logits = self._head(hidden[i : i + step]).float()
+            picked = logits.gather(-1, targets[i : i + step, None].to(logits.device))[:, 0]
             out.append(picked - torch.logsumexp(logits, -1))
         return torch.cat(out) if out else torch.zeros(0)
 
@@ -272,7 +302,7 @@ class HFEngine:
 def _split(token_logps, counts: list[int]) -> list[SequenceLogprobs]:
     out, start = [], 0
     for n in counts:
-        tokens = token_logps[start:start + n]
+        tokens = token_logps[start : start + n]
         out.append(SequenceLogprobs(float(tokens.sum()), tokens.tolist()))
         start += n
     return out
@@ -320,4 +350,4 @@ def _common_prefix(ids, mask) -> int:
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

@@ -25,10 +25,18 @@ _YES, _NO = ("yes", "Yes"), ("no", "No")
 
 
 class VLLMEngine:
-    def __init__(self, model: str, dtype: str = "auto", max_model_len: int = 4096,
-                 gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
-                 enable_prefix_caching: bool = True, enforce_eager: bool = False, yes_no_top_k: int = 20,
-                 seed: int = 0):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "auto",
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        enable_prefix_caching: bool = True,
+        enforce_eager: bool = False,
+        yes_no_top_k: int = 20,
+        seed: int = 0,
+    ):
         import torch
         import transformers
 
@@ -49,10 +57,16 @@ class VLLMEngine:
             self.multimodal = hasattr(config, "vision_config")
             self.chat = ChatFormat.load(model, self.multimodal, config.model_type)
             self.llm = vllm.LLM(
-                model=vllm_loadable(model, config), tokenizer=model, dtype=dtype, seed=seed,
-                max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                tensor_parallel_size=tensor_parallel_size, enable_prefix_caching=enable_prefix_caching,
-                enforce_eager=enforce_eager, max_logprobs=yes_no_top_k,
+                model=vllm_loadable(model, config),
+                tokenizer=model,
+                dtype=dtype,
+                seed=seed,
+                max_model_len=max_model_len,
+                gpu_memory_utilization=gpu_memory_utilization,
+                tensor_parallel_size=tensor_parallel_size,
+                enable_prefix_caching=enable_prefix_caching,
+                enforce_eager=enforce_eager,
+                max_logprobs=yes_no_top_k,
                 **({"limit_mm_per_prompt": {"image": 1}} if self.multimodal else {}),
                 # Tensor parallel inside a Ray actor: the actor holds all tp GPUs and vLLM runs its
                 # ranks as local processes. Its "ray" backend (its choice inside a placement group)
@@ -82,17 +96,25 @@ class VLLMEngine:
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
         if not requests:
             return []
-        params = [self._sampling(temperature=r.params.temperature, top_p=r.params.top_p,
-                                 max_tokens=r.params.max_new_tokens, seed=r.seed) for r in requests]
-        outs = self._run([self._input(r.image, self.chat.token_ids(self.chat.prompt(r.messages))) for r in requests], params)
+        params = [
+            self._sampling(
+                temperature=r.params.temperature, top_p=r.params.top_p, max_tokens=r.params.max_new_tokens, seed=r.seed
+            )
+            for r in requests
+        ]
+        outs = self._run(
+            [self._input(r.image, self.chat.token_ids(self.chat.prompt(r.messages))) for r in requests], params
+        )
         return [o.outputs[0].text.strip() for o in outs]
 
     def yes_no(self, requests: list[YesNoRequest]) -> list[tuple[float, float]]:
         if not requests:
             return []
         params = self._sampling(temperature=0.0, max_tokens=1, logprobs=self.top_k)
-        inputs = [self._input(r.image, self.chat.token_ids(self.chat.prompt(user_message(r.question, r.image is not None))))
-                  for r in requests]
+        inputs = [
+            self._input(r.image, self.chat.token_ids(self.chat.prompt(user_message(r.question, r.image is not None))))
+            for r in requests
+        ]
         result = []
         for out in self._run(inputs, params):
             top = out.outputs[0].logprobs[0]  # {token id: Logprob} at the first answer position
@@ -150,8 +172,9 @@ def vllm_loadable(model: str, config) -> str:
 
         for item in src.iterdir():
             if item.suffix == ".safetensors":
-                save_file({rename(k): v for k, v in load_file(item).items()}, folder / item.name,
-                          metadata={"format": "pt"})
+                save_file(
+                    {rename(k): v for k, v in load_file(item).items()}, folder / item.name, metadata={"format": "pt"}
+                )
             elif item.name.endswith(".safetensors.index.json"):
                 index = json.loads(item.read_text())
                 index["weight_map"] = {rename(k): v for k, v in index["weight_map"].items()}

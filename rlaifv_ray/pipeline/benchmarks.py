@@ -39,8 +39,11 @@ def read_text(path: str, what: str) -> str:
 
 
 def read_benchmark(bench: BenchmarkConfig) -> Benchmark:
-    files = {role: (path, read_text(path, f"benchmark {bench.label}"))
-             for role, path in [("questions", bench.path)] + [(f, getattr(bench, f)) for f in FILES] if path}
+    files = {
+        role: (path, read_text(path, f"benchmark {bench.label}"))
+        for role, path in [("questions", bench.path)] + [(f, getattr(bench, f)) for f in FILES]
+        if path
+    }
     return load_benchmark(bench.kind, files, bench.limit, bench.label)
 
 
@@ -57,13 +60,29 @@ def check_benchmarks(config: RunConfig) -> None:
 
 
 def evaluate_benchmarks(config: RunConfig, policy: str, tag: str, log=print) -> dict[str, dict]:
-    return {b.label: run_benchmark(config.run_dir, b, config.models.policy.model_copy(update={"path": policy}),
-                                   config.resources.sample, config.data.max_image_pixels, tag, log)
-            for b in config.eval.benchmarks}
+    return {
+        b.label: run_benchmark(
+            config.run_dir,
+            b,
+            config.models.policy.model_copy(update={"path": policy}),
+            config.resources.sample,
+            config.data.max_image_pixels,
+            tag,
+            log,
+        )
+        for b in config.eval.benchmarks
+    }
 
 
-def run_benchmark(run_dir: str, bench: BenchmarkConfig, model: ModelSpec, resources: StageResources,
-                  max_pixels: int, tag: str, log=print) -> dict:
+def run_benchmark(
+    run_dir: str,
+    bench: BenchmarkConfig,
+    model: ModelSpec,
+    resources: StageResources,
+    max_pixels: int,
+    tag: str,
+    log=print,
+) -> dict:
     """MODEL's metrics on BENCH (answers kept under RUN/benchmarks/<name>/<tag>/)."""
     import ray
 
@@ -73,10 +92,18 @@ def run_benchmark(run_dir: str, bench: BenchmarkConfig, model: ModelSpec, resour
     benchmark = read_benchmark(bench)
     questions = benchmark.questions
     rel = f"{BENCH_DIR}/{bench.label}/{tag}"
-    spec = StageSpec(AnswerQuestions, dict(model=model.path, engine=model.engine,
-                                           engine_options=model.engine_options(resources.engine_batch_size),
-                                           max_new_tokens=bench.answer_tokens, max_pixels=max_pixels),
-                     resources, "answers")
+    spec = StageSpec(
+        AnswerQuestions,
+        dict(
+            model=model.path,
+            engine=model.engine,
+            engine_options=model.engine_options(resources.engine_batch_size),
+            max_new_tokens=bench.answer_tokens,
+            max_pixels=max_pixels,
+        ),
+        resources,
+        "answers",
+    )
     key = spec.resume_key(resume_key("benchmark", [(q.qid, q.image, q.text) for q in questions]))
     if store.finished(rel, key):
         log(f"[{bench.label}] {tag}: answered earlier, scoring the stored answers")
@@ -84,8 +111,10 @@ def run_benchmark(run_dir: str, bench: BenchmarkConfig, model: ModelSpec, resour
         for sub in ("", "quarantine/", "_timings/"):
             store.clear(f"{BENCH_DIR}/{sub}{bench.label}/{tag}")
         ids = _stage_images(store, bench, sorted({q.image for q in questions}))
-        rows = [{S.PROMPT_ID: q.qid, S.IMAGE_ID: ids[q.image], S.INSTRUCTION: q.text, S.LABEL: q.label,
-                 S.KIND: q.kind} for q in questions]
+        rows = [
+            {S.PROMPT_ID: q.qid, S.IMAGE_ID: ids[q.image], S.INSTRUCTION: q.text, S.LABEL: q.label, S.KIND: q.kind}
+            for q in questions
+        ]
         log(f"[{bench.label}] {tag}: {len(rows)} questions on {len(ids)} images, model {model.path}")
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
         for _ in apply_stage(ds, spec, f"{bench.label}/{tag}", store.uri, BENCH_DIR).iter_batches(batch_size=None):
@@ -97,15 +126,20 @@ def run_benchmark(run_dir: str, bench: BenchmarkConfig, model: ModelSpec, resour
     metrics, details = benchmark.score(answered, [answers[q.qid] for q in answered])
     metrics.update(kind=bench.kind, questions=len(questions), unanswered=len(questions) - len(answered))
     store.write_bytes(f"{rel}.scored.jsonl", scored_lines(answered, answers, details))
-    log(f"[{bench.label}] {tag}: " + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS[bench.kind])
-        + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else ""))
+    log(
+        f"[{bench.label}] {tag}: "
+        + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS[bench.kind])
+        + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else "")
+    )
     return metrics
 
 
 def scored_lines(questions, answers: dict[str, str], details: list[dict]) -> bytes:
     """JSONL: each question's answer beside what it was scored as."""
-    return "".join(json.dumps({"question_id": q.qid, "image": q.image, "answer": answers[q.qid], **d}) + "\n"
-                   for q, d in zip(questions, details)).encode()
+    return "".join(
+        json.dumps({"question_id": q.qid, "image": q.image, "answer": answers[q.qid], **d}) + "\n"
+        for q, d in zip(questions, details)
+    ).encode()
 
 
 def _stage_images(store: RunStore, bench: BenchmarkConfig, names: list[str]) -> dict[str, str]:
@@ -120,8 +154,10 @@ def _stage_images(store: RunStore, bench: BenchmarkConfig, names: list[str]) -> 
     failed = [(n, reason) for n, (_, reason) in zip(names, fetched) if reason]
     if failed:
         missing = all("no such file" in r or "HTTP 404" in r for _, r in failed)
-        raise ConfigError(f"benchmark {bench.label}: {len(failed)} image(s) {'missing' if missing else 'unreadable'} "
-                          f"under {root} (e.g. {', '.join(n for n, _ in failed[:3])}: {failed[0][1]}); its numbers "
-                          "would not be comparable")
+        raise ConfigError(
+            f"benchmark {bench.label}: {len(failed)} image(s) {'missing' if missing else 'unreadable'} "
+            f"under {root} (e.g. {', '.join(n for n, _ in failed[:3])}: {failed[0][1]}); its numbers "
+            "would not be comparable"
+        )
     ids = put_images(store, BENCH_DIR, [data for data, _ in fetched])
     return dict(zip(names, ids))

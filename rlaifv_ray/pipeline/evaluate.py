@@ -19,8 +19,16 @@ def evaluate_policy(config: RunConfig, policy: str) -> dict:
     res = config.resources.sample
     task = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=1)(_evaluate)
     engine = config.models.policy
-    return ray.get(task.remote(config.data.input, policy, engine.engine, engine.engine_options(),
-                               config.eval.model_dump(), max(1, int(res.num_cpus))))
+    return ray.get(
+        task.remote(
+            config.data.input,
+            policy,
+            engine.engine,
+            engine.engine_options(),
+            config.eval.model_dump(),
+            max(1, int(res.num_cpus)),
+        )
+    )
 
 
 def _evaluate(spec: str, policy: str, engine: str, options: dict, ev: dict, threads: int) -> dict:

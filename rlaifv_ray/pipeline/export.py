@@ -14,8 +14,17 @@ from ..preference_data import from_pairs
 from .images import fetch_images
 from .store import RunStore
 
-COLUMNS = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.CHOSEN_SCORE, S.REJECTED_SCORE,
-           S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP]
+COLUMNS = [
+    S.PROMPT_ID,
+    S.IMAGE_ID,
+    S.INSTRUCTION,
+    S.CHOSEN,
+    S.REJECTED,
+    S.CHOSEN_SCORE,
+    S.REJECTED_SCORE,
+    S.REF_CHOSEN_LOGP,
+    S.REF_REJECTED_LOGP,
+]
 
 
 def finished_pairs(store: RunStore) -> list[int]:
@@ -23,13 +32,23 @@ def finished_pairs(store: RunStore) -> list[int]:
     from pyarrow.fs import FileSelector, FileType
 
     dirs = store.fs.get_file_info(FileSelector(store.root, allow_not_found=True))
-    iters = sorted(int(i.base_name[5:]) for i in dirs
-                   if i.type == FileType.Directory and i.base_name.startswith("iter_") and i.base_name[5:].isdigit())
+    iters = sorted(
+        int(i.base_name[5:])
+        for i in dirs
+        if i.type == FileType.Directory and i.base_name.startswith("iter_") and i.base_name[5:].isdigit()
+    )
     return [k for k in iters if store.exists(f"iter_{k:03d}/pairs/_SUCCESS")]
 
 
-def export_pairs(run_dir: str, out: str, fmt: str, iteration: int | str | None = None, rows_per_shard: int = 1000,
-                 overwrite: bool = False, log=print) -> dict:
+def export_pairs(
+    run_dir: str,
+    out: str,
+    fmt: str,
+    iteration: int | str | None = None,
+    rows_per_shard: int = 1000,
+    overwrite: bool = False,
+    log=print,
+) -> dict:
     """ITERATION: a number, None (the last with pairs) or "best": the pairs the best policy was trained on."""
     import pyarrow.parquet as pq
 
@@ -81,6 +100,8 @@ def _best_iteration(store: RunStore) -> int:
     if best is None:
         raise ConfigError(f"export --iteration best: {store.uri} has no best.json (set eval.select and run)")
     if best["iteration"] == 0:
-        raise ConfigError(f"export --iteration best: the best policy by {best['metric']} is the starting one "
-                          "(iteration 0), which no pairs trained")
+        raise ConfigError(
+            f"export --iteration best: the best policy by {best['metric']} is the starting one "
+            "(iteration 0), which no pairs trained"
+        )
     return best["iteration"] - 1

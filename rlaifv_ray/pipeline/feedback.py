@@ -42,11 +42,19 @@ def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str):
     lo, hi = spec.resources.concurrency
     return ds.map_batches(
         TeedStage,
-        fn_constructor_kwargs=dict(stage=stage, stage_cls=spec.cls, kwargs=spec.kwargs, run_uri=run_uri,
-                                   iter_dir=iter_dir, output=spec.output,
-                                   threads=spec.resources.threads or max(1, int(spec.resources.num_cpus))),
+        fn_constructor_kwargs=dict(
+            stage=stage,
+            stage_cls=spec.cls,
+            kwargs=spec.kwargs,
+            run_uri=run_uri,
+            iter_dir=iter_dir,
+            output=spec.output,
+            threads=spec.resources.threads or max(1, int(spec.resources.num_cpus)),
+        ),
         compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
-        batch_size=spec.resources.batch_size, batch_format="pyarrow", num_cpus=spec.resources.num_cpus,
+        batch_size=spec.resources.batch_size,
+        batch_format="pyarrow",
+        num_cpus=spec.resources.num_cpus,
         num_gpus=spec.resources.num_gpus,
     )
 
@@ -72,8 +80,9 @@ class FeedbackRun:
     def _resume_keys(self) -> dict[str, str]:
         """Each stage's resume key: its own settings and its upstream's key (pipeline/stages.py)."""
         c, spec = self.config, self.specs
-        prompts = resume_key("prompts", self.input_spec, self.iteration, c.seed, c.data.model_dump(mode="json",
-                                                                                                exclude={"input"}))
+        prompts = resume_key(
+            "prompts", self.input_spec, self.iteration, c.seed, c.data.model_dump(mode="json", exclude={"input"})
+        )
         candidates = spec["candidates"].resume_key(prompts)
         claims = spec["claims"].resume_key(candidates)
         labels = spec["labels"].resume_key(claims)
@@ -90,7 +99,8 @@ class FeedbackRun:
         # deadlocks behind model actors on a 2-core machine.
         files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
         return ray.data.from_items(files).map_batches(
-            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", **_io_task())
+            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", **_io_task()
+        )
 
     def _fresh(self, stage: str) -> None:
         for rel in (stage, f"quarantine/{stage}", f"_timings/{stage}"):
@@ -108,8 +118,9 @@ class FeedbackRun:
         info = {"iteration": self.iteration, "policy": self.policy, "input": self.input_spec}
         metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
         # merged: the driver adds its train/eval sections to the same file
-        self.store.write_json(f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}),
-                                                          **metrics})
+        self.store.write_json(
+            f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}), **metrics}
+        )
         return metrics
 
     def _prompts(self) -> None:
@@ -127,7 +138,7 @@ class FeedbackRun:
         bad = [r for r in rows if r[S.ERROR]]
         schema = S.schema("prompts")
         for start in range(0, max(len(good), 1), 256):
-            chunk = good[start:start + 256]
+            chunk = good[start : start + 256]
             for r, image in zip(chunk, put_images(self.store, self.dir, [r[S.IMAGE] for r in chunk])):
                 r[S.IMAGE_ID] = image
             table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in chunk], schema=schema)
@@ -135,17 +146,23 @@ class FeedbackRun:
         if bad:
             from .teed_stage import _row_json
 
-            q = {S.STAGE: ["prompts"] * len(bad), S.REASON: [r[S.ERROR] for r in bad],
-                 S.ROW: [_row_json({k: [r[k]] for k in r}, 0) for r in bad]}
-            self.store.write_part(f"{self.dir}/quarantine/prompts", pa.table(q, schema=S.schema("quarantine")),
-                                  [r[S.PROMPT_ID] for r in bad])
+            q = {
+                S.STAGE: ["prompts"] * len(bad),
+                S.REASON: [r[S.ERROR] for r in bad],
+                S.ROW: [_row_json({k: [r[k]] for k in r}, 0) for r in bad],
+            }
+            self.store.write_part(
+                f"{self.dir}/quarantine/prompts",
+                pa.table(q, schema=S.schema("quarantine")),
+                [r[S.PROMPT_ID] for r in bad],
+            )
         self.store.mark_finished(rel, self.keys["prompts"], quarantined=len(bad))
         self.walls["prompts"] = time.time() - t0
         self.log(f"[{self.dir}] prompts: {len(good)} read, {len(bad)} quarantined")
 
     def _stream(self) -> None:
         todo = [s for s in STREAM if not self.store.finished(f"{self.dir}/{s}", self.keys[s])]
-        for s in STREAM[:len(STREAM) - len(todo)]:
+        for s in STREAM[: len(STREAM) - len(todo)]:
             self.log(f"[{self.dir}] {s}: finished earlier, skipped")
         if not todo:
             return
@@ -177,8 +194,7 @@ class FeedbackRun:
         # even at 40K answers): a Ray shuffle costs tens of seconds of start-up here.
         from ..stages.build_pairs import BuildPairs
 
-        labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels"),
-                                       columns=[*BuildPairs.reads, S.TRUTH])
+        labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels"), columns=[*BuildPairs.reads, S.TRUTH])
         pairs = _build_pairs(labels.to_pydict(), self.config)
         keep_ids, balance = _length_balance(pairs, self.config.pairs.length_balance)
         pairs = [p for p in pairs if (p[S.CHOSEN_ID], p[S.REJECTED_ID]) in keep_ids]
@@ -192,8 +208,10 @@ class FeedbackRun:
                 pass
         self.walls["reference"] = time.time() - t1
         manifest = self.store.mark_finished(rel, self.keys["pairs"], length_balance=balance)
-        self.log(f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
-                 f"{balance['before']} -> {balance['after']})")
+        self.log(
+            f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
+            f"{balance['before']} -> {balance['after']})"
+        )
 
 
 def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:

@@ -37,7 +37,9 @@ def fetch_images(store, iter_dir: str, ids: list[str]) -> list[bytes]:
             found = dict(zip(distinct, pool.map(lambda i: store.read_bytes(f"{iter_dir}/images/{i}"), distinct)))
     except FileNotFoundError:
         missing = [i for i in distinct if not store.exists(f"{iter_dir}/images/{i}")]
-        raise StorageError(f"{store.uri_of(iter_dir, 'images')}: {len(missing)} image(s) the rows name are missing "
-                           f"(e.g. {(missing or ['?'])[0]}); the prompts stage stores them: rerun the iteration's feedback, "
-                           "or copy the images/ folder with its rows") from None
+        raise StorageError(
+            f"{store.uri_of(iter_dir, 'images')}: {len(missing)} image(s) the rows name are missing "
+            f"(e.g. {(missing or ['?'])[0]}); the prompts stage stores them: rerun the iteration's feedback, "
+            "or copy the images/ folder with its rows"
+        ) from None
     return [found[i] for i in ids]

@@ -35,8 +35,14 @@ def dataset_files(path: str) -> tuple[str, list[tuple[str, int]]]:
     if info.type == FileType.File:
         found = [info]
     else:
-        found = sorted((i for i in store.fs.get_file_info(FileSelector(store.root, recursive=True))
-                        if i.type == FileType.File and i.path.endswith(".parquet")), key=lambda i: i.path)
+        found = sorted(
+            (
+                i
+                for i in store.fs.get_file_info(FileSelector(store.root, recursive=True))
+                if i.type == FileType.File and i.path.endswith(".parquet")
+            ),
+            key=lambda i: i.path,
+        )
     if not found:
         raise ConfigError(f"--pairs {path}: no .parquet files in it")
     formats, problems = {}, []
@@ -69,9 +75,12 @@ class ImportRun(FeedbackRun):
         reference = stage_specs(self.config, self.policy)["reference"]
         px = self.config.data.max_image_pixels
         # decoding checks are light: one small actor, whatever the stage resources say
-        imports = StageSpec(ImportPairs, dict(fmt=self.fmt, max_pixels=px),
-                            reference.resources.model_copy(update=dict(num_gpus=0, num_cpus=0.25, concurrency=(1, 1),
-                                                                       threads=1)), "pairs")
+        imports = StageSpec(
+            ImportPairs,
+            dict(fmt=self.fmt, max_pixels=px),
+            reference.resources.model_copy(update=dict(num_gpus=0, num_cpus=0.25, concurrency=(1, 1), threads=1)),
+            "pairs",
+        )
         self.specs = {IMPORTED: imports, "reference": reference}
         imported = imports.resume_key(resume_key("import", self.input_spec, self.shards))
         self.keys = {IMPORTED: imported, "pairs": reference.resume_key(imported)}
@@ -80,8 +89,10 @@ class ImportRun(FeedbackRun):
     def run(self) -> dict:
         t0 = time.time()
         if self.store.exists(f"{self.dir}/prompts"):
-            raise ConfigError(f"{self.store.uri_of(self.dir)} holds a feedback run's pairs: give `train --pairs` "
-                              "its own run_dir (--set run_dir=...)")
+            raise ConfigError(
+                f"{self.store.uri_of(self.dir)} holds a feedback run's pairs: give `train --pairs` "
+                "its own run_dir (--set run_dir=...)"
+            )
         todo = [s for s in (IMPORTED, "pairs") if not self.store.finished(f"{self.dir}/{s}", self.keys[s])]
         if todo:
             for stage in todo:
@@ -107,7 +118,8 @@ class ImportRun(FeedbackRun):
             groups = pq.ParquetFile(self.store.fs.open_input_file(path)).metadata.num_row_groups
             parts += [{"path": path, "row_group": g} for g in range(groups)]
         return ray.data.from_items(parts, override_num_blocks=max(1, len(parts))).map_batches(
-            _read_row_group, fn_args=(self.input_spec,), batch_size=1, batch_format="pyarrow", **_io_task())
+            _read_row_group, fn_args=(self.input_spec,), batch_size=1, batch_format="pyarrow", **_io_task()
+        )
 
     def _metrics(self) -> dict:
         rows = {s: (self.store.read_json(f"{self.dir}/{s}/_SUCCESS") or {}).get("rows", 0) for s in (IMPORTED, "pairs")}
@@ -116,12 +128,21 @@ class ImportRun(FeedbackRun):
         for reason in self.store.read_table(f"{self.dir}/quarantine/{IMPORTED}").to_pydict().get("reason", []):
             key = reason.split(":")[0].split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
-        metrics = {"iteration": self.iteration, "policy": self.policy, "input": self.input_spec, "format": self.fmt,
-                   "shards": len(self.shards), "rows": rows, "quarantined": quarantined,
-                   "quarantine_reasons": reasons, "pairs": rows["pairs"],
-                   "wall_seconds": {k: round(v, 2) for k, v in self.walls.items()}}
-        self.store.write_json(f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}),
-                                                          **metrics})
+        metrics = {
+            "iteration": self.iteration,
+            "policy": self.policy,
+            "input": self.input_spec,
+            "format": self.fmt,
+            "shards": len(self.shards),
+            "rows": rows,
+            "quarantined": quarantined,
+            "quarantine_reasons": reasons,
+            "pairs": rows["pairs"],
+            "wall_seconds": {k: round(v, 2) for k, v in self.walls.items()},
+        }
+        self.store.write_json(
+            f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}), **metrics}
+        )
         return metrics
 
 

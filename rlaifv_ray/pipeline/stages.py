@@ -36,27 +36,66 @@ def stage_specs(config: RunConfig, policy: str) -> dict[str, StageSpec]:
     c, m, r, x = config, config.models, config.resources, config.claim_extraction
     px = c.data.max_image_pixels
     specs = {
-        "candidates": StageSpec(SampleCandidates, dict(
-            model=policy, n=c.sampling.n, temperature=c.sampling.temperature, top_p=c.sampling.top_p,
-            max_new_tokens=c.sampling.max_new_tokens, run_seed=c.seed, engine=m.policy.engine,
-            engine_options=m.policy.engine_options(r.sample.engine_batch_size), max_pixels=px,
-            max_instruction_tokens=c.data.max_instruction_tokens), r.sample, "candidates"),
-        "claims": StageSpec(ExtractClaims, dict(
-            mode=m.claims, model=m.claim_llm.path if m.claim_llm else None,
-            engine=m.claim_llm.engine if m.claim_llm else "hf",
-            engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
-            prompts=x.prompts, temperature=x.temperature, top_p=x.top_p, max_new_tokens=x.max_new_tokens,
-            run_seed=c.seed), r.claims, "claims"),
-        "reference": StageSpec(ReferenceLogps, dict(
-            model=policy, engine=m.policy.engine, engine_options=m.policy.engine_options(r.reference.engine_batch_size),
-            max_pixels=px), r.reference, "pairs"),
+        "candidates": StageSpec(
+            SampleCandidates,
+            dict(
+                model=policy,
+                n=c.sampling.n,
+                temperature=c.sampling.temperature,
+                top_p=c.sampling.top_p,
+                max_new_tokens=c.sampling.max_new_tokens,
+                run_seed=c.seed,
+                engine=m.policy.engine,
+                engine_options=m.policy.engine_options(r.sample.engine_batch_size),
+                max_pixels=px,
+                max_instruction_tokens=c.data.max_instruction_tokens,
+            ),
+            r.sample,
+            "candidates",
+        ),
+        "claims": StageSpec(
+            ExtractClaims,
+            dict(
+                mode=m.claims,
+                model=m.claim_llm.path if m.claim_llm else None,
+                engine=m.claim_llm.engine if m.claim_llm else "hf",
+                engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
+                prompts=x.prompts,
+                temperature=x.temperature,
+                top_p=x.top_p,
+                max_new_tokens=x.max_new_tokens,
+                run_seed=c.seed,
+            ),
+            r.claims,
+            "claims",
+        ),
+        "reference": StageSpec(
+            ReferenceLogps,
+            dict(
+                model=policy,
+                engine=m.policy.engine,
+                engine_options=m.policy.engine_options(r.reference.engine_batch_size),
+                max_pixels=px,
+            ),
+            r.reference,
+            "pairs",
+        ),
     }
     if m.labeler_mode == "ground_truth":
-        specs["labels"] = StageSpec(GroundTruthLabels, dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed),
-                                    r.label, "labels")
+        specs["labels"] = StageSpec(
+            GroundTruthLabels, dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed), r.label, "labels"
+        )
     else:
         labeler = m.labeler if m.labeler_mode == "model" else m.policy
-        specs["labels"] = StageSpec(LabelClaims, dict(
-            model=labeler.path if m.labeler_mode == "model" else policy, engine=labeler.engine,
-            engine_options=labeler.engine_options(r.label.engine_batch_size), max_pixels=px), r.label, "labels")
+        specs["labels"] = StageSpec(
+            LabelClaims,
+            dict(
+                model=labeler.path if m.labeler_mode == "model" else policy,
+                engine=labeler.engine,
+                engine_options=labeler.engine_options(r.label.engine_batch_size),
+                max_pixels=px,
+            ),
+            r.label,
+            "labels",
+        )
     return specs

@@ -43,8 +43,10 @@ class RunStore:
             reason = unreachable_reason(exc)
             if reason is None:
                 raise
-            raise StorageError(f"storage of the run directory {self.uri} cannot be reached ({reason}). Finished stages "
-                               "are kept: rerun the same command to resume once it is back.") from None
+            raise StorageError(
+                f"storage of the run directory {self.uri} cannot be reached ({reason}). Finished stages "
+                "are kept: rerun the same command to resume once it is back."
+            ) from None
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])

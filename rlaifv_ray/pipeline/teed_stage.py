@@ -17,8 +17,9 @@ from .store import RunStore
 
 
 class TeedStage:
-    def __init__(self, stage: str, stage_cls: type, kwargs: dict, run_uri: str, iter_dir: str, output: str,
-                 threads: int = 1):
+    def __init__(
+        self, stage: str, stage_cls: type, kwargs: dict, run_uri: str, iter_dir: str, output: str, threads: int = 1
+    ):
         import torch
 
         torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (TOYWORLD lesson 6)
@@ -61,21 +62,32 @@ class TeedStage:
             out[S.IMAGE_ID] = [None] * n
             for i, image in zip(good, put_images(self.store, self.iter_dir, [out[S.IMAGE][i] for i in good])):
                 out[S.IMAGE_ID][i] = image
-        good_table = pa.Table.from_pydict({f.name: [out[f.name][i] for i in good] for f in self.schema},
-                                          schema=self.schema)
+        good_table = pa.Table.from_pydict(
+            {f.name: [out[f.name][i] for i in good] for f in self.schema}, schema=self.schema
+        )
         self.store.write_part(f"{self.iter_dir}/{self.name}", good_table, ids)
         if bad:
-            q = pa.Table.from_pydict({
-                S.STAGE: [self.name] * len(bad),
-                S.REASON: [errors[i] for i in bad],
-                S.ROW: [_row_json(out, i) for i in bad],
-            }, schema=S.schema("quarantine"))
+            q = pa.Table.from_pydict(
+                {
+                    S.STAGE: [self.name] * len(bad),
+                    S.REASON: [errors[i] for i in bad],
+                    S.ROW: [_row_json(out, i) for i in bad],
+                },
+                schema=S.schema("quarantine"),
+            )
             self.store.write_part(f"{self.iter_dir}/quarantine/{self.name}", q, ids)
-        self.store.write_json(f"{self.iter_dir}/_timings/{self.name}/{_name(ids)}.json",
-                              {"seconds": time.perf_counter() - t0, "rows_in": table.num_rows, "rows_out": len(good),
-                               "actor": self.actor, "start": started, "end": time.time()})
+        self.store.write_json(
+            f"{self.iter_dir}/_timings/{self.name}/{_name(ids)}.json",
+            {
+                "seconds": time.perf_counter() - t0,
+                "rows_in": table.num_rows,
+                "rows_out": len(good),
+                "actor": self.actor,
+                "start": started,
+                "end": time.time(),
+            },
+        )
         return good_table
-
 
     def _isolating_failures(self, batch: dict) -> dict:
         try:
@@ -86,7 +98,7 @@ class TeedStage:
             n = len(next(iter(batch.values())))
             outs = []
             for i in range(n):
-                row = {k: v[i:i + 1] for k, v in batch.items()}
+                row = {k: v[i : i + 1] for k, v in batch.items()}
                 try:
                     outs.append(self.stage_fn(row))
                 except RlaifvError:

@@ -12,7 +12,6 @@ serve.token_env is set where the replica runs, every route but /healthz needs
 gets a 4xx with {"error": ...} and the replica keeps serving.
 """
 
-
 import asyncio
 import base64
 import binascii
@@ -68,10 +67,13 @@ async def _gate(request: Request, call_next):
     if not request.url.path.endswith("/healthz"):
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > state.LIMITS.get("max_request_bytes", 1 << 62):
-            return JSONResponse(status_code=413, content={"error": f"request body over {state.LIMITS['max_request_bytes']} bytes"})
+            return JSONResponse(
+                status_code=413, content={"error": f"request body over {state.LIMITS['max_request_bytes']} bytes"}
+            )
         token = state.LIMITS.get("token")
-        if token and not hmac.compare_digest(request.headers.get("authorization", "").encode(),
-                                             f"Bearer {token}".encode()):
+        if token and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+        ):
             return JSONResponse(status_code=401, content={"error": "missing or wrong bearer token"})
     return await call_next(request)
 
@@ -91,16 +93,31 @@ def _decode_image(data: str):
 
 def _ranked(candidates: list[str], scores) -> dict:
     best = max(range(len(scores)), key=lambda i: scores[i].normalized)
-    return {"best": best, "best_answer": candidates[best], "candidates": candidates,
-            "scores": [s.normalized for s in scores], "summed_scores": [s.summed for s in scores]}
+    return {
+        "best": best,
+        "best_answer": candidates[best],
+        "candidates": candidates,
+        "scores": [s.normalized for s in scores],
+        "summed_scores": [s.summed for s in scores],
+    }
 
 
 @serve.deployment
 @serve.ingress(app)
 class RankerDeployment:
-    def __init__(self, policy: str, reference: str, beta: float, limits: dict, token_env: str,
-                 max_batch_size: int, batch_wait_timeout_s: float, threads: int, engine: str = "hf",
-                 engine_options: dict | None = None):
+    def __init__(
+        self,
+        policy: str,
+        reference: str,
+        beta: float,
+        limits: dict,
+        token_env: str,
+        max_batch_size: int,
+        batch_wait_timeout_s: float,
+        threads: int,
+        engine: str = "hf",
+        engine_options: dict | None = None,
+    ):
         import torch
 
         from ..reward import Ranker
@@ -122,7 +139,9 @@ class RankerDeployment:
             raise HTTPProblem(422, f"candidates: at most {state.LIMITS['max_candidates']}, got {len(body.candidates)}")
         bad = [i for i, c in enumerate(body.candidates) if not c.strip() or len(c) > state.LIMITS["max_answer_chars"]]
         if bad:
-            raise HTTPProblem(422, f"candidates {bad}: empty or longer than {state.LIMITS['max_answer_chars']} characters")
+            raise HTTPProblem(
+                422, f"candidates {bad}: empty or longer than {state.LIMITS['max_answer_chars']} characters"
+            )
         scores = await self._score((_decode_image(body.image), body.instruction, body.candidates))
         return _ranked(body.candidates, scores)
 
@@ -135,7 +154,8 @@ class RankerDeployment:
         image = _decode_image(body.image)
         params = SamplingParams(temperature=body.temperature, max_new_tokens=body.max_new_tokens)
         answers = await asyncio.get_running_loop().run_in_executor(
-            None, self.ranker.sample, image, body.instruction, body.n, body.seed, params)
+            None, self.ranker.sample, image, body.instruction, body.n, body.seed, params
+        )
         scores = await self._score((image, body.instruction, answers))
         return _ranked(answers, scores)
 
@@ -158,18 +178,37 @@ def build_app(args: dict):
 def bind(config):
     s = config.serve
     policy, reference = resolve_models(config)
-    limits = {"max_request_bytes": s.max_request_bytes, "max_candidates": s.max_candidates, "max_n": s.max_n,
-              "max_answer_chars": s.max_answer_chars, "max_image_pixels": config.data.max_image_pixels}
-    autoscaling = {"min_replicas": s.replicas[0], "max_replicas": s.replicas[1],
-                   "target_ongoing_requests": s.target_ongoing_requests}
+    limits = {
+        "max_request_bytes": s.max_request_bytes,
+        "max_candidates": s.max_candidates,
+        "max_n": s.max_n,
+        "max_answer_chars": s.max_answer_chars,
+        "max_image_pixels": config.data.max_image_pixels,
+    }
+    autoscaling = {
+        "min_replicas": s.replicas[0],
+        "max_replicas": s.replicas[1],
+        "target_ongoing_requests": s.target_ongoing_requests,
+    }
     engine, options = config.models.policy.engine, config.models.policy.engine_options()
     if engine == "hf":  # vLLM schedules its own batches
         options["batch_size"] = s.score_batch
     return RankerDeployment.options(
-        autoscaling_config=autoscaling, max_ongoing_requests=s.max_ongoing_requests,
+        autoscaling_config=autoscaling,
+        max_ongoing_requests=s.max_ongoing_requests,
         ray_actor_options={"num_cpus": s.num_cpus, "num_gpus": s.num_gpus},
-    ).bind(policy, reference, s.beta or config.train.beta, limits, s.token_env, s.max_batch_size,
-           s.batch_wait_timeout_s, max(1, int(s.num_cpus)), engine, options)
+    ).bind(
+        policy,
+        reference,
+        s.beta or config.train.beta,
+        limits,
+        s.token_env,
+        s.max_batch_size,
+        s.batch_wait_timeout_s,
+        max(1, int(s.num_cpus)),
+        engine,
+        options,
+    )
 
 
 def resolve_models(config) -> tuple[str, str]:

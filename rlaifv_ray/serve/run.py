@@ -46,8 +46,12 @@ def serve_until_stopped(config_path: str, overrides: list[str], init_ray) -> int
         serve.run(bind(config), name="ranker", route_prefix="/")
     if not stop.is_set():
         auth = "bearer token required" if os.environ.get(s.token_env) else f"no token ({s.token_env} unset)"
-        print(f"ranker ready at http://{s.host}:{s.port} (policy {policy}, reference {reference}; {auth}); "
-              "Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
+        print(
+            f"ranker ready at http://{s.host}:{s.port} (policy {policy}, reference {reference}; {auth}); "
+            "Ctrl-C or SIGTERM stops",
+            file=sys.stderr,
+            flush=True,
+        )
     while not stop.wait(1.0):  # a timed wait: the handlers run between waits
         pass
     _quiet_shutdown()

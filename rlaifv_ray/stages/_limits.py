@@ -10,15 +10,24 @@ class TokenBound:
     context (vLLM's max_model_len when set, else its config) minus the tokens it will generate and
     those of the prompt text around the checked one (TEMPLATE), times SHARE of what is left."""
 
-    def __init__(self, model: str, generated: int, bound: int | None = None, engine_options: dict | None = None,
-                 template: str = "", share: float = 1.0):
+    def __init__(
+        self,
+        model: str,
+        generated: int,
+        bound: int | None = None,
+        engine_options: dict | None = None,
+        template: str = "",
+        share: float = 1.0,
+    ):
         import transformers
 
         from ..fetch import local_model
 
         path = local_model(model)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        context = (engine_options or {}).get("max_model_len") or _context_length(transformers.AutoConfig.from_pretrained(path))
+        context = (engine_options or {}).get("max_model_len") or _context_length(
+            transformers.AutoConfig.from_pretrained(path)
+        )
         self.bound = bound or max(1, int(share * (context - generated - self.count(template))))
 
     def count(self, text: str) -> int:

@@ -12,8 +12,14 @@ class AnswerQuestions:
     reads = (S.IMAGE, S.INSTRUCTION)
     writes = (S.ANSWER, S.ERROR)
 
-    def __init__(self, model: str, engine: str = "hf", engine_options: dict | None = None,
-                 max_new_tokens: int = 8, max_pixels: int = 1024 * 1024):
+    def __init__(
+        self,
+        model: str,
+        engine: str = "hf",
+        engine_options: dict | None = None,
+        max_new_tokens: int = 8,
+        max_pixels: int = 1024 * 1024,
+    ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)  # greedy: benchmarks are exams
         self.max_pixels = max_pixels
@@ -23,8 +29,13 @@ class AnswerQuestions:
         rows = to_rows(batch)
         images = decode_images(rows, S.IMAGE, self.max_pixels)
         asked = [i for i in range(len(rows)) if not isinstance(images[i], str)]
-        answers = self.engine.generate([GenerateRequest(user_message(rows[i][S.INSTRUCTION], True), images[i],
-                                                        self.params) for i in asked]) if asked else []
+        answers = (
+            self.engine.generate(
+                [GenerateRequest(user_message(rows[i][S.INSTRUCTION], True), images[i], self.params) for i in asked]
+            )
+            if asked
+            else []
+        )
         for i, row in enumerate(rows):
             row[S.ANSWER], row[S.ERROR] = "", images[i] if isinstance(images[i], str) else None
         for i, text in zip(asked, answers):

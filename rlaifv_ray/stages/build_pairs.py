@@ -30,7 +30,7 @@ def pairs_for_prompt(prompt_id: str, answers: list[Scored], min_gap: int, max_pa
     ordered = sorted(answers, key=lambda a: a.answer_id)
     candidates = []
     for i, a in enumerate(ordered):
-        for b in ordered[i + 1:]:
+        for b in ordered[i + 1 :]:
             if abs(a.score - b.score) < min_gap or a.answer.strip() == b.answer.strip():
                 continue
             chosen, rejected = (a, b) if a.score > b.score else (b, a)
@@ -86,9 +86,18 @@ class BuildPairs:
         first = rows[0]
         scored = [Scored(r[S.ANSWER_ID], r[S.ANSWER], r[S.SCORE]) for r in rows if r[S.SCORE] is not None]
         out = [
-            {S.PROMPT_ID: first[S.PROMPT_ID], S.IMAGE_ID: first[S.IMAGE_ID], S.INSTRUCTION: first[S.INSTRUCTION],
-             S.TRUTH: first.get(S.TRUTH), S.CHOSEN: c.answer, S.REJECTED: r.answer, S.CHOSEN_ID: c.answer_id,
-             S.REJECTED_ID: r.answer_id, S.CHOSEN_SCORE: c.score, S.REJECTED_SCORE: r.score}
+            {
+                S.PROMPT_ID: first[S.PROMPT_ID],
+                S.IMAGE_ID: first[S.IMAGE_ID],
+                S.INSTRUCTION: first[S.INSTRUCTION],
+                S.TRUTH: first.get(S.TRUTH),
+                S.CHOSEN: c.answer,
+                S.REJECTED: r.answer,
+                S.CHOSEN_ID: c.answer_id,
+                S.REJECTED_ID: r.answer_id,
+                S.CHOSEN_SCORE: c.score,
+                S.REJECTED_SCORE: r.score,
+            }
             for c, r in pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)
         ]
         return to_batch(out, keys)

@@ -22,9 +22,18 @@ class ExtractClaims:
     reads = (S.ANSWER,)
     writes = (S.CLAIMS, S.QUESTIONS, S.CLAIM_ERROR, S.ERROR)  # error: quarantined (an answer too long for it)
 
-    def __init__(self, mode: str = "llm", model: str | None = None, engine: str = "hf",
-                 engine_options: dict | None = None, prompts: str = "instruct", temperature: float = 0.0,
-                 top_p: float = 1.0, max_new_tokens: int = 512, run_seed: int = 0):
+    def __init__(
+        self,
+        mode: str = "llm",
+        model: str | None = None,
+        engine: str = "hf",
+        engine_options: dict | None = None,
+        prompts: str = "instruct",
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 512,
+        run_seed: int = 0,
+    ):
         if mode not in ("llm", "rules"):
             raise ValueError(f"claims mode must be 'llm' or 'rules', got {mode!r}")
         if mode == "llm" and not model:
@@ -35,8 +44,11 @@ class ExtractClaims:
         self.engine = load_engine(model, engine, **(engine_options or {})) if mode == "llm" else None
         # the facts prompt around the answer, and facts about as long as the answer, must fit its context
         # (max_new_tokens is a cap, often the whole context of a small model: not a length to reserve)
-        self.bound = TokenBound(model, 0, None, engine_options, self.prompts.facts.format(question="", answer=""),
-                                share=0.5) if mode == "llm" else None
+        self.bound = (
+            TokenBound(model, 0, None, engine_options, self.prompts.facts.format(question="", answer=""), share=0.5)
+            if mode == "llm"
+            else None
+        )
         # sampled calls are seeded per answer, so a rerun reproduces the same claims
         self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
@@ -65,8 +77,14 @@ class ExtractClaims:
             row[S.CLAIM_ERROR] = "no claims: the answer names no object"
 
     def _llm(self, rows: list[dict]) -> None:
-        facts_out = self._ask(rows, "facts", [self.prompts.facts.format(
-            question=r.get(S.INSTRUCTION) or "", answer=_truncate(r[S.ANSWER])) for r in rows])
+        facts_out = self._ask(
+            rows,
+            "facts",
+            [
+                self.prompts.facts.format(question=r.get(S.INSTRUCTION) or "", answer=_truncate(r[S.ANSWER]))
+                for r in rows
+            ],
+        )
         asked = []
         for r, text in zip(rows, facts_out):
             try:
@@ -74,8 +92,14 @@ class ExtractClaims:
                 asked.append(r)
             except ValueError as exc:
                 r[S.CLAIM_ERROR] = f"facts output unparseable: {exc}"
-        questions_out = self._ask(asked, "questions", [self.prompts.questions.format(
-            question=r.get(S.INSTRUCTION) or "", facts=bullets(r[S.CLAIMS])) for r in asked])
+        questions_out = self._ask(
+            asked,
+            "questions",
+            [
+                self.prompts.questions.format(question=r.get(S.INSTRUCTION) or "", facts=bullets(r[S.CLAIMS]))
+                for r in asked
+            ],
+        )
         for r, text in zip(asked, questions_out):
             try:
                 questions = parse_list(text, questions=True)
@@ -91,8 +115,9 @@ class ExtractClaims:
         if not prompts:
             return []
         seeds = [derive_seed(self.run_seed, "claims", step, r.get(S.ANSWER_ID, i)) for i, r in enumerate(rows)]
-        return self.engine.generate([GenerateRequest(user_message(p, False), None, self.params, seed)
-                                     for p, seed in zip(prompts, seeds)])
+        return self.engine.generate(
+            [GenerateRequest(user_message(p, False), None, self.params, seed) for p, seed in zip(prompts, seeds)]
+        )
 
 
 def _truncate(answer: str) -> str:

@@ -20,8 +20,9 @@ class LabelClaims:
     reads = (S.IMAGE, S.QUESTIONS)
     writes = (S.P_YES, S.P_NO, S.ACCEPTED, S.SCORE)
 
-    def __init__(self, model: str, engine: str = "hf", engine_options: dict | None = None,
-                 max_pixels: int = 1024 * 1024):
+    def __init__(
+        self, model: str, engine: str = "hf", engine_options: dict | None = None, max_pixels: int = 1024 * 1024
+    ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.max_pixels = max_pixels
 

@@ -13,8 +13,9 @@ class ReferenceLogps:
     reads = (S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED)
     writes = (S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP)
 
-    def __init__(self, model: str, engine: str = "hf", engine_options: dict | None = None,
-                 max_pixels: int = 1024 * 1024):
+    def __init__(
+        self, model: str, engine: str = "hf", engine_options: dict | None = None, max_pixels: int = 1024 * 1024
+    ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.max_pixels = max_pixels
 
@@ -25,7 +26,10 @@ class ReferenceLogps:
         requests = []
         for i, row in enumerate(rows):
             msgs = user_message(row[S.INSTRUCTION], True)
-            requests += [LogprobRequest(msgs, row[S.CHOSEN], images[i]), LogprobRequest(msgs, row[S.REJECTED], images[i])]
+            requests += [
+                LogprobRequest(msgs, row[S.CHOSEN], images[i]),
+                LogprobRequest(msgs, row[S.REJECTED], images[i]),
+            ]
         logps = self.engine.sequence_logprobs(requests) if requests else []
         for i, row in enumerate(rows):
             row[S.REF_CHOSEN_LOGP] = logps[2 * i].total

@@ -13,9 +13,19 @@ class SampleCandidates:
     reads = (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION)
     writes = (S.ANSWER_ID, S.SAMPLE_INDEX, S.SEED, S.ANSWER, S.ERROR)
 
-    def __init__(self, model: str, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 run_seed: int, engine: str = "hf", engine_options: dict | None = None,
-                 max_pixels: int = 1024 * 1024, max_instruction_tokens: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        run_seed: int,
+        engine: str = "hf",
+        engine_options: dict | None = None,
+        max_pixels: int = 1024 * 1024,
+        max_instruction_tokens: int | None = None,
+    ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.bound = TokenBound(model, max_new_tokens, max_instruction_tokens, engine_options)
         self.n, self.run_seed, self.max_pixels = n, run_seed, max_pixels
@@ -27,17 +37,29 @@ class SampleCandidates:
         images = decode_images(rows, S.IMAGE, self.max_pixels)
         out, requests, slots = [], [], []
         for i, row in enumerate(rows):
-            problem = (row.get(S.ERROR) or _problem(row, images[i])
-                       or self.bound.problem(str(row[S.INSTRUCTION]), "instruction"))
+            problem = (
+                row.get(S.ERROR)
+                or _problem(row, images[i])
+                or self.bound.problem(str(row[S.INSTRUCTION]), "instruction")
+            )
             if problem:
-                out.append({**row, S.ERROR: problem, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/-", S.SAMPLE_INDEX: -1,
-                            S.SEED: 0, S.ANSWER: ""})
+                out.append(
+                    {
+                        **row,
+                        S.ERROR: problem,
+                        S.ANSWER_ID: f"{row[S.PROMPT_ID]}/-",
+                        S.SAMPLE_INDEX: -1,
+                        S.SEED: 0,
+                        S.ANSWER: "",
+                    }
+                )
                 continue
             for k in range(self.n):
                 seed = derive_seed(self.run_seed, row[S.PROMPT_ID], k)
                 requests.append(GenerateRequest(user_message(row[S.INSTRUCTION], True), images[i], self.params, seed))
-                out.append({**row, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/{k}", S.SAMPLE_INDEX: k, S.SEED: seed,
-                            S.ERROR: None})
+                out.append(
+                    {**row, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/{k}", S.SAMPLE_INDEX: k, S.SEED: seed, S.ERROR: None}
+                )
                 slots.append(len(out) - 1)
         for slot, text in zip(slots, _generate_isolating_failures(self.engine, requests)):
             if isinstance(text, Exception):

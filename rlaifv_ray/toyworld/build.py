@@ -31,7 +31,7 @@ class BuildPlan:
     batch: int = 48
     lr: float = 1e-3
 
-    def scaled(self, fraction: float) -> "BuildPlan":
+    def scaled(self, fraction: float) -> BuildPlan:
         """The same build with every model's step budget times `fraction` (at least 20 steps each):
         a smoke build that runs every builder end to end in minutes; it does not meet the bars."""
         from dataclasses import replace
@@ -52,6 +52,7 @@ def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
     second thread poorly): labeler then policy, and the claim LLM.
     """
     import resource
+
     import torch
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -116,8 +117,9 @@ def _train_lane(out: str, plan: BuildPlan, roles: list[str], threads: int, posit
             model = models.build_vlm(tokenizer, tower, seed=plan.seed)
             for p in model.model.vision_tower.parameters():  # the eyes stay as pre-trained
                 p.requires_grad_(False)
-            qa_share, bias, steps = ((0.75, 0.0, plan.labeler_steps) if role == "labeler"
-                                     else (0.5, plan.bias_rate, plan.policy_steps))
+            qa_share, bias, steps = (
+                (0.75, 0.0, plan.labeler_steps) if role == "labeler" else (0.5, plan.bias_rate, plan.policy_steps)
+            )
             sft.train(model, processor, _vlm_batches(plan, qa_share, bias), steps, plan.lr, progress)
             _save(out_path / role, model, processor)
         done[role] = {"steps": steps, "seconds": round(time.time() - t0, 1), "threads": threads}
@@ -131,8 +133,15 @@ def _vision_tower(out: Path, plan: BuildPlan, processor, manifest: dict, log):
     if _is_model(path):
         return CLIPVisionModel.from_pretrained(path)
     t0 = time.time()
-    tower, head = vision.pretrain_vision(models.vision_config(), processor.image_processor, plan.vision_steps,
-                                         128, plan.lr, plan.seed, _progress("vision", 0))
+    tower, head = vision.pretrain_vision(
+        models.vision_config(),
+        processor.image_processor,
+        plan.vision_steps,
+        128,
+        plan.lr,
+        plan.seed,
+        _progress("vision", 0),
+    )
     manifest["vision_tower"] = {
         "steps": plan.vision_steps,
         "seconds": round(time.time() - t0, 1),

@@ -43,8 +43,9 @@ def qa_examples(seed: int, index: int, count: int, paraphrase: bool = True) -> l
     scene, image = scene_and_image(seed, index)
     rng = random.Random(f"qa-{seed}-{index}")
     return [
-        Example(image, LABEL_PROMPT.format(question=qa.question), "yes" if qa.answer else "no",
-                tuple(scene.kinds), qa.kind)
+        Example(
+            image, LABEL_PROMPT.format(question=qa.question), "yes" if qa.answer else "no", tuple(scene.kinds), qa.kind
+        )
         for qa in yes_no_questions(scene, rng, count, paraphrase)
     ]
 

@@ -24,8 +24,20 @@ BENCH_OFFSET = 80_000_000
 def synthetic_pairs(n: int, seed: int = 0) -> tuple[dict[str, list], list[bytes]]:
     """N pairs (our columns) and their images: chosen names what is there, rejected adds an object
     that is not (the planted partner when there is one)."""
-    cols = {k: [] for k in (S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.CHOSEN_SCORE,
-                            S.REJECTED_SCORE, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP)}
+    cols = {
+        k: []
+        for k in (
+            S.PROMPT_ID,
+            S.IMAGE_ID,
+            S.INSTRUCTION,
+            S.CHOSEN,
+            S.REJECTED,
+            S.CHOSEN_SCORE,
+            S.REJECTED_SCORE,
+            S.REF_CHOSEN_LOGP,
+            S.REF_REJECTED_LOGP,
+        )
+    }
     images = []
     for i in range(n):
         index = PAIRS_OFFSET + i
@@ -35,9 +47,17 @@ def synthetic_pairs(n: int, seed: int = 0) -> tuple[dict[str, list], list[bytes]
         extra = next((BIAS_PAIRS[k] for k in scene.kinds if BIAS_PAIRS.get(k) in absent), rng.choice(absent))
         wrong = list(scene.kinds)
         wrong.insert(rng.randint(0, len(wrong)), extra)
-        row = {S.PROMPT_ID: f"shapes-{index}", S.IMAGE_ID: f"shapes-{index}", S.INSTRUCTION: rng.choice(INSTRUCTIONS),
-               S.CHOSEN: caption(scene.kinds, rng), S.REJECTED: caption(wrong, rng), S.CHOSEN_SCORE: 0,
-               S.REJECTED_SCORE: -1, S.REF_CHOSEN_LOGP: None, S.REF_REJECTED_LOGP: None}
+        row = {
+            S.PROMPT_ID: f"shapes-{index}",
+            S.IMAGE_ID: f"shapes-{index}",
+            S.INSTRUCTION: rng.choice(INSTRUCTIONS),
+            S.CHOSEN: caption(scene.kinds, rng),
+            S.REJECTED: caption(wrong, rng),
+            S.CHOSEN_SCORE: 0,
+            S.REJECTED_SCORE: -1,
+            S.REF_CHOSEN_LOGP: None,
+            S.REF_REJECTED_LOGP: None,
+        }
         for k, v in row.items():
             cols[k].append(v)
         images.append(png_bytes(image))
@@ -90,8 +110,14 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
             absent = [o for o in OBJECTS if o not in scene.kinds]
             negatives = _negatives(split, absent, scene, counts, rng)
             for obj, label in [(o, "yes") for o in _take(scene.kinds, 3, rng)] + [(o, "no") for o in negatives]:
-                lines.append({"question_id": len(lines) + 1, "image": name,
-                              "text": LABEL_PROMPT.format(question=question_for(obj)), "label": label})
+                lines.append(
+                    {
+                        "question_id": len(lines) + 1,
+                        "image": name,
+                        "text": LABEL_PROMPT.format(question=question_for(obj)),
+                        "label": label,
+                    }
+                )
         path = os.path.join(folder, f"pope_{split}.jsonl")
         with open(path, "w") as f:
             f.write("".join(json.dumps(line) + "\n" for line in lines))
@@ -106,8 +132,13 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
     for p, obj in ((path, queries), (annotations, truth)):
         with open(p, "w") as f:
             json.dump(obj, f)
-    return {"kind": "amber_disc", "name": "amber_disc", "path": path, "annotations": annotations,
-            "image_root": os.path.join(folder, "images")}
+    return {
+        "kind": "amber_disc",
+        "name": "amber_disc",
+        "path": path,
+        "annotations": annotations,
+        "image_root": os.path.join(folder, "images"),
+    }
 
 
 def bench_scene(image: str, seed: int = 0):
@@ -120,24 +151,41 @@ def _chair_files(folder: str, scenes: list) -> dict:
     """Object HalBench's shape: describe-the-image prompts (JSONL) and COCO-format instances whose
     categories are ShapesWorld's 12 objects, each carrying its own synonyms (the plain name only: the
     held-out evaluator's regex knows no other, and the two must agree)."""
-    categories = [{"id": i + 1, "name": o, "supercategory": o.split()[1], "synonyms": [o]} for i, o in enumerate(OBJECTS)]
-    instances = {"images": [{"id": i, "file_name": name, "width": IMAGE_SIZE, "height": IMAGE_SIZE}
-                            for i, (name, _) in enumerate(scenes)],
-                 "annotations": [{"image_id": i, "category_id": OBJECTS.index(o.kind) + 1, "bbox": [o.x, o.y, o.side, o.side]}
-                                 for i, (_, scene) in enumerate(scenes) for o in scene.objects],
-                 "categories": categories}
+    categories = [
+        {"id": i + 1, "name": o, "supercategory": o.split()[1], "synonyms": [o]} for i, o in enumerate(OBJECTS)
+    ]
+    instances = {
+        "images": [
+            {"id": i, "file_name": name, "width": IMAGE_SIZE, "height": IMAGE_SIZE}
+            for i, (name, _) in enumerate(scenes)
+        ],
+        "annotations": [
+            {"image_id": i, "category_id": OBJECTS.index(o.kind) + 1, "bbox": [o.x, o.y, o.side, o.side]}
+            for i, (_, scene) in enumerate(scenes)
+            for o in scene.objects
+        ],
+        "categories": categories,
+    }
     for n, ann in enumerate(instances["annotations"], 1):
         ann["id"] = n
-    questions = [{"question_id": i, "image": name, "text": INSTRUCTIONS[i % len(INSTRUCTIONS)]}
-                 for i, (name, _) in enumerate(scenes)]
+    questions = [
+        {"question_id": i, "image": name, "text": INSTRUCTIONS[i % len(INSTRUCTIONS)]}
+        for i, (name, _) in enumerate(scenes)
+    ]
     path, annotations = os.path.join(folder, "questions.jsonl"), os.path.join(folder, "instances.json")
     with open(path, "w") as f:
         f.write("".join(json.dumps(q) + "\n" for q in questions))
     with open(annotations, "w") as f:
         json.dump(instances, f)
     # ShapesWorld answers are one or two sentences: the paper's 512 tokens would only add padding here
-    return {"kind": "chair", "name": "objhal", "path": path, "annotations": annotations,
-            "image_root": os.path.join(folder, "images"), "max_new_tokens": 48}
+    return {
+        "kind": "chair",
+        "name": "objhal",
+        "path": path,
+        "annotations": annotations,
+        "image_root": os.path.join(folder, "images"),
+        "max_new_tokens": 48,
+    }
 
 
 def _take(items: list, k: int, rng: random.Random) -> list:
@@ -149,7 +197,9 @@ def _negatives(split, absent, scene, counts, rng) -> list[str]:
         return _take(absent, 3, rng)
     if split == "popular":
         return sorted(absent, key=lambda o: (-counts[o], o))[:3]
-    ranked = sorted(absent, key=lambda o: ("partner", "same_colour", "same_shape", "other").index(negative_kind(o, scene)))
+    ranked = sorted(
+        absent, key=lambda o: ("partner", "same_colour", "same_shape", "other").index(negative_kind(o, scene))
+    )
     return ranked[:3]
 
 
@@ -158,7 +208,10 @@ def _amber_questions(scene, rng) -> list[tuple[str, str, str]]:
     present shape; whether one object is left of another."""
     present = scene.kinds
     absent = [o for o in OBJECTS if o not in present]
-    out = [("existence", question_for(rng.choice(present)), "yes"), ("existence", question_for(rng.choice(absent)), "no")]
+    out = [
+        ("existence", question_for(rng.choice(present)), "yes"),
+        ("existence", question_for(rng.choice(absent)), "no"),
+    ]
     colour, shape = rng.choice(present).split()
     asked = colour if rng.random() < 0.5 else rng.choice([c for c in COLOURS if c != colour])
     same = f"{asked} {shape}" in present

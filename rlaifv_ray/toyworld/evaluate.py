@@ -18,8 +18,9 @@ def sample_answers(engine, scenes, seed: int, temperature: float = 0.7, max_new_
     """One answer per held-out image, each with its own derived seed."""
     params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens)
     requests = [
-        GenerateRequest(user_message(INSTRUCTIONS[i % len(INSTRUCTIONS)], True), image, params,
-                        derive_seed(seed, "eval", i))
+        GenerateRequest(
+            user_message(INSTRUCTIONS[i % len(INSTRUCTIONS)], True), image, params, derive_seed(seed, "eval", i)
+        )
         for i, (_, image) in enumerate(scenes)
     ]
     return engine.generate(requests)
@@ -92,8 +93,6 @@ def eval_claim_llm(engine, num: int, seed: int) -> dict:
     return {"n": num, "facts_exact": sum(facts_ok) / num, "exact": sum(both_ok) / num}
 
 
-
-
 def eval_best_of_n(ranker, num: int, seed: int, n: int, temperature: float = 0.7) -> dict:
     """Best-of-N on held-out images: hallucination metrics of the answer picked by the normalized
     reward, by the summed reward and at random, and of all samples (METHOD s.3)."""
@@ -101,23 +100,34 @@ def eval_best_of_n(ranker, num: int, seed: int, n: int, temperature: float = 0.7
 
     scenes = heldout_scenes(num, seed)
     params = SamplingParams(temperature=temperature, max_new_tokens=48)
-    samples = [ranker.sample(image, INSTRUCTIONS[i % len(INSTRUCTIONS)], n, derive_seed(seed, "bon", i), params)
-               for i, (_, image) in enumerate(scenes)]
-    scores = ranker.score([(image, INSTRUCTIONS[i % len(INSTRUCTIONS)], samples[i])
-                           for i, (_, image) in enumerate(scenes)])
+    samples = [
+        ranker.sample(image, INSTRUCTIONS[i % len(INSTRUCTIONS)], n, derive_seed(seed, "bon", i), params)
+        for i, (_, image) in enumerate(scenes)
+    ]
+    scores = ranker.score(
+        [(image, INSTRUCTIONS[i % len(INSTRUCTIONS)], samples[i]) for i, (_, image) in enumerate(scenes)]
+    )
     truths = [s.kinds for s, _ in scenes]
-    result = {"n": n, "images": num, "temperature": temperature,
-              "all_samples": hallucination_metrics([a for ans in samples for a in ans],
-                                                   [t for t, ans in zip(truths, samples) for _ in ans])}
+    result = {
+        "n": n,
+        "images": num,
+        "temperature": temperature,
+        "all_samples": hallucination_metrics(
+            [a for ans in samples for a in ans], [t for t, ans in zip(truths, samples) for _ in ans]
+        ),
+    }
     for how in ("normalized", "summed", "random"):
-        picked = [ans[pick(sc, how, seed=derive_seed(seed, "random-pick", i))]
-                  for i, (ans, sc) in enumerate(zip(samples, scores))]
+        picked = [
+            ans[pick(sc, how, seed=derive_seed(seed, "random-pick", i))]
+            for i, (ans, sc) in enumerate(zip(samples, scores))
+        ]
         result[f"by_{how}"] = hallucination_metrics(picked, truths)
     # a score's length bias: its correlation with the answer's word count over all samples
     words = [len(a.split()) for ans in samples for a in ans]
     flat = [r for sc in scores for r in sc]
-    result["length_correlation"] = {how: _correlation(words, [getattr(r, how) for r in flat])
-                                    for how in ("normalized", "summed")}
+    result["length_correlation"] = {
+        how: _correlation(words, [getattr(r, how) for r in flat]) for how in ("normalized", "summed")
+    }
     return result
 
 

@@ -24,8 +24,14 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-TEXT_DIMS = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-                 num_key_value_heads=4, head_dim=32)  # head_dim >= 32 so vLLM's CPU backend loads it;
+TEXT_DIMS = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    head_dim=32,
+)  # head_dim >= 32 so vLLM's CPU backend loads it;
 # intermediate 256 keeps each safetensors file under 5 MB so the trained models can be committed
 VISION_DIMS = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4)
 
@@ -96,8 +102,14 @@ def build_vlm(tokenizer, vision_tower=None, seed: int = 0):
     from transformers import LlavaConfig, LlavaForConditionalGeneration, Qwen2Config
 
     torch.manual_seed(seed)
-    text = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=512, tie_word_embeddings=False,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **TEXT_DIMS)
+    text = Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **TEXT_DIMS,
+    )
     config = LlavaConfig(
         vision_config=vision_config(),
         text_config=text,
@@ -119,8 +131,14 @@ def build_claim_llm(tokenizer, seed: int = 0):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), max_position_embeddings=512, tie_word_embeddings=False,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **TEXT_DIMS)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **TEXT_DIMS,
+    )
     model = Qwen2ForCausalLM(config)
     _set_generation_defaults(model, tokenizer)
     return model

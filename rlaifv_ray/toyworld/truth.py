@@ -15,8 +15,9 @@ class ShapesWorldTruth:
 
         out: dict = {}
         if rows["labels"]:
-            labels = store.read_table(f"{d}/labels", S.schema("labels"),
-                                      columns=[S.TRUTH, S.CLAIMS, S.ACCEPTED]).to_pylist()
+            labels = store.read_table(
+                f"{d}/labels", S.schema("labels"), columns=[S.TRUTH, S.CLAIMS, S.ACCEPTED]
+            ).to_pylist()
             true_ok = true_n = false_ok = false_n = 0
             for r in labels:
                 for claim, accepted in zip(r[S.CLAIMS], r[S.ACCEPTED]):
@@ -27,14 +28,18 @@ class ShapesWorldTruth:
                     elif truth is False:
                         false_n += 1
                         false_ok += not accepted
-            out.update({
-                "true_claims": true_n, "false_claims": false_n,
-                "true_claim_acceptance": true_ok / true_n if true_n else None,
-                "false_claim_rejection": false_ok / false_n if false_n else None,
-            })
+            out.update(
+                {
+                    "true_claims": true_n,
+                    "false_claims": false_n,
+                    "true_claim_acceptance": true_ok / true_n if true_n else None,
+                    "false_claim_rejection": false_ok / false_n if false_n else None,
+                }
+            )
         if rows["pairs"]:
-            pairs = store.read_table(f"{d}/pairs", S.schema("pairs"),
-                                     columns=[S.TRUTH, S.CHOSEN, S.REJECTED]).to_pylist()
+            pairs = store.read_table(
+                f"{d}/pairs", S.schema("pairs"), columns=[S.TRUTH, S.CHOSEN, S.REJECTED]
+            ).to_pylist()
             better = ties = worse = 0
             words_c = words_r = 0
             for p in pairs:
@@ -47,10 +52,15 @@ class ShapesWorldTruth:
                 words_c += len(p[S.CHOSEN].split())
                 words_r += len(p[S.REJECTED].split())
             n = len(pairs)
-            out.update({
-                "pair_accuracy": better / n, "pair_ties_in_truth": ties / n, "pair_inverted_in_truth": worse / n,
-                "mean_words_chosen": words_c / n, "mean_words_rejected": words_r / n,
-            })
+            out.update(
+                {
+                    "pair_accuracy": better / n,
+                    "pair_ties_in_truth": ties / n,
+                    "pair_inverted_in_truth": worse / n,
+                    "mean_words_chosen": words_c / n,
+                    "mean_words_rejected": words_r / n,
+                }
+            )
         return out
 
     def evaluate(self, engine, num: int, seed: int, temperature: float) -> dict:

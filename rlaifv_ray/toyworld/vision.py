@@ -8,7 +8,6 @@ and locally, which is what the language model has to read.
 
 from __future__ import annotations
 
-
 from .world import OBJECTS, patch_labels, presence_vector, scene_and_image
 
 
@@ -68,5 +67,3 @@ def vision_accuracy(model, global_head, image_processor, num: int, seed: int) ->
         "per_object": float((pred == truth).float().mean()),
         "exact_set": float((pred == truth).all(1).float().mean()),
     }
-
-

@@ -129,4 +129,3 @@ def patch_labels(scene: Scene, patch: int) -> list[int]:
                     best, best_area = 1 + OBJECTS.index(obj.kind), area
             labels.append(best)
     return labels
-

@@ -26,8 +26,16 @@ VISION_FAMILIES = ("llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"
 TEXT_FAMILIES = ("llama3", "qwen2_5")
 FAMILIES = VISION_FAMILIES + TEXT_FAMILIES
 
-TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2, head_dim=32, max_position_embeddings=1024, tie_word_embeddings=False)
+TEXT = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    head_dim=32,
+    max_position_embeddings=1024,
+    tie_word_embeddings=False,
+)
 
 _LLAVA15_TEMPLATE = (
     "{% for m in messages %}{{ m['role'].upper() + ': ' }}"
@@ -43,7 +51,8 @@ _MISTRAL_TEMPLATE = (  # llava-v1.6-mistral: [INST] ... [/INST]
     "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
     "{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
     " [/INST]{% else %}"
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}{{ c['text'] }}{% endfor %}{% endif %}"
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
+    "{% for c in m['content'] %}{{ c['text'] }}{% endfor %}{% endif %}"
     "</s>{% endif %}{% endfor %}"
 )
 _CHATML_BODY = (
@@ -72,23 +81,80 @@ _LLAMA3_TEMPLATE = (  # writes BOS itself, and the tokenizer adds one too (the r
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
 
-_QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]
+_QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 _TOKENIZERS = {
     # family: (style, specials, bos, eos, pad, extra generation eos, template)
-    "llava15": ("metaspace", ["<unk>", "<s>", "</s>", "<pad>", "<image>"], "<s>", "</s>", "<pad>", [], _LLAVA15_TEMPLATE),
-    "llava_next": ("metaspace", ["<unk>", "<s>", "</s>", "<image>", "[INST]", "[/INST]"], "<s>", "</s>", None, [],
-                   _MISTRAL_TEMPLATE),
+    "llava15": (
+        "metaspace",
+        ["<unk>", "<s>", "</s>", "<pad>", "<image>"],
+        "<s>",
+        "</s>",
+        "<pad>",
+        [],
+        _LLAVA15_TEMPLATE,
+    ),
+    "llava_next": (
+        "metaspace",
+        ["<unk>", "<s>", "</s>", "<image>", "[INST]", "[/INST]"],
+        "<s>",
+        "</s>",
+        None,
+        [],
+        _MISTRAL_TEMPLATE,
+    ),
     "qwen2_vl": ("bytes", _QWEN_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"], _QWEN2_VL_TEMPLATE),
-    "qwen2_5_vl": ("bytes", _QWEN_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"],
-                   _QWEN_SYSTEM_TEMPLATE),
-    "idefics3": ("bytes", ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
-                           "<global-img>", "<row_1_col_1>"], None, "<end_of_utterance>", "<|endoftext|>", [],
-                 _IDEFICS3_TEMPLATE),
-    "llama3": ("bytes", ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                         "<|eot_id|>"], "<|begin_of_text|>", "<|eot_id|>", None, ["<|end_of_text|>"], _LLAMA3_TEMPLATE),
-    "qwen2_5": ("bytes", _QWEN_SPECIALS[:3], None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"],
-                _QWEN_SYSTEM_TEMPLATE),
+    "qwen2_5_vl": (
+        "bytes",
+        _QWEN_SPECIALS,
+        None,
+        "<|im_end|>",
+        "<|endoftext|>",
+        ["<|endoftext|>"],
+        _QWEN_SYSTEM_TEMPLATE,
+    ),
+    "idefics3": (
+        "bytes",
+        [
+            "<|endoftext|>",
+            "<|im_start|>",
+            "<end_of_utterance>",
+            "<image>",
+            "<fake_token_around_image>",
+            "<global-img>",
+            "<row_1_col_1>",
+        ],
+        None,
+        "<end_of_utterance>",
+        "<|endoftext|>",
+        [],
+        _IDEFICS3_TEMPLATE,
+    ),
+    "llama3": (
+        "bytes",
+        ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        None,
+        ["<|end_of_text|>"],
+        _LLAMA3_TEMPLATE,
+    ),
+    "qwen2_5": (
+        "bytes",
+        _QWEN_SPECIALS[:3],
+        None,
+        "<|im_end|>",
+        "<|endoftext|>",
+        ["<|endoftext|>"],
+        _QWEN_SYSTEM_TEMPLATE,
+    ),
 }
 
 
@@ -112,15 +178,22 @@ def tokenizer(family: str, vocab_size: int = 700):
         bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         bpe.decoder = decoders.ByteLevel()
         alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet,
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet, show_progress=False
+    )
     bpe.train_from_iterator(corpus, trainer)
     if bos:  # the tokenizer prepends BOS on every encode with special tokens (LLaMA's behaviour)
-        bpe.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
-                                                           special_tokens=[(bos, bpe.token_to_id(bos))])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=bos, eos_token=eos, pad_token=pad,
-                                  unk_token="<unk>" if style == "metaspace" else None,
-                                  additional_special_tokens=[s for s in specials if s not in (bos, eos, pad, "<unk>")])
+        bpe.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bpe.token_to_id(bos))]
+        )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        unk_token="<unk>" if style == "metaspace" else None,
+        additional_special_tokens=[s for s in specials if s not in (bos, eos, pad, "<unk>")],
+    )
     tok.chat_template = template
     return tok
 
@@ -134,15 +207,27 @@ def _text_config(tok, vocab: int, cls_name: str = "Qwen2Config", **extra):
     import transformers
 
     cls = getattr(transformers, cls_name)
-    return cls(vocab_size=vocab, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-               eos_token_id=tok.eos_token_id, **TEXT, **extra)
+    return cls(
+        vocab_size=vocab,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        **TEXT,
+        **extra,
+    )
 
 
 def _clip(image_size: int = 56):
     from transformers import CLIPVisionConfig
 
-    return CLIPVisionConfig(image_size=image_size, patch_size=14, hidden_size=64, intermediate_size=128,
-                            num_hidden_layers=2, num_attention_heads=2)
+    return CLIPVisionConfig(
+        image_size=image_size,
+        patch_size=14,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
 
 
 def build(family: str, out: str | Path, seed: int = 0, vocab_size: int | None = None) -> Path:
@@ -172,36 +257,70 @@ def _write_video_processor(out: Path) -> None:
     torchvision). Written as JSON: building the class itself would need torchvision here."""
     import json
 
-    config = {"video_processor_type": "Qwen2VLVideoProcessor", "patch_size": 14, "temporal_patch_size": 2,
-              "merge_size": 2, "size": {"shortest_edge": 56 * 56, "longest_edge": 112 * 112},
-              "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}
+    config = {
+        "video_processor_type": "Qwen2VLVideoProcessor",
+        "patch_size": 14,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+        "size": {"shortest_edge": 56 * 56, "longest_edge": 112 * 112},
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+    }
     (out / "video_preprocessor_config.json").write_text(json.dumps(config, indent=2))
 
 
 def _build_llava15(tok, vocab):
     from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
-    config = LlavaConfig(vision_config=_clip(), text_config=_text_config(tok, vocab, "LlamaConfig"),
-                         image_token_index=tok.convert_tokens_to_ids("<image>"), image_seq_length=16,
-                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    config = LlavaConfig(
+        vision_config=_clip(),
+        text_config=_text_config(tok, vocab, "LlamaConfig"),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_seq_length=16,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
     images = CLIPImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56})
-    processor = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=14, num_additional_image_tokens=1,
-                               vision_feature_select_strategy="default", chat_template=tok.chat_template)
+    processor = LlavaProcessor(
+        image_processor=images,
+        tokenizer=tok,
+        patch_size=14,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+        chat_template=tok.chat_template,
+    )
     return LlavaForConditionalGeneration(config), processor
 
 
 def _build_llava_next(tok, vocab):
-    from transformers import (LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextImageProcessorPil,
-                              LlavaNextProcessor)
+    from transformers import (
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessorPil,
+        LlavaNextProcessor,
+    )
 
     pinpoints = [[56, 112], [112, 56], [112, 112]]  # anyres: the image is tiled plus a base view
-    config = LlavaNextConfig(vision_config=_clip(), text_config=_text_config(tok, vocab, "MistralConfig"),
-                             image_token_index=tok.convert_tokens_to_ids("<image>"), image_grid_pinpoints=pinpoints,
-                             vision_feature_select_strategy="default", vision_feature_layer=-2, image_seq_length=16)
-    images = LlavaNextImageProcessorPil(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56},
-                                        image_grid_pinpoints=pinpoints)
-    processor = LlavaNextProcessor(image_processor=images, tokenizer=tok, patch_size=14, num_additional_image_tokens=1,
-                                   vision_feature_select_strategy="default", chat_template=tok.chat_template)
+    config = LlavaNextConfig(
+        vision_config=_clip(),
+        text_config=_text_config(tok, vocab, "MistralConfig"),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=pinpoints,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        image_seq_length=16,
+    )
+    images = LlavaNextImageProcessorPil(
+        size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}, image_grid_pinpoints=pinpoints
+    )
+    processor = LlavaNextProcessor(
+        image_processor=images,
+        tokenizer=tok,
+        patch_size=14,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+        chat_template=tok.chat_template,
+    )
     return LlavaNextForConditionalGeneration(config), processor
 
 
@@ -217,13 +336,29 @@ def _build_qwen2_vl(tok, vocab):
 
     from ..engines.processors import ImageOnlyQwen2VLProcessor
 
-    text = _text_config(tok, vocab, "Qwen2VLTextConfig",
-                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
-    config = Qwen2VLConfig(text_config=text.to_dict(),
-                           vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2,
-                                              patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
-                           **_qwen_special_ids(tok))
-    processor = ImageOnlyQwen2VLProcessor(image_processor=_qwen_images(), tokenizer=tok, chat_template=tok.chat_template)
+    text = _text_config(
+        tok,
+        vocab,
+        "Qwen2VLTextConfig",
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
+    )
+    config = Qwen2VLConfig(
+        text_config=text.to_dict(),
+        vision_config=dict(
+            depth=2,
+            embed_dim=32,
+            hidden_size=64,
+            num_heads=2,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        **_qwen_special_ids(tok),
+    )
+    processor = ImageOnlyQwen2VLProcessor(
+        image_processor=_qwen_images(), tokenizer=tok, chat_template=tok.chat_template
+    )
     return Qwen2VLForConditionalGeneration(config), processor
 
 
@@ -232,37 +367,68 @@ def _build_qwen2_5_vl(tok, vocab):
 
     from ..engines.processors import ImageOnlyQwen2_5_VLProcessor
 
-    text = _text_config(tok, vocab, "Qwen2_5_VLTextConfig",
-                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
-    config = Qwen2_5_VLConfig(text_config=text.to_dict(),
-                              vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
-                                                 out_hidden_size=64, patch_size=14, spatial_merge_size=2,
-                                                 temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),
-                              **_qwen_special_ids(tok))
-    processor = ImageOnlyQwen2_5_VLProcessor(image_processor=_qwen_images(), tokenizer=tok,
-                                             chat_template=tok.chat_template)
+    text = _text_config(
+        tok,
+        vocab,
+        "Qwen2_5_VLTextConfig",
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
+    )
+    config = Qwen2_5_VLConfig(
+        text_config=text.to_dict(),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        ),
+        **_qwen_special_ids(tok),
+    )
+    processor = ImageOnlyQwen2_5_VLProcessor(
+        image_processor=_qwen_images(), tokenizer=tok, chat_template=tok.chat_template
+    )
     return Qwen2_5_VLForConditionalGeneration(config), processor
 
 
 def _qwen_special_ids(tok) -> dict:
     ids = tok.convert_tokens_to_ids
-    return dict(image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-                vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    return dict(
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
 
 
 def _build_idefics3(tok, vocab):
-    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil,
-                              Idefics3Processor)
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+    )
 
-    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=56, patch_size=14)
-    config = Idefics3Config(vision_config=vision, text_config=_text_config(tok, vocab, "LlamaConfig").to_dict(),
-                            scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>"))
-    images = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 56},
-                                       max_image_size={"longest_edge": 56})
+    vision = dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14
+    )
+    config = Idefics3Config(
+        vision_config=vision,
+        text_config=_text_config(tok, vocab, "LlamaConfig").to_dict(),
+        scale_factor=2,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+    )
+    images = Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={"longest_edge": 56}, max_image_size={"longest_edge": 56}
+    )
     # 56 px / 14 = 4x4 patches, pixel-shuffled by 2 -> 4 image tokens
-    processor = Idefics3Processor(image_processor=images, tokenizer=tok, image_seq_len=4,
-                                  chat_template=tok.chat_template)
+    processor = Idefics3Processor(
+        image_processor=images, tokenizer=tok, image_seq_len=4, chat_template=tok.chat_template
+    )
     return Idefics3ForConditionalGeneration(config), processor
 
 
@@ -315,6 +481,7 @@ def train(folder: str | Path, task: str, steps: int, batch: int = 16, lr: float 
 
         def make(step: int):
             return [data.caption_example(seed, step * batch + k, 0.3) for k in range(batch)]
+
     losses = []
     sft.train(model, processor, make, steps, lr, progress=lambda s, n, loss, **_: losses.append(loss))
     model.save_pretrained(folder)

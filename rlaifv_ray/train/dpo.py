@@ -33,14 +33,16 @@ def pair_examples(pairs: dict[str, list], images: list[bytes]) -> list[dict]:
     for i, pid in enumerate(pairs[S.PROMPT_ID]):
         if pairs[S.REF_CHOSEN_LOGP][i] is None or pairs[S.REF_REJECTED_LOGP][i] is None:
             raise ValueError(f"pair of prompt {pid} has no reference log-probs (rerun the pairs stage)")
-        out.append({
-            "images": [images[i]],
-            "prompt": [{"role": "user", "content": pairs[S.INSTRUCTION][i]}],
-            "chosen": [{"role": "assistant", "content": pairs[S.CHOSEN][i]}],
-            "rejected": [{"role": "assistant", "content": pairs[S.REJECTED][i]}],
-            "ref_chosen_logps": float(pairs[S.REF_CHOSEN_LOGP][i]),
-            "ref_rejected_logps": float(pairs[S.REF_REJECTED_LOGP][i]),
-        })
+        out.append(
+            {
+                "images": [images[i]],
+                "prompt": [{"role": "user", "content": pairs[S.INSTRUCTION][i]}],
+                "chosen": [{"role": "assistant", "content": pairs[S.CHOSEN][i]}],
+                "rejected": [{"role": "assistant", "content": pairs[S.REJECTED][i]}],
+                "ref_chosen_logps": float(pairs[S.REF_CHOSEN_LOGP][i]),
+                "ref_rejected_logps": float(pairs[S.REF_REJECTED_LOGP][i]),
+            }
+        )
     return out
 
 
@@ -55,9 +57,13 @@ class PrecomputedRefCollator(DataCollatorForVisionPreference):
         from ..media import load_image
 
         refs = {k: torch.tensor([float(e[k]) for e in examples], dtype=torch.float32) for k in REF_KEYS}
-        examples = [{**{k: v for k, v in e.items() if k not in REF_KEYS},
-                     "images": [load_image(img, name="image of a pair", max_pixels=self.max_pixels)
-                                for img in e["images"]]} for e in examples]
+        examples = [
+            {
+                **{k: v for k, v in e.items() if k not in REF_KEYS},
+                "images": [load_image(img, name="image of a pair", max_pixels=self.max_pixels) for img in e["images"]],
+            }
+            for e in examples
+        ]
         out = super().torch_call(examples)
         out.update(refs)
         return out
@@ -124,8 +130,14 @@ def lora_config(lora):
 
     towers = "|".join(_VISION_TOWER_NAMES)
     layers = "|".join(lora.target_modules)
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-                      target_modules=rf"^(?!.*\b(?:{towers})\.).*\.(?:{layers})$", task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias="none",
+        target_modules=rf"^(?!.*\b(?:{towers})\.).*\.(?:{layers})$",
+        task_type="CAUSAL_LM",
+    )
 
 
 def freeze_vision_tower(model) -> list[str]:
@@ -170,8 +182,9 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
     )
 
 
-def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callbacks=(),
-                  lora=None, max_pixels: int = 1024 * 1024) -> PrecomputedRefDPOTrainer:
+def build_trainer(
+    model, processor, examples: list[dict], args: DPOConfig, callbacks=(), lora=None, max_pixels: int = 1024 * 1024
+) -> PrecomputedRefDPOTrainer:
     """lora: our LoraConfig (or None for full fine-tuning of everything but the vision encoder);
     max_pixels: larger images are downscaled to this many pixels when their batch is collated."""
     import datasets
@@ -179,10 +192,15 @@ def build_trainer(model, processor, examples: list[dict], args: DPOConfig, callb
     if not examples:
         raise ValueError("no preference pairs to train on")
     freeze_vision_tower(model)
-    return PrecomputedRefDPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
-                                    processing_class=processor, callbacks=list(callbacks),
-                                    peft_config=lora_config(lora) if lora else None,
-                                    data_collator=PrecomputedRefCollator(processor=processor, max_pixels=max_pixels))
+    return PrecomputedRefDPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(examples),
+        processing_class=processor,
+        callbacks=list(callbacks),
+        peft_config=lora_config(lora) if lora else None,
+        data_collator=PrecomputedRefCollator(processor=processor, max_pixels=max_pixels),
+    )
 
 
 def save_policy(trainer, processor, out: str) -> None:

@@ -62,14 +62,23 @@ def batches(n_examples: int, global_batch: int, rank: int, world: int, seed: int
         order = list(range(n_examples))
         random.Random(f"{seed}-{epoch}").shuffle(order)
         for s in range(steps):
-            chunk = order[s * global_batch:(s + 1) * global_batch] or order
-            mine = chunk[rank * per_rank:(rank + 1) * per_rank] or chunk[:1]
+            chunk = order[s * global_batch : (s + 1) * global_batch] or order
+            mine = chunk[rank * per_rank : (rank + 1) * per_rank] or chunk[:1]
             out.append((epoch, s, mine))
     return out
 
 
-def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, world: int, checkpoint_dir: str | None,
-                  save_dir: str, report) -> tuple[list[dict], int]:
+def train_sharded(
+    trainer,
+    examples: list[dict],
+    train,
+    seed: int,
+    rank: int,
+    world: int,
+    checkpoint_dir: str | None,
+    save_dir: str,
+    report,
+) -> tuple[list[dict], int]:
     """Run the loop; `report(metrics, checkpoint_path or None)` reports to Ray Train. Returns the
     loss history (steps before a resume included) and the step it resumed from. Without a process
     group (one process, an unsharded model) it is the same loop: the reference the tests compare to."""
@@ -104,8 +113,13 @@ def train_sharded(trainer, examples: list[dict], train, seed: int, rank: int, wo
         if adapters_only:
             _check_adapter_keys(checkpoint_dir, state["model"])
         dcp.load(state, checkpoint_id=checkpoint_dir)  # raises if a key of `state` was not saved
-        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
-                       options=StateDictOptions(strict=not adapters_only))
+        set_state_dict(
+            model,
+            optimizer,
+            model_state_dict=state["model"],
+            optim_state_dict=state["optim"],
+            options=StateDictOptions(strict=not adapters_only),
+        )
         with open(os.path.join(checkpoint_dir, STATE)) as f:
             saved = json.load(f)
         start, history = saved["step"], saved["history"]
@@ -159,12 +173,17 @@ def _check_adapter_keys(checkpoint_dir: str, expected: dict) -> None:
     """A LoRA checkpoint must hold exactly this model's adapters (another r or target_modules fails)."""
     import torch.distributed.checkpoint as dcp
 
-    saved = {k.split(".", 1)[1] for k in dcp.FileSystemReader(checkpoint_dir).read_metadata().state_dict_metadata
-             if k.startswith("model.")}
+    saved = {
+        k.split(".", 1)[1]
+        for k in dcp.FileSystemReader(checkpoint_dir).read_metadata().state_dict_metadata
+        if k.startswith("model.")
+    }
     if saved != set(expected):
         extra, missing = sorted(saved - set(expected)), sorted(set(expected) - saved)
-        raise ValueError(f"{checkpoint_dir}: the checkpoint's adapters differ from the model's "
-                         f"(only saved: {extra[:3]}, never saved: {missing[:3]})")
+        raise ValueError(
+            f"{checkpoint_dir}: the checkpoint's adapters differ from the model's "
+            f"(only saved: {extra[:3]}, never saved: {missing[:3]})"
+        )
 
 
 def save_adapted(model, policy_path: str, lora, out: str, rank: int, dtype: str) -> None:
@@ -187,8 +206,9 @@ def save_adapted(model, policy_path: str, lora, out: str, rank: int, dtype: str)
     adapted = get_peft_model(fresh, lora_config(lora))
     own = {n for n, _ in adapted.named_parameters() if "lora_" in n}
     if own != set(adapters):
-        raise ValueError(f"the trained adapters do not fit a fresh {type(fresh).__name__} "
-                         f"({sorted(own ^ set(adapters))[:3]} ...)")
+        raise ValueError(
+            f"the trained adapters do not fit a fresh {type(fresh).__name__} ({sorted(own ^ set(adapters))[:3]} ...)"
+        )
     adapted.load_state_dict(adapters, strict=False)
     adapted.save_pretrained(os.path.join(out, "adapter"))
     adapted.merge_and_unload().save_pretrained(out)

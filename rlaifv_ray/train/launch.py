@@ -46,28 +46,42 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
         return store.read_json(f"{out}/_SUCCESS")
     n_pairs = store.count_rows(f"{d}/pairs")
     if not n_pairs:
-        raise RlaifvError(f"{d}: no preference pairs to train on; see {store.uri_of(d, 'metrics.json')} "
-                          "(pair yield, quarantine, length balance) - more prompts or candidates may help")
+        raise RlaifvError(
+            f"{d}: no preference pairs to train on; see {store.uri_of(d, 'metrics.json')} "
+            "(pair yield, quarantine, length balance) - more prompts or candidates may help"
+        )
     store.clear(out)
     if (store.read_json(f"{d}/{RUN_NAME}_config.json") or {}).get("config_hash") != digest:
         store.clear(f"{d}/{RUN_NAME}")  # checkpoints of other settings must not be resumed
         store.write_json(f"{d}/{RUN_NAME}_config.json", {"config_hash": digest})
     t = config.train
-    log(f"[{d}] dpo: {n_pairs} pairs, {t.workers} worker(s), {t.epochs} epoch(s), batch {t.batch_size}, "
-        f"lr {t.lr}, beta {t.beta}")
+    log(
+        f"[{d}] dpo: {n_pairs} pairs, {t.workers} worker(s), {t.epochs} epoch(s), batch {t.batch_size}, "
+        f"lr {t.lr}, beta {t.beta}"
+    )
     t0 = time.time()
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"run_uri": store.uri, "iter_dir": d, "policy": policy, "train": t.model_dump(),
-                           "seed": config.seed, "max_pixels": config.data.max_image_pixels},
-        scaling_config=ray.train.ScalingConfig(num_workers=t.workers, use_gpu=t.use_gpu,
-                                               resources_per_worker={"CPU": t.num_cpus_per_worker}),
+        train_loop_config={
+            "run_uri": store.uri,
+            "iter_dir": d,
+            "policy": policy,
+            "train": t.model_dump(),
+            "seed": config.seed,
+            "max_pixels": config.data.max_image_pixels,
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": t.num_cpus_per_worker}
+        ),
         run_config=ray.train.RunConfig(
-            name=RUN_NAME, storage_path=store.path(d), storage_filesystem=store.fs,
+            name=RUN_NAME,
+            storage_path=store.path(d),
+            storage_filesystem=store.fs,
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
             # with each local copy deleted once uploaded, at most two checkpoints exist anywhere:
             # the one kept here and the one being written
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
     )
     trainer.fit()
     train_log = store.read_json(f"{d}/train_log.json") or {}
@@ -79,15 +93,18 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
         "steps": len(losses),
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
-        "reward_accuracy_last": next((s["rewards/accuracies"] for s in reversed(steps) if "rewards/accuracies" in s),
-                                     None),
+        "reward_accuracy_last": next(
+            (s["rewards/accuracies"] for s in reversed(steps) if "rewards/accuracies" in s), None
+        ),
         "resumed_from_step": train_log.get("resumed_from_step", 0),
         "seconds": round(time.time() - t0, 1),
     }
     manifest["config_hash"] = digest
     store.write_json(f"{out}/_SUCCESS", manifest)
-    log(f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
-        f"{manifest['seconds']} s")
+    log(
+        f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
+        f"{manifest['seconds']} s"
+    )
     return manifest
 
 
@@ -132,8 +149,10 @@ def _train_and_upload(cfg, train, ctx, store, examples, model, processor, local)
         store.upload_dir(final, f"{cfg['iter_dir']}/checkpoint")
         if "tensorboard" in train.report_to and os.path.isdir(os.path.join(local, "tensorboard")):
             store.upload_dir(os.path.join(local, "tensorboard"), f"{cfg['iter_dir']}/tensorboard")
-        store.write_json(f"{cfg['iter_dir']}/train_log.json",
-                         {"resumed_from_step": resumed_step, "steps": history, "worker_nodes": nodes, **extra})
+        store.write_json(
+            f"{cfg['iter_dir']}/train_log.json",
+            {"resumed_from_step": resumed_step, "steps": history, "worker_nodes": nodes, **extra},
+        )
 
 
 def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
@@ -160,11 +179,23 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
         def on_save(self, args, state, control, **kwargs):
             metrics = {k: v for log in state.log_history for k, v in log.items()}
             path = get_last_checkpoint(args.output_dir)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(path) if path else None,
-                             delete_local_checkpoint_after_upload=True)
+            ray.train.report(
+                metrics,
+                checkpoint=ray.train.Checkpoint.from_directory(path) if path else None,
+                delete_local_checkpoint_after_upload=True,
+            )
 
-    trainer = prepare_trainer(build_trainer(model, processor, examples, args, callbacks=[_Report(), _History()],
-                                            lora=train.lora, max_pixels=cfg["max_pixels"]))
+    trainer = prepare_trainer(
+        build_trainer(
+            model,
+            processor,
+            examples,
+            args,
+            callbacks=[_Report(), _History()],
+            lora=train.lora,
+            max_pixels=cfg["max_pixels"],
+        )
+    )
     resume, resumed_step = None, 0
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
@@ -190,8 +221,14 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    trainer = build_trainer(model, processor, examples, args, lora=train.lora,  # its collator, its loss
-                            max_pixels=cfg["max_pixels"])
+    trainer = build_trainer(
+        model,
+        processor,
+        examples,
+        args,
+        lora=train.lora,  # its collator, its loss
+        max_pixels=cfg["max_pixels"],
+    )
     shard(trainer.model, train.use_gpu)
 
     def report(metrics, path):
@@ -199,8 +236,9 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
 
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as ckpt_dir:
-        history, resumed_step = train_sharded(trainer, examples, train, cfg["seed"], rank, world, ckpt_dir,
-                                              os.path.join(local, "checkpoints"), report)
+        history, resumed_step = train_sharded(
+            trainer, examples, train, cfg["seed"], rank, world, ckpt_dir, os.path.join(local, "checkpoints"), report
+        )
     if train.lora:
         save_adapted(trainer.model, cfg["policy"], train.lora, final, rank, _base_dtype(train))
     else:
