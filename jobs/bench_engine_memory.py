@@ -119,7 +119,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(*args.child, args.batch)))
         return
-    from rlaifv_ray.toyworld import zoo
+    from tests import zoo
 
     result = {"family": args.family, "vocab": args.vocab, "batch": args.batch}
     with tempfile.TemporaryDirectory() as tmp:

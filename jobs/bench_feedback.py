@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rlaifv_ray.config import _apply_override, validate_config
-    from rlaifv_ray.toyworld.build import PRETRAINED
+    from rlaifv_ray.toyworld import PRETRAINED
 
     models = Path(args.models) if args.models else PRETRAINED
     spec = f"toy:{args.prompts}"
@@ -97,8 +97,8 @@ def engine_only(config, spec):
     """(c): every stage's batched engine calls in one process; model loading not timed."""
     from rlaifv_ray import schema as S
     from rlaifv_ray.inputs import read_prompts
-    from rlaifv_ray.pipeline.images import image_id
     from rlaifv_ray.stages.build_pairs import BuildPairs
+    from rlaifv_ray.storage.images import image_id
 
     sample, claims, label, reference = _stages(config, threads=os.cpu_count() or 1)
     prompts = read_prompts(spec, 0, config.seed)
@@ -133,7 +133,7 @@ def pipeline(config, spec):
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     t1 = time.perf_counter()
-    metrics = run_feedback(config, 0, config.models.policy.path, spec, log=lambda m: None)
+    metrics = run_feedback(config, 0, config.models.policy.path, spec)
     end = time.perf_counter()
     ray.shutdown()
     return end - t0, end - t1, metrics

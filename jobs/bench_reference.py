@@ -72,7 +72,7 @@ def _reference(tmp: str, args) -> dict:
     import ray
 
     from rlaifv_ray.config import load_config
-    from rlaifv_ray.pipeline.import_pairs import import_pairs
+    from rlaifv_ray.pipeline.dataset_pairs import import_pairs
 
     config = load_config("toy", [f"run_dir={tmp}/run", "resources.reference.batch_size=32"])
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -93,7 +93,7 @@ def _reference(tmp: str, args) -> dict:
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     t0 = time.time()
-    metrics = import_pairs(config, 0, config.models.policy.path, f"{tmp}/pairs", log=lambda m: None)
+    metrics = import_pairs(config, 0, config.models.policy.path, f"{tmp}/pairs")
     seconds = time.time() - t0
     stop.set()
     ray.shutdown()
@@ -117,8 +117,8 @@ import torch
 torch.set_num_threads(2)
 from rlaifv_ray import schema as S
 from rlaifv_ray.config import TrainConfig, load_config
-from rlaifv_ray.pipeline.images import fetch_images
-from rlaifv_ray.pipeline.store import RunStore
+from rlaifv_ray.storage.images import fetch_images
+from rlaifv_ray.storage.store import RunStore
 from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
 from rlaifv_ray.train.launch import PAIR_COLUMNS
 

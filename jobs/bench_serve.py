@@ -55,7 +55,7 @@ def main() -> None:
 
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.serve.app import bind
-    from rlaifv_ray.toyworld.build import PRETRAINED
+    from rlaifv_ray.toyworld import PRETRAINED
     from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
     answers = [
@@ -154,7 +154,7 @@ def _engine_only(bodies: list[bytes], threads: int, score_batch: int, rounds: in
     from PIL import Image
 
     from rlaifv_ray.reward import Ranker
-    from rlaifv_ray.toyworld.build import PRETRAINED
+    from rlaifv_ray.toyworld import PRETRAINED
 
     torch.set_num_threads(threads)
     ranker = Ranker.load(str(PRETRAINED / "policy"), str(PRETRAINED / "policy"), 0.1, batch_size=score_batch)

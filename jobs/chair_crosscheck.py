@@ -27,8 +27,8 @@ def main() -> None:
 
     from rlaifv_ray import schema as S
     from rlaifv_ray.config import BenchmarkConfig
-    from rlaifv_ray.pipeline.benchmarks import BENCH_DIR, read_benchmark
-    from rlaifv_ray.pipeline.store import RunStore
+    from rlaifv_ray.pipeline.benchmark_answers import BENCH_DIR, read_benchmark
+    from rlaifv_ray.storage.store import RunStore
     from rlaifv_ray.toyworld.datasets import bench_scene
     from rlaifv_ray.toyworld.metrics import hallucination_metrics, mentions
 

@@ -6,21 +6,24 @@ after a crash continues at the first unfinished step.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from .benchmarks import COLUMNS
 from .config import RunConfig
 from .errors import ConfigError
-from .pipeline.benchmarks import check_benchmarks, evaluate_benchmarks
+from .pipeline.benchmark_answers import check_benchmarks, evaluate_benchmarks
+from .pipeline.dataset_pairs import import_pairs
 from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
-from .pipeline.import_pairs import import_pairs
-from .pipeline.store import RunStore
+from .storage.store import RunStore
+from .toyworld import HELDOUT_COLUMNS
 from .train.launch import train_dpo
+
+log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 BEST = "best.json"
-EVAL_COLUMNS = ("chair_s", "chair_i", "recall", "mean_words")  # held-out ShapesWorld, in each summary row
 
 
 def preflight(config: RunConfig, needs_input: bool = True) -> None:
@@ -45,40 +48,36 @@ def preflight(config: RunConfig, needs_input: bool = True) -> None:
             )
 
 
-def run(config: RunConfig, log=print) -> list[dict]:
+def run(config: RunConfig) -> list[dict]:
     preflight(config)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(
-            config, store, log, lambda k, policy: run_feedback(config, k, policy, config.data.input, log=log)
-        )
+        return _iterate(config, store, lambda k, policy: run_feedback(config, k, policy, config.data.input))
 
 
-def train_on_pairs(config: RunConfig, pairs: str, log=print) -> list[dict]:
+def train_on_pairs(config: RunConfig, pairs: str) -> list[dict]:
     """One iteration whose pairs come from a dataset (rlaifv or trl format): import with reference
     log-probs from the starting policy, DPO, evaluate; resumable like `run`."""
     config = config.model_copy(update={"iterations": 1})
     preflight(config, needs_input=False)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(
-            config, store, log, lambda k, policy: import_pairs(config, k, policy, pairs, log=log), step="import pairs"
-        )
+        return _iterate(config, store, lambda k, policy: import_pairs(config, k, policy, pairs), step="import pairs")
 
 
-def _iterate(config: RunConfig, store: RunStore, log, collect, step: str = "feedback") -> list[dict]:
+def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback") -> list[dict]:
     """COLLECT(k, policy): iteration k's pairs, with policy's reference log-probs; returns their metrics."""
     summary = {row["iteration"]: row for row in store.read_json(SUMMARY) or []}
     policy = config.models.policy.path
 
     if 0 not in summary:
-        summary[0] = _row(0, policy, _timed(log, "iter_000", "evaluate start policy", {}, _evaluate, config, policy, 0))
+        summary[0] = _row(0, policy, _timed("iter_000", "evaluate start policy", {}, _evaluate, config, policy, 0))
         store.write_json(SUMMARY, _ordered(summary))
     for k in range(config.iterations):
         d, seconds = f"iter_{k:03d}", {}
-        feedback = _timed(log, d, step, seconds, collect, k, policy)
-        trained = _timed(log, d, "dpo", seconds, train_dpo, config, k, policy, log=log)
+        feedback = _timed(d, step, seconds, collect, k, policy)
+        trained = _timed(d, "dpo", seconds, train_dpo, config, k, policy)
         policy = trained["checkpoint"]  # samples iteration k+1 and is its reference
         if summary.get(k + 1, {}).get("dpo_config_hash") != trained["config_hash"]:  # new or retrained
-            evaluation = _timed(log, d, "evaluate", seconds, _evaluate, config, policy, k + 1)
+            evaluation = _timed(d, "evaluate", seconds, _evaluate, config, policy, k + 1)
             summary[k + 1] = _row(k + 1, policy, evaluation, feedback, trained)
             store.write_json(
                 f"{d}/metrics.json", {**feedback, "train": trained, "eval": evaluation, "step_seconds": seconds}
@@ -99,7 +98,7 @@ def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict
         return None
     sign = 1 if select.mode == "min" else -1
     row = min(rows, key=lambda r: (sign * r[select.metric], r["iteration"]))
-    evaluated = [*EVAL_COLUMNS, *(f"{b}_{c}" for b, cols in _bench_columns(config).items() for c in cols)]
+    evaluated = [*HELDOUT_COLUMNS, *(f"{b}_{c}" for b, cols in _bench_columns(config).items() for c in cols)]
     best = {
         "iteration": row["iteration"],
         "checkpoint": row["policy"],
@@ -132,7 +131,7 @@ def _row(
     return {
         "iteration": iteration,
         "policy": policy,
-        **{k: ev.get(k) for k in EVAL_COLUMNS},
+        **{k: ev.get(k) for k in HELDOUT_COLUMNS},
         **{f"{name}_{k}": m[k] for name, m in (ev.get("benchmarks") or {}).items() for k in COLUMNS[m["kind"]]},
         "pairs": (feedback or {}).get("pairs"),
         "pair_accuracy": audit.get("pair_accuracy"),
@@ -147,10 +146,10 @@ def _ordered(summary: dict) -> list[dict]:
     return [summary[k] for k in sorted(summary)]
 
 
-def _timed(say, d: str, name: str, seconds: dict, fn, *args, **kwargs):
+def _timed(d: str, name: str, seconds: dict, fn, *args, **kwargs):
     t0 = time.time()
-    say(f"[{d}] {name} ...")
+    log.info(f"[{d}] {name} ...")
     out = fn(*args, **kwargs)
     seconds[name] = round(time.time() - t0, 1)
-    say(f"[{d}] {name}: done in {seconds[name]} s")
+    log.info(f"[{d}] {name}: done in {seconds[name]} s")
     return out

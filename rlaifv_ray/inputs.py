@@ -3,7 +3,7 @@
 Specs: `toy:N` (ShapesWorld, truth known), `FILE.jsonl` ({"image": path, s3:// or http(s) URL,
 "instruction": ..., optional "id"}), `FILE.parquet` (columns image [bytes], instruction, optional id), or a folder
 of images asked one default instruction. A row whose image cannot be read keeps an `error`
-reason and is quarantined by the pipeline, never dropped (image_refs.py fetches, in parallel).
+reason and is quarantined by the pipeline, never dropped (storage/image_refs.py fetches, in parallel).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class PromptSource:
     def truth(self):
         """ShapesWorld prompts' ground truth (toyworld/truth.py: audit, held-out evaluation); None
         for user data. The only place that knows which inputs have truth."""
-        if self.spec.startswith("toy:"):
+        from .config.locations import toy_prompts as toy_count
+
+        if toy_count(self.spec) is not None:
             from .toyworld.truth import ShapesWorldTruth
 
             return ShapesWorldTruth()
@@ -44,11 +46,12 @@ class PromptSource:
 def read_prompts(spec: str, iteration: int = 0, seed: int = 0, data=None) -> list[dict]:
     """Prompt rows for one iteration; raises InputError when the spec itself is unusable."""
     from .config import DataConfig
+    from .config.locations import toy_prompts as toy_count
 
     data = data or DataConfig()
-    if spec.startswith("toy:"):
+    if toy_count(spec) is not None:
         try:
-            n = int(spec[4:])
+            n = int(toy_count(spec))
         except ValueError:
             raise InputError(f"input {spec!r}: expected toy:N with N a number") from None
         return toy_prompts(n, iteration, seed)
@@ -123,7 +126,7 @@ def _jsonl(path: str, data) -> list[dict]:
 
 def _fetch_into(rows: list[dict], refs: list[str | None], source: str, data) -> None:
     """Each row's image bytes (or its reason), fetched in parallel; rows without a ref keep theirs."""
-    from .image_refs import fetch_all
+    from .storage.image_refs import fetch_all
 
     wanted = [i for i, ref in enumerate(refs) if ref is not None]
     fetched = fetch_all([refs[i] for i in wanted], source, data.max_image_bytes, data.http_timeout_s)

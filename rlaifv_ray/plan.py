@@ -43,7 +43,7 @@ def model_config(path: str) -> dict:
 
 def _read_config(path: str) -> dict:
     if "://" in path:
-        from .pipeline.store import RunStore
+        from .storage.store import RunStore
 
         found = RunStore(path).read_json("config.json")
         if found is None:
@@ -122,10 +122,9 @@ class Row:
 
 def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | None = None) -> list[Row]:
     """One row per GPU stage and one for DPO. fits is None where no GPU size is known."""
-    m, r, s = config.models, config.resources, config.sampling
+    r, s = config.resources, config.sampling
     px = config.data.max_image_pixels
-    labeler = m.labeler if m.labeler_mode == "model" else m.policy if m.labeler_mode == "self" else None
-    stages = {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": m.claim_llm}
+    stages = config.stage_models()
     gpu_gb = feedback_gpu_gb or r.gpu_memory_gb
     rows = []
     for stage, spec in stages.items():

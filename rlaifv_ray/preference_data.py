@@ -127,7 +127,7 @@ def _image(value) -> tuple[bytes | None, str | None]:
     path = value.get("path") if isinstance(value, dict) else None
     if path and "://" in path:  # a URL (http(s)://, s3://) names where the image is: fetch it
         from .config import DataConfig
-        from .image_refs import fetch
+        from .storage.image_refs import fetch
 
         limits = DataConfig()
         data, reason = fetch(path, "the pairs", limits.max_image_bytes, limits.http_timeout_s)

@@ -14,13 +14,11 @@ import html
 import io
 
 from . import schema as S
+from .toyworld import HELDOUT_COLUMNS
 
 _COLUMNS = (
     "iteration",
-    "chair_s",
-    "chair_i",
-    "recall",
-    "mean_words",
+    *HELDOUT_COLUMNS,
     "pairs",
     "pair_accuracy",
     "false_claim_rejection",
@@ -178,6 +176,15 @@ def _feedback_row(k: int, m: dict) -> list:
         m.get("pair_yield"),
         f"{balance.get('before')} → {balance.get('after')} (cut {_fmt(balance.get('cut'))})" if balance else None,
     ]
+
+
+def summary_table(summary: list[dict]) -> str:
+    """summary.json as a text table: the held-out and feedback columns, and each benchmark's headline."""
+    heads = ("_f1", "_chair_s", "_chair")
+    columns = [*_COLUMNS[:7], *sorted({k for r in summary for k in r if k.endswith(heads)})]
+    lines = ["  ".join(f"{c:>13}" for c in columns)]
+    lines += ["  ".join(f"{_fmt(r.get(c)):>13}" for c in columns) for r in summary]
+    return "\n".join(lines)
 
 
 def _table(columns, rows) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 # prompts
 PROMPT_ID = "prompt_id"
-IMAGE_ID = "image_id"  # content id of the prompt's image, stored once in iter_NNN/images/ (pipeline/images.py)
+IMAGE_ID = "image_id"  # content id of the prompt's image, stored once in iter_NNN/images/ (storage/images.py)
 IMAGE = "image"  # encoded image bytes (PNG/JPEG): inputs and stages only, never a stored dataset
 INSTRUCTION = "instruction"
 TRUTH = "truth"  # ground-truth object list (ShapesWorld only; empty elsewhere)

@@ -36,8 +36,8 @@ def toy_models() -> Path:
 
 @pytest.fixture(scope="session")
 def zoo_dir(tmp_path_factory) -> Path:
-    """Every family of the zoo (rlaifv_ray/toyworld/zoo.py), random-init, built once per session."""
-    from rlaifv_ray.toyworld import zoo
+    """Every family of the zoo (tests/zoo.py), random-init, built once per session."""
+    from tests import zoo
 
     out = tmp_path_factory.mktemp("zoo")
     for family in zoo.FAMILIES:

@@ -58,17 +58,17 @@ def _run(root: Path, prompts: int) -> None:
     }
     config = validate_config(raw)
     run = Path(config.run_dir) / "iter_000"
-    run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}", log=lambda _: None)
+    run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}")
     undisturbed = stage_pairs(config.run_dir)
     # a run killed while labeling: candidates and claims are finished, labels and pairs are not.
     # The rerun streams every claim into the labeler pool at once, a backlog it scales out for.
     for stage in ("labels", "pairs"):
         (run / stage / "_SUCCESS").unlink()
     t0 = time.time()
-    metrics = run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}", log=lambda _: None)
+    metrics = run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}")
     timings = [json.load(open(f)) for f in glob.glob(str(run / "_timings" / "labels" / "*.json"))]
     pool = pool_over_time(timings)
-    dpo = train_dpo(config, 0, config.models.policy.path, log=lambda _: None)
+    dpo = train_dpo(config, 0, config.models.policy.path)
     nodes = json.loads((run / "train_log.json").read_text())["worker_nodes"]
     print(
         json.dumps(

@@ -252,7 +252,7 @@ def test_shapesworld_chair_benchmark_agrees_with_the_heldout_evaluator(tmp_path)
 def test_best_policy_by_a_summary_metric(tmp_path, metric, mode, values, picked):
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.driver import _write_best
-    from rlaifv_ray.pipeline.store import RunStore
+    from rlaifv_ray.storage.store import RunStore
 
     benches = [
         {"kind": "chair", "name": "objhal", "path": "q.jsonl", "annotations": "i.json", "image_root": "."},

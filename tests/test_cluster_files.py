@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from rlaifv_ray.config import load_config
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 CLUSTER = REPO / "cluster"
 

@@ -177,29 +177,33 @@ def test_engine_batch_size_per_stage_and_device_map_reach_the_hf_engine_options(
         assert field in str(err.value)
 
 
-def test_a_stage_whose_gpus_cannot_hold_its_model_is_refused_by_name(tmp_path):
-    from rlaifv_ray.config import weights_gb
-    from rlaifv_ray.toyworld import zoo
+def test_a_stage_whose_gpus_cannot_hold_its_model_is_refused_by_name_before_any_work(tmp_path):
+    """Validation and `plan` share one memory model (plan.py): preflight refuses what plan says
+    cannot fit, naming the stage and the fix."""
+    from rlaifv_ray.driver import preflight
+    from rlaifv_ray.plan import plan
+    from tests import zoo
 
     folder = zoo.build("llava_next", tmp_path / "labeler")
-    size = weights_gb(str(folder), "bfloat16")
-    assert size == pytest.approx(weights_gb(str(folder), "float32") / 2) and size > 0
-    gpu_gb = size / 1.5  # one GPU holds two thirds of the weights
     raw = {
-        "run_dir": "r",
+        "run_dir": str(tmp_path / "r"),
+        "data": {"input": "toy:4"},
         "models": {
-            "policy": {"path": "org/policy"},
+            "policy": {"path": str(folder)},
             "claims": "rules",
             "labeler": {"path": str(folder), "dtype": "bfloat16"},
         },
-        "resources": {"gpu_memory_gb": gpu_gb, "label": {"num_gpus": 2}, "sample": {"num_gpus": 1}},
+        "resources": {"label": {"num_gpus": 1, "engine_batch_size": 1}, "sample": {"num_gpus": 0}},
     }
+    label = plan(validate_config(raw))[0]
+    assert label.what == "stage label" and label.fits is None  # no GPU size known: nothing to judge
+    raw["resources"]["gpu_memory_gb"] = label.per_gpu_gb / 2  # half of what the stage needs
     with pytest.raises(ConfigError) as err:
-        validate_config(raw)  # hf without device_map uses one of the two GPUs
-    assert "resources.label" in str(err.value) and "device_map" in str(err.value)
-    assert "resources.sample" not in str(err.value)  # a hub id's size is not known here: not checked
-    raw["models"]["labeler"]["device_map"] = "auto"
-    assert validate_config(raw).resources.label.num_gpus == 2
+        preflight(validate_config(raw))
+    assert "stage label" in str(err.value) and "fix: lower resources.label.engine_batch_size" in str(err.value)
+    assert "stage sample" not in str(err.value)  # no GPU: nothing to check
+    raw["resources"]["gpu_memory_gb"] = label.per_gpu_gb * 2
+    preflight(validate_config(raw))  # fits: no error
 
 
 def test_fsdp_settings_that_cannot_work_are_refused():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import checkpoint_registered, stage_pairs, toy_config
+from tests.conftest import checkpoint_registered, stage_pairs, toy_config
 
 pytestmark = pytest.mark.faults  # make test-faults
 

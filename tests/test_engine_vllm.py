@@ -15,8 +15,7 @@ from rlaifv_ray.engines import GenerateRequest, LogprobRequest, SamplingParams, 
 from rlaifv_ray.engines.base import user_message  # noqa: E402
 from rlaifv_ray.prompts import LABEL_PROMPT  # noqa: E402
 from rlaifv_ray.toyworld.world import OBJECTS, scene_and_image  # noqa: E402
-
-from .conftest import toy_config  # noqa: E402
+from tests.conftest import toy_config  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 VLLM_OPTS = dict(max_model_len=512, enforce_eager=True)  # CPU: no compile step, a small KV cache

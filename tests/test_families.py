@@ -13,10 +13,9 @@ import torch
 
 from rlaifv_ray.engines import GenerateRequest, LogprobRequest, SamplingParams, YesNoRequest, load_engine
 from rlaifv_ray.engines.base import user_message
-from rlaifv_ray.toyworld import zoo
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
-
-from .test_train import _for_trl
+from tests import zoo
+from tests.test_train import _for_trl
 
 VISION = zoo.VISION_FAMILIES
 QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square?", "Is there a triangle in the picture?"]

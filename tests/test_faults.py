@@ -13,8 +13,7 @@ import pytest
 
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
-
-from .conftest import checkpoint_registered, stage_pairs, toy_config
+from tests.conftest import checkpoint_registered, stage_pairs, toy_config
 
 pytestmark = pytest.mark.faults  # make test-faults
 
@@ -110,7 +109,7 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
             )
         runs[name] = validate_config(toy_config(tmp_path / name, toy_models, **settings))
     policy = str(toy_models / "policy")
-    train_dpo(runs["undisturbed"], 0, policy, log=lambda _: None)
+    train_dpo(runs["undisturbed"], 0, policy)
 
     config = runs["killed"]
     thread, result = _in_thread(train_dpo, config, 0, policy, lambda _: None)
@@ -148,7 +147,7 @@ def test_serve_stopped_as_soon_as_it_answers_exits_cleanly(tmp_path, toy_models)
 
     import yaml
 
-    from .conftest import REPO, _free_ports
+    from tests.conftest import REPO, _free_ports
 
     port = _free_ports(1)[0]
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(toy_config(tmp_path, toy_models, **{"serve.port": port})))

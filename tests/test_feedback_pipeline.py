@@ -12,9 +12,8 @@ from PIL import Image
 from rlaifv_ray import schema as S
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
-
-from .conftest import stage_pairs as _pairs
-from .conftest import toy_config
+from tests.conftest import stage_pairs as _pairs
+from tests.conftest import toy_config
 
 
 def test_toy_iteration_produces_audited_pairs(clean_run):
@@ -83,8 +82,7 @@ def test_the_bad_input_corpus_through_the_feedback_command(tmp_path, toy_models,
     import yaml
 
     from rlaifv_ray.cli import main
-
-    from .http_images import image_server
+    from tests.http_images import image_server
 
     corpus = json.loads((Path(__file__).parent / "fixtures" / "bad_inputs.json").read_text())["rows"]
     (tmp_path / "imgs").mkdir()
@@ -136,7 +134,7 @@ def _parquet_mtimes(run: str, stage: str) -> list[int]:
     return sorted(p.stat().st_mtime_ns for p in (Path(run) / "iter_000" / stage).glob("*.parquet"))
 
 
-def test_each_stage_resumes_on_its_own_key(clean_run, tmp_path, toy_models):
+def test_each_stage_resumes_on_its_own_key(clean_run, tmp_path, toy_models, caplog):
     """A finished iteration rerun with a changed pair setting reruns pairs (and their reference
     log-probs) only; with a changed labeler, labels onwards; sampling output is never touched."""
     import shutil
@@ -147,16 +145,16 @@ def test_each_stage_resumes_on_its_own_key(clean_run, tmp_path, toy_models):
     shutil.copytree(clean_run[0].run_dir, run)
     stages = ("prompts", *STREAM, "pairs")
     before = {s: _parquet_mtimes(run, s) for s in stages}
-    lines = []
 
     def rerun(**over):
         cfg = validate_config(toy_config(tmp_path, toy_models, **over))
-        lines.clear()
-        run_feedback(cfg, 0, cfg.models.policy.path, "toy:16", log=lines.append)
+        caplog.clear()
+        run_feedback(cfg, 0, cfg.models.policy.path, "toy:16")
         return {s: _parquet_mtimes(run, s) for s in stages}
 
     fewer = rerun(**{"pairs.max_per_prompt": 1})
     assert [s for s in stages if fewer[s] != before[s]] == ["pairs"]
+    lines = caplog.messages
     assert all(f"[iter_000] {s}: finished earlier, skipped" in lines for s in ("prompts", *STREAM))
     assert (
         len(pq.read_table(Path(run) / "iter_000" / "pairs").column(S.PROMPT_ID).unique())
@@ -186,7 +184,7 @@ def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_
     from dataclasses import replace
 
     from rlaifv_ray.pipeline.feedback import FeedbackRun
-    from rlaifv_ray.pipeline.store import RunStore
+    from rlaifv_ray.storage.store import RunStore
 
     clean = clean_run[0]
     prompts = sorted(pq.read_table(Path(clean.run_dir) / "iter_000" / "prompts").column(S.PROMPT_ID).to_pylist())

@@ -12,9 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from rlaifv_ray.toyworld import zoo
-
-from .test_readme import ENV
+from tests import zoo
+from tests.test_readme import ENV
 
 CLI = Path(sys.executable).parent / "rlaifv-ray"
 

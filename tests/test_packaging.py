@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 def test_wheel_install_runs_the_shipped_toy_config_from_anywhere(tmp_path):

@@ -13,8 +13,7 @@ from rlaifv_ray import schema as S
 from rlaifv_ray.cli import main
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.toyworld.datasets import write_benchmark, write_pair_shards
-
-from .conftest import toy_config
+from tests.conftest import toy_config
 
 
 def _pairs_by_text(run_dir: str) -> dict[tuple, dict]:
@@ -28,7 +27,7 @@ def _pairs_by_text(run_dir: str) -> dict[tuple, dict]:
 
 
 def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_reference_logps(
-    clean_run, tmp_path, toy_models, monkeypatch, capsys
+    clean_run, tmp_path, toy_models, monkeypatch, capsys, caplog
 ):
     import datasets
     from PIL import Image
@@ -68,8 +67,7 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
             },
         )
     )
-    logs = []
-    summary = train_on_pairs(config, str(tmp_path / "trl"), log=logs.append)
+    summary = train_on_pairs(config, str(tmp_path / "trl"))
     back = _pairs_by_text(config.run_dir)
     assert set(back) == set(original)
     for key, pair in back.items():  # same images, and the same policy gives the same reference log-probs
@@ -102,9 +100,9 @@ def test_exported_pairs_load_with_datasets_and_train_back_to_the_same_pairs_and_
     )
     assert "is the starting one (iteration 0), which no pairs trained" in capsys.readouterr().err
 
-    logs.clear()  # the same command again: everything is found finished
-    assert train_on_pairs(config, str(tmp_path / "trl"), log=logs.append) == summary
-    assert not any("evaluate" in m or "shard(s) ->" in m for m in logs), logs
+    caplog.clear()  # the same command again: everything is found finished
+    assert train_on_pairs(config, str(tmp_path / "trl")) == summary
+    assert caplog.messages and not any("evaluate" in m or "shard(s) ->" in m for m in caplog.messages), caplog.messages
 
 
 def test_a_rlaifv_dataset_with_bad_rows_imports_the_rest_and_quarantines_each_with_its_reason(
@@ -112,7 +110,7 @@ def test_a_rlaifv_dataset_with_bad_rows_imports_the_rest_and_quarantines_each_wi
 ):
     import pyarrow as pa
 
-    from rlaifv_ray.pipeline.import_pairs import import_pairs
+    from rlaifv_ray.pipeline.dataset_pairs import import_pairs
 
     paths = write_pair_shards(str(tmp_path / "data"), "rlaifv", 30, 3)
     table = pq.read_table(paths[0])
@@ -122,7 +120,7 @@ def test_a_rlaifv_dataset_with_bad_rows_imports_the_rest_and_quarantines_each_wi
     rows[2]["image"] = {"bytes": None, "path": "only/a/path.jpg"}
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), paths[0], row_group_size=4)
     config = validate_config(toy_config(tmp_path, toy_models))
-    metrics = import_pairs(config, 0, config.models.policy.path, str(tmp_path / "data"), log=lambda m: None)
+    metrics = import_pairs(config, 0, config.models.policy.path, str(tmp_path / "data"))
     assert metrics["format"] == "rlaifv" and metrics["shards"] == 3
     assert metrics["rows"] == {"imported": 27, "pairs": 27} and metrics["quarantined"] == {"imported": 3}
     q = pq.read_table(Path(config.run_dir) / "iter_000" / "quarantine" / "imported").to_pylist()
@@ -188,7 +186,7 @@ def test_cli_eval_bench_answers_a_shapesworld_pope_file(ray_local, tmp_path, cap
 def test_a_benchmark_with_missing_images_fails_naming_them_before_any_inference(tmp_path, toy_models):
     from rlaifv_ray.config import BenchmarkConfig, ModelSpec, StageResources
     from rlaifv_ray.errors import ConfigError
-    from rlaifv_ray.pipeline.benchmarks import run_benchmark
+    from rlaifv_ray.pipeline.benchmark_answers import run_benchmark
 
     pope = write_benchmark(str(tmp_path), "pope", 3)
     (Path(pope["image_root"]) / "shapes_00001.png").unlink()

@@ -12,8 +12,7 @@ import yaml
 
 from rlaifv_ray.config import load_config
 from rlaifv_ray.plan import plan, shape
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 SHAPES = Path(__file__).parent / "fixtures" / "model_configs"
 HUB = {

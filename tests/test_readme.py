@@ -12,9 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from rlaifv_ray.toyworld.build import PRETRAINED
-
-from .conftest import REPO
+from rlaifv_ray.toyworld import PRETRAINED
+from tests.conftest import REPO
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 SMALLER = ["--set", "data.input=toy:16", "--set", "iterations=1", "--set", "eval.toy_heldout=40"]

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import ray_head, ray_job_submit, toy_config
+from tests.conftest import ray_head, ray_job_submit, toy_config
 
 SECRET = "secret-key-that-must-not-leak"
 
@@ -99,7 +99,7 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from .conftest import stage_pairs
+    from tests.conftest import stage_pairs
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
@@ -152,8 +152,8 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
 def test_pairs_exported_to_s3_are_found_and_detected_there(s3, clean_run, monkeypatch):
     """export --out s3://... writes the shards through pyarrow's S3 filesystem; `train --pairs` on the
     same prefix finds them and detects their format (what it checks before Ray starts)."""
+    from rlaifv_ray.pipeline.dataset_pairs import dataset_files
     from rlaifv_ray.pipeline.export import export_pairs
-    from rlaifv_ray.pipeline.import_pairs import dataset_files
 
     client, aws = s3
     for key, value in aws.items():

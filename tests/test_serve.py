@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
-
-from .conftest import toy_config, wait_for_http
+from tests.conftest import toy_config, wait_for_http
 
 TOKEN = "s3cret-token-for-tests"
 ANSWERS = ["There is a red circle.", "There is a red circle. There is a blue square.", "A green triangle is visible."]

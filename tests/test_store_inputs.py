@@ -9,7 +9,7 @@ from PIL import Image
 from rlaifv_ray import schema as S
 from rlaifv_ray.errors import InputError
 from rlaifv_ray.inputs import read_prompts
-from rlaifv_ray.pipeline.store import RunStore
+from rlaifv_ray.storage.store import RunStore
 
 
 def test_parts_are_named_by_their_ids_so_a_retry_overwrites(tmp_path):
@@ -95,9 +95,8 @@ def test_http_images_are_fetched_with_retries_a_timeout_and_a_size_cap(tmp_path)
     """A real HTTP server on loopback: every failure is the row's reason, naming the URL and the cause."""
     import socket
 
-    from rlaifv_ray.image_refs import fetch_all
-
-    from .http_images import image_server
+    from rlaifv_ray.storage.image_refs import fetch_all
+    from tests.http_images import image_server
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -124,7 +123,7 @@ def test_an_unreachable_image_store_stops_the_read_naming_the_input_and_the_stor
     """A store-level outage (nothing listens at the endpoint) is not one bad row: one StorageError
     naming the prompt file and the store, never the run directory."""
     from rlaifv_ray.errors import StorageError
-    from rlaifv_ray.image_refs import fetch_all
+    from rlaifv_ray.storage.image_refs import fetch_all
 
     dead = "s3://images/a.png?endpoint_override=127.0.0.1:9&scheme=http&region=us-east-1"
     with pytest.raises(StorageError, match=r"input p.jsonl: the store of its images \(s3://images\) cannot be reached"):
@@ -134,11 +133,10 @@ def test_an_unreachable_image_store_stops_the_read_naming_the_input_and_the_stor
 def test_benchmark_images_and_path_only_pairs_are_fetched_over_http(tmp_path):
     from rlaifv_ray.config import BenchmarkConfig
     from rlaifv_ray.errors import ConfigError
-    from rlaifv_ray.pipeline.benchmarks import _stage_images
-    from rlaifv_ray.pipeline.store import RunStore
+    from rlaifv_ray.pipeline.benchmark_answers import _stage_images
     from rlaifv_ray.preference_data import _image
-
-    from .http_images import image_server
+    from rlaifv_ray.storage.store import RunStore
+    from tests.http_images import image_server
 
     store = RunStore(str(tmp_path / "run"))
     with image_server(_png()) as (url, _):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .bars import failures, measure
+from tests.bars import failures, measure
 
 
 def _build(out, *extra, timeout):

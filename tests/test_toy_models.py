@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .bars import failures, measure
+from tests.bars import failures, measure
 
 
 @pytest.fixture(scope="module")

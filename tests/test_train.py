@@ -64,8 +64,8 @@ def _write_pairs(run_dir: str, cols: dict[str, list]) -> None:
     """COLS as iteration 0's pairs stage would have written them (images stored by id)."""
     import pyarrow as pa
 
-    from rlaifv_ray.pipeline.images import put_images
-    from rlaifv_ray.pipeline.store import RunStore
+    from rlaifv_ray.storage.images import put_images
+    from rlaifv_ray.storage.store import RunStore
 
     store = RunStore(run_dir)
     n = len(cols[S.PROMPT_ID])
@@ -122,7 +122,7 @@ def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_
     assert loss_ours == pytest.approx(loss_live, abs=1e-4)
 
 
-def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_models, ray_local, tmp_path):
+def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_models, ray_local, tmp_path, caplog):
     """Ray Train, 2 workers, LoRA under ddp (TRL's trainer) and on an FSDP-sharded base: only the
     adapted layers of the language model move; the checkpoint is the merged model with the adapter
     beside it, and scores as the base with that adapter applied; step 1 is ln 2 (LoRA's B starts at
@@ -138,8 +138,7 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.train.dpo import PrecomputedRefCollator, load_policy, pair_examples
     from rlaifv_ray.train.launch import train_dpo
-
-    from .conftest import toy_config
+    from tests.conftest import toy_config
 
     policy = str(toy_models / "policy")
     cols = _pairs(policy)
@@ -166,8 +165,7 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
             )
         )
         _write_pairs(config.run_dir, cols)
-        logs = []
-        result = train_dpo(config, 0, policy, log=logs.append)
+        result = train_dpo(config, 0, policy)
         iteration = Path(config.run_dir) / "iter_000"
         train_log = json.loads((iteration / "train_log.json").read_text())
         losses[strategy] = [s["loss"] for s in train_log["steps"]]
@@ -182,8 +180,9 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
         assert torch.allclose(merged, _completion_logps(with_adapter, batch), atol=1e-4)
         assert load_engine(str(iteration / "checkpoint")).multimodal  # the next iteration's policy loads
         # a rerun finds the finished checkpoint and trains nothing
-        assert train_dpo(config, 0, policy, log=logs.append)["checkpoint"] == result["checkpoint"]
-        assert "finished earlier, skipped" in logs[-1]
+        caplog.clear()
+        assert train_dpo(config, 0, policy)["checkpoint"] == result["checkpoint"]
+        assert "finished earlier, skipped" in caplog.messages[-1]
     assert list((tmp_path / "ddp" / "run" / "iter_000" / "tensorboard").rglob("events.out.tfevents*"))
     assert train_log["fsdp_frozen_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
     assert losses["fsdp"] == pytest.approx(losses["ddp"], abs=1e-4)
@@ -307,8 +306,7 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.train.dpo import load_policy
     from rlaifv_ray.train.launch import train_dpo
-
-    from .conftest import toy_config
+    from tests.conftest import toy_config
 
     policy = str(toy_models / "policy")
     cols = _pairs(policy)
@@ -353,8 +351,7 @@ def test_lora_on_a_sharded_base_on_gpus(toy_models, ray_local, tmp_path):
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.train.dpo import load_policy
     from rlaifv_ray.train.launch import train_dpo
-
-    from .conftest import toy_config
+    from tests.conftest import toy_config
 
     gpus = torch.cuda.device_count()
     policy = str(toy_models / "policy")

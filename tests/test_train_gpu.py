@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from .test_train import _pairs, _with_images
+from tests.test_train import _pairs, _with_images
 
 pytestmark = pytest.mark.gpu
 

@@ -44,7 +44,7 @@ class HFEngine:
         import torch
         import transformers
 
-        from ..fetch import local_model
+        from ..storage.model_cache import local_model
 
         self.name = model
         model = local_model(model)

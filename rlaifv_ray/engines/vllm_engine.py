@@ -40,7 +40,7 @@ class VLLMEngine:
         import torch
         import transformers
 
-        from ..fetch import local_model
+        from ..storage.model_cache import local_model
 
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         import vllm
@@ -151,7 +151,7 @@ def vllm_loadable(model: str, config) -> str:
 
     from safetensors import safe_open
 
-    from ..fetch import cached_folder
+    from ..storage.model_cache import cached_folder
 
     flat = re.compile(r"^((?:model\.)?vision_tower\.)(?!vision_model\.)")
     vision = getattr(config, "vision_config", None)

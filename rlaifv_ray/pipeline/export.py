@@ -6,13 +6,16 @@ Shards are written one at a time from the pairs' part files: memory holds one sh
 
 from __future__ import annotations
 
+import logging
 import math
 
 from .. import schema as S
 from ..errors import ConfigError
 from ..preference_data import from_pairs
-from .images import fetch_images
-from .store import RunStore
+from ..storage.images import fetch_images
+from ..storage.store import RunStore
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     S.PROMPT_ID,
@@ -47,7 +50,6 @@ def export_pairs(
     iteration: int | str | None = None,
     rows_per_shard: int = 1000,
     overwrite: bool = False,
-    log=print,
 ) -> dict:
     """ITERATION: a number, None (the last with pairs) or "best": the pairs the best policy was trained on."""
     import pyarrow.parquet as pq
@@ -62,7 +64,7 @@ def export_pairs(
     if dest.files("") and not overwrite:
         raise ConfigError(f"export: {dest.uri} already holds parquet files; choose an empty folder or --overwrite")
     d = f"iter_{k:03d}"
-    log(f"export: {d} pairs of {store.uri}")
+    log.info(f"export: {d} pairs of {store.uri}")
     total = store.count_rows(f"{d}/pairs")
     shards = max(1, math.ceil(total / rows_per_shard))
     for old in dest.files(""):
@@ -79,7 +81,7 @@ def export_pairs(
         dest.fs.create_dir(dest.root, recursive=True)
         pq.write_table(table, dest.path(name), filesystem=dest.fs)
         written += n
-        log(f"export: {name} ({written}/{total} pairs)")
+        log.info(f"export: {name} ({written}/{total} pairs)")
         for c in buffer:
             del buffer[c][:n]
 

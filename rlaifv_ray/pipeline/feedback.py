@@ -3,14 +3,15 @@
 prompts -> SampleCandidates -> ExtractClaims -> LabelClaims   (one stream: a labeler starts on
 the first claims while sampling still runs) -> group by prompt -> BuildPairs -> length balance
 -> ReferenceLogps -> pairs. Every stage writes parquet under RUN/iter_NNN/<stage>/ with a
-_SUCCESS manifest holding its resume key (pipeline/stages.py); a rerun skips stages whose key
+_SUCCESS manifest holding its resume key (pipeline/stage_specs.py); a rerun skips stages whose key
 still matches. Images are stored once under RUN/iter_NNN/images/ and rows carry their id
-(pipeline/images.py). This module alone sets actor pools, concurrency, batch sizes and CPU/GPU
+(storage/images.py). This module alone sets actor pools, concurrency, batch sizes and CPU/GPU
 resources, all from the config.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -18,10 +19,12 @@ from .. import schema as S
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..inputs import PromptSource
-from .images import put_images
-from .stages import stage_specs
-from .store import RunStore, resume_key
+from ..storage.images import put_images
+from ..storage.store import RunStore, resume_key
+from .stage_specs import stage_specs
 from .teed_stage import TeedStage
+
+log = logging.getLogger(__name__)
 
 STREAM = ("candidates", "claims", "labels")
 
@@ -65,7 +68,6 @@ class FeedbackRun:
     iteration: int
     policy: str
     input_spec: str
-    log: callable = print
     store: RunStore = field(init=False)
 
     def __post_init__(self):
@@ -76,9 +78,9 @@ class FeedbackRun:
         self.keys = self._resume_keys()
         self.walls: dict[str, float] = {}
 
-    # -- stage wiring (pipeline/stages.py) -------------------------------------------------------
+    # -- stage wiring (pipeline/stage_specs.py) -------------------------------------------------------
     def _resume_keys(self) -> dict[str, str]:
-        """Each stage's resume key: its own settings and its upstream's key (pipeline/stages.py)."""
+        """Each stage's resume key: its own settings and its upstream's key (pipeline/stage_specs.py)."""
         c, spec = self.config, self.specs
         prompts = resume_key(
             "prompts", self.input_spec, self.iteration, c.seed, c.data.model_dump(mode="json", exclude={"input"})
@@ -128,7 +130,7 @@ class FeedbackRun:
 
         rel = f"{self.dir}/prompts"
         if self.store.finished(rel, self.keys["prompts"]):
-            self.log(f"[{self.dir}] prompts: finished earlier, skipped")
+            log.info(f"[{self.dir}] prompts: finished earlier, skipped")
             return
         t0 = time.time()
         self._fresh("prompts")
@@ -158,12 +160,12 @@ class FeedbackRun:
             )
         self.store.mark_finished(rel, self.keys["prompts"], quarantined=len(bad))
         self.walls["prompts"] = time.time() - t0
-        self.log(f"[{self.dir}] prompts: {len(good)} read, {len(bad)} quarantined")
+        log.info(f"[{self.dir}] prompts: {len(good)} read, {len(bad)} quarantined")
 
     def _stream(self) -> None:
         todo = [s for s in STREAM if not self.store.finished(f"{self.dir}/{s}", self.keys[s])]
         for s in STREAM[: len(STREAM) - len(todo)]:
-            self.log(f"[{self.dir}] {s}: finished earlier, skipped")
+            log.info(f"[{self.dir}] {s}: finished earlier, skipped")
         if not todo:
             return
         first = STREAM.index(todo[0])
@@ -175,18 +177,18 @@ class FeedbackRun:
             ds = self._read(source)
             for stage in STREAM[first:]:
                 ds = self._apply(ds, stage)
-            self.log(f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}")
+            log.info(f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}")
             for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 pass  # the stages persist their own output; draining the stream drives it
         for stage in STREAM[first:]:
             manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
-            self.log(f"[{self.dir}] {stage}: {manifest['rows']} rows")
+            log.info(f"[{self.dir}] {stage}: {manifest['rows']} rows")
         self.walls["stream"] = time.time() - t0
 
     def _pairs(self) -> None:
         rel = f"{self.dir}/pairs"
         if self.store.finished(rel, self.keys["pairs"]):
-            self.log(f"[{self.dir}] pairs: finished earlier, skipped")
+            log.info(f"[{self.dir}] pairs: finished earlier, skipped")
             return
         self._fresh("pairs")
         t0 = time.time()
@@ -208,7 +210,7 @@ class FeedbackRun:
                 pass
         self.walls["reference"] = time.time() - t1
         manifest = self.store.mark_finished(rel, self.keys["pairs"], length_balance=balance)
-        self.log(
+        log.info(
             f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
             f"{balance['before']} -> {balance['after']})"
         )
@@ -248,9 +250,9 @@ def _length_balance(rows: list[dict], enabled: bool):
     return kept, {"cut": cut, "before": len(ids), "after": len(kept)}
 
 
-def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, log=print) -> dict:
+def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str) -> dict:
     """Run (or resume) one iteration's feedback collection; returns its metrics."""
     if config.models.labeler_mode == "ground_truth" and PromptSource(input_spec).truth is None:
         raise ConfigError(f"models.labeler_mode ground_truth needs ShapesWorld input (toy:N), got {input_spec!r}")
     with RunStore(config.run_dir).reachable():
-        return FeedbackRun(config, iteration, policy, input_spec, log).run()
+        return FeedbackRun(config, iteration, policy, input_spec).run()

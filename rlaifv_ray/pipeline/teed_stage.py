@@ -13,7 +13,7 @@ import time
 
 from .. import schema as S
 from ..errors import RlaifvError
-from .store import RunStore
+from ..storage.store import RunStore
 
 
 class TeedStage:
@@ -48,7 +48,7 @@ class TeedStage:
         batch = table.to_pydict()
         ids = row_ids(batch)
         if self.fetches_images:
-            from .images import fetch_images
+            from ..storage.images import fetch_images
 
             batch[S.IMAGE] = fetch_images(self.store, self.iter_dir, batch[S.IMAGE_ID])
         out = self._isolating_failures(batch)
@@ -57,7 +57,7 @@ class TeedStage:
         good = [i for i in range(n) if not errors[i]]
         bad = [i for i in range(n) if errors[i]]
         if self.stores_images:
-            from .images import put_images
+            from ..storage.images import put_images
 
             out[S.IMAGE_ID] = [None] * n
             for i, image in zip(good, put_images(self.store, self.iter_dir, [out[S.IMAGE][i] for i in good])):

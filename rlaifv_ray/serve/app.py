@@ -214,7 +214,7 @@ def bind(config):
 def resolve_models(config) -> tuple[str, str]:
     """serve.policy, else the run's best policy (RUN/best.json) when eval.select picks one, else the
     last trained policy in the run's summary, else models.policy."""
-    from ..pipeline.store import RunStore
+    from ..storage.store import RunStore
 
     policy = config.serve.policy
     if policy is None:

@@ -21,7 +21,7 @@ class TokenBound:
     ):
         import transformers
 
-        from ..fetch import local_model
+        from ..storage.model_cache import local_model
 
         path = local_model(model)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)

@@ -8,6 +8,7 @@ interrupted build continues where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -15,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import data, models, sft, vision
+from . import ROLES, data, models, sft, vision
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,7 @@ class BuildPlan:
         return replace(self, **{k: max(20, round(getattr(self, k) * fraction)) for k in steps})
 
 
-ROLES = ("labeler", "policy", "claim_llm")
-# The committed models (built by `toy build` with the default plan): demo and tests use them.
-PRETRAINED = Path(__file__).resolve().parent / "pretrained"
-
-
-def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
+def build(out: str | Path, plan: BuildPlan = BuildPlan()) -> dict:
     """Build whatever is missing under `out`; returns the build manifest.
 
     After the vision tower, two lanes train side by side, one core each (tiny models use a
@@ -62,11 +60,11 @@ def build(out: str | Path, plan: BuildPlan = BuildPlan(), log=print) -> dict:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest["plan"] = asdict(plan)
     if all(_is_model(out / r) for r in ROLES):
-        log(f"toy build: all models present in {out}, nothing to do")
+        log.info(f"toy build: all models present in {out}, nothing to do")
         return manifest
     t0 = time.time()
     processor = models.build_processor(models.train_tokenizer(data.corpus(plan.seed)))
-    _vision_tower(out, plan, processor, manifest, log)
+    _vision_tower(out, plan, processor, manifest)
 
     lanes = [[r for r in lane if not _is_model(out / r)] for lane in (("labeler", "policy"), ("claim_llm",))]
     lanes = [lane for lane in lanes if lane]
@@ -126,7 +124,7 @@ def _train_lane(out: str, plan: BuildPlan, roles: list[str], threads: int, posit
     return done
 
 
-def _vision_tower(out: Path, plan: BuildPlan, processor, manifest: dict, log):
+def _vision_tower(out: Path, plan: BuildPlan, processor, manifest: dict):
     from transformers import CLIPVisionModel
 
     path = out / "vision_tower"

@@ -222,7 +222,7 @@ def load_policy(path: str, dtype: str = "float32"):
 
     from ..engines.chat import ensure_pad_token
     from ..engines.processors import load_processor
-    from ..fetch import local_model
+    from ..storage.model_cache import local_model
 
     path = local_model(path)
     processor = load_processor(path, transformers.AutoConfig.from_pretrained(path).model_type)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,14 +23,16 @@ import time
 from .. import schema as S
 from ..config import RunConfig
 from ..errors import RlaifvError
-from ..pipeline.images import fetch_images
-from ..pipeline.store import RunStore, resume_key
+from ..storage.images import fetch_images
+from ..storage.store import RunStore, resume_key
+
+log = logging.getLogger(__name__)
 
 RUN_NAME = "dpo"
 PAIR_COLUMNS = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP]
 
 
-def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict:
+def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
     """Train `policy` on iteration K's pairs (their reference log-probs came from `policy`).
     Returns {"checkpoint": path or uri of the new policy, ...metrics}; skips finished work."""
     import ray.train
@@ -42,7 +45,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
     digest = resume_key("dpo", pairs_key, config.train.model_dump(mode="json"), policy)
     out = f"{d}/checkpoint"
     if store.finished(out, digest):
-        log(f"[{d}] dpo: finished earlier, skipped")
+        log.info(f"[{d}] dpo: finished earlier, skipped")
         return store.read_json(f"{out}/_SUCCESS")
     n_pairs = store.count_rows(f"{d}/pairs")
     if not n_pairs:
@@ -55,7 +58,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
         store.clear(f"{d}/{RUN_NAME}")  # checkpoints of other settings must not be resumed
         store.write_json(f"{d}/{RUN_NAME}_config.json", {"config_hash": digest})
     t = config.train
-    log(
+    log.info(
         f"[{d}] dpo: {n_pairs} pairs, {t.workers} worker(s), {t.epochs} epoch(s), batch {t.batch_size}, "
         f"lr {t.lr}, beta {t.beta}"
     )
@@ -101,7 +104,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str, log=print) -> dict
     }
     manifest["config_hash"] = digest
     store.write_json(f"{out}/_SUCCESS", manifest)
-    log(
+    log.info(
         f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
         f"{manifest['seconds']} s"
     )

@@ -1,7 +1,7 @@
 """A policy on the config's benchmarks (eval.benchmarks: POPE, AMBER, CHAIR) through Ray Data batch
 inference: the AnswerQuestions stage on actors placed like sampling's.
 
-RUN/benchmarks/images/<id>        each benchmark image, stored once by content (pipeline/images.py)
+RUN/benchmarks/images/<id>        each benchmark image, stored once by content (storage/images.py)
 RUN/benchmarks/<name>/<tag>/      the answers of one policy (tag: policy_KKK, the summary's row), with
                                   a _SUCCESS manifest: a rerun answers nothing again
 RUN/benchmarks/<name>/<tag>.scored.jsonl  each answer with what it was scored as (objects named,
@@ -13,15 +13,18 @@ RUN/benchmarks/<name>/<tag>.scored.jsonl  each answer with what it was scored as
 from __future__ import annotations
 
 import json
+import logging
 
 from .. import schema as S
 from ..benchmarks import COLUMNS, Benchmark, load_benchmark
 from ..config import BenchmarkConfig, ModelSpec, RunConfig, StageResources
 from ..errors import ConfigError
 from ..stages.answer_questions import AnswerQuestions
-from .images import put_images
-from .stages import StageSpec
-from .store import RunStore, resume_key
+from ..storage.images import put_images
+from ..storage.store import RunStore, resume_key
+from .stage_specs import StageSpec
+
+log = logging.getLogger(__name__)
 
 BENCH_DIR = "benchmarks"
 
@@ -59,7 +62,7 @@ def check_benchmarks(config: RunConfig) -> None:
         raise ConfigError("\n".join(problems))
 
 
-def evaluate_benchmarks(config: RunConfig, policy: str, tag: str, log=print) -> dict[str, dict]:
+def evaluate_benchmarks(config: RunConfig, policy: str, tag: str) -> dict[str, dict]:
     return {
         b.label: run_benchmark(
             config.run_dir,
@@ -68,7 +71,6 @@ def evaluate_benchmarks(config: RunConfig, policy: str, tag: str, log=print) -> 
             config.resources.sample,
             config.data.max_image_pixels,
             tag,
-            log,
         )
         for b in config.eval.benchmarks
     }
@@ -81,7 +83,6 @@ def run_benchmark(
     resources: StageResources,
     max_pixels: int,
     tag: str,
-    log=print,
 ) -> dict:
     """MODEL's metrics on BENCH (answers kept under RUN/benchmarks/<name>/<tag>/)."""
     import ray
@@ -106,7 +107,7 @@ def run_benchmark(
     )
     key = spec.resume_key(resume_key("benchmark", [(q.qid, q.image, q.text) for q in questions]))
     if store.finished(rel, key):
-        log(f"[{bench.label}] {tag}: answered earlier, scoring the stored answers")
+        log.info(f"[{bench.label}] {tag}: answered earlier, scoring the stored answers")
     else:
         for sub in ("", "quarantine/", "_timings/"):
             store.clear(f"{BENCH_DIR}/{sub}{bench.label}/{tag}")
@@ -115,7 +116,7 @@ def run_benchmark(
             {S.PROMPT_ID: q.qid, S.IMAGE_ID: ids[q.image], S.INSTRUCTION: q.text, S.LABEL: q.label, S.KIND: q.kind}
             for q in questions
         ]
-        log(f"[{bench.label}] {tag}: {len(rows)} questions on {len(ids)} images, model {model.path}")
+        log.info(f"[{bench.label}] {tag}: {len(rows)} questions on {len(ids)} images, model {model.path}")
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
         for _ in apply_stage(ds, spec, f"{bench.label}/{tag}", store.uri, BENCH_DIR).iter_batches(batch_size=None):
             pass  # the stage persists its answers
@@ -126,7 +127,7 @@ def run_benchmark(
     metrics, details = benchmark.score(answered, [answers[q.qid] for q in answered])
     metrics.update(kind=bench.kind, questions=len(questions), unanswered=len(questions) - len(answered))
     store.write_bytes(f"{rel}.scored.jsonl", scored_lines(answered, answers, details))
-    log(
+    log.info(
         f"[{bench.label}] {tag}: "
         + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS[bench.kind])
         + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else "")
@@ -146,7 +147,7 @@ def _stage_images(store: RunStore, bench: BenchmarkConfig, names: list[str]) -> 
     """Copy the benchmark's images into the run (once: by content id), from a folder, s3:// or
     http(s)://; every image that cannot be read is named (an unreachable store raises as itself)."""
     from ..config import DataConfig
-    from ..image_refs import fetch_all
+    from ..storage.image_refs import fetch_all
 
     root, limits = bench.image_root.rstrip("/"), DataConfig()
     refs = [f"{root}/{n}" for n in names]

@@ -14,7 +14,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .errors import StorageError, unreachable_reason
+from ..errors import StorageError, unreachable_reason
 
 HTTP_RETRIES = 3
 HTTP_CONNECT_TIMEOUT = 5.0

@@ -22,7 +22,7 @@ def local_model(path: str) -> str:
     def download(folder: Path) -> None:
         fs, root = FileSystem.from_uri(path)
         if fs.get_file_info(root).type != FileType.Directory:
-            from .errors import ModelLoadError
+            from ..errors import ModelLoadError
 
             raise ModelLoadError(f"model {path!r}: no such folder")
         copy_files(root, str(folder), source_filesystem=fs)

@@ -163,8 +163,8 @@ def tokenizer(family: str, vocab_size: int = 700):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from .. import prompts
-    from . import data
+    from rlaifv_ray import prompts
+    from rlaifv_ray.toyworld import data
 
     style, specials, bos, eos, pad, _, template = _TOKENIZERS[family]
     corpus = data.corpus(0, n=100) + [prompts.INSTRUCT.facts, prompts.INSTRUCT.questions, prompts.LABEL_PROMPT]
@@ -334,7 +334,7 @@ def _qwen_images():
 def _build_qwen2_vl(tok, vocab):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    from ..engines.processors import ImageOnlyQwen2VLProcessor
+    from rlaifv_ray.engines.processors import ImageOnlyQwen2VLProcessor
 
     text = _text_config(
         tok,
@@ -365,7 +365,7 @@ def _build_qwen2_vl(tok, vocab):
 def _build_qwen2_5_vl(tok, vocab):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from ..engines.processors import ImageOnlyQwen2_5_VLProcessor
+    from rlaifv_ray.engines.processors import ImageOnlyQwen2_5_VLProcessor
 
     text = _text_config(
         tok,
@@ -459,9 +459,9 @@ def train(folder: str | Path, task: str, steps: int, batch: int = 16, lr: float 
     import torch
     import transformers
 
-    from ..engines.chat import ensure_pad_token
-    from ..engines.processors import load_processor
-    from . import data, sft
+    from rlaifv_ray.engines.chat import ensure_pad_token
+    from rlaifv_ray.engines.processors import load_processor
+    from rlaifv_ray.toyworld import data, sft
 
     torch.manual_seed(seed)
     folder = Path(folder)

@@ -9,14 +9,17 @@ image or answer go to RUN/iter_000/quarantine/imported/ with their reason.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..preference_data import SOURCE, detect_format
+from ..storage.store import RunStore, resume_key
 from .feedback import FeedbackRun, _io_task
-from .stages import StageSpec
-from .store import RunStore, resume_key
+from .stage_specs import StageSpec
+
+log = logging.getLogger(__name__)
 
 IMPORTED = "imported"
 READ_ROWS = 256  # rows per batch read from a shard: a few MB of images, whatever the row-group size
@@ -70,7 +73,7 @@ class ImportRun(FeedbackRun):
         self.dir = f"iter_{self.iteration:03d}"
         self.fmt, self.shards = dataset_files(self.input_spec)
         from ..stages.import_pairs import ImportPairs
-        from .stages import stage_specs
+        from .stage_specs import stage_specs
 
         reference = stage_specs(self.config, self.policy)["reference"]
         px = self.config.data.max_image_pixels
@@ -101,7 +104,7 @@ class ImportRun(FeedbackRun):
             if todo[0] == IMPORTED:
                 ds = self._apply(ds, IMPORTED)
             ds = self._apply(ds, "reference", out_dir="pairs")
-            self.log(f"[{self.dir}] {len(self.shards)} {self.fmt} shard(s) -> {' -> '.join(todo)}")
+            log.info(f"[{self.dir}] {len(self.shards)} {self.fmt} shard(s) -> {' -> '.join(todo)}")
             for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 pass  # the stages persist their own output; draining the stream drives it
             for stage in todo:
@@ -162,7 +165,7 @@ def _read_row_group(batch, root: str):
             yield pa.Table.from_batches([part]).append_column(SOURCE, pa.array(ids, pa.string()))
 
 
-def import_pairs(config: RunConfig, iteration: int, policy: str, path: str, log=print) -> dict:
+def import_pairs(config: RunConfig, iteration: int, policy: str, path: str) -> dict:
     """Import (or resume importing) the pairs at PATH as iteration K's pairs; returns its metrics."""
     with RunStore(config.run_dir).reachable():
-        return ImportRun(config, iteration, policy, path, log).run()
+        return ImportRun(config, iteration, policy, path).run()

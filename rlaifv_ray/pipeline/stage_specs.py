@@ -16,7 +16,7 @@ from ..stages.extract_claims import ExtractClaims
 from ..stages.label_claims import GroundTruthLabels, LabelClaims
 from ..stages.reference_logps import ReferenceLogps
 from ..stages.sample_candidates import SampleCandidates
-from .store import resume_key
+from ..storage.store import resume_key
 
 
 @dataclass(frozen=True)

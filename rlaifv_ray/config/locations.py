@@ -1,0 +1,79 @@
+"""Where things are: model locations (folders, s3://, hub ids, `toy:ROLE`), local paths, prompt specs
+(`toy:N`) and the shipped configs. The one module outside toyworld/ that knows the `toy:` prefix.
+
+Relative paths mean the directory the command runs in (for `ray job submit --working-dir .`, the
+uploaded directory). They are made absolute once, at validation, so a Ray worker running elsewhere
+reads the same folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+TOY = "toy:"
+
+# Hugging Face hub ids: "name" or "namespace/name" (huggingface_hub's validate_repo_id, simplified).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+def resolve_model_path(value: str, base: str | Path) -> str:
+    """A model location as every process will read it: URIs (s3://) and absolute paths as given
+    (an absolute path may name a mount that only the GPU nodes have), a relative folder that exists
+    under `base` as its absolute path, `toy:ROLE` for a committed ShapesWorld model, else a hub id.
+    Raises ValueError for anything else."""
+    if "://" in value:
+        return value
+    if value.startswith(TOY):
+        return _toy_model(value[len(TOY) :])
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if (Path(base) / path).is_dir():
+        return str((Path(base) / path).resolve())
+    if _HUB_ID.fullmatch(value) and ".." not in value:
+        return value
+    raise ValueError(
+        f"{value!r} is neither a model folder ({Path(base) / path} does not exist) nor a hub id "
+        "(name or namespace/name)"
+    )
+
+
+def _toy_model(role: str) -> str:
+    """The committed ShapesWorld model of ROLE (package data: found from a clone or a wheel alike)."""
+    from ..toyworld import PRETRAINED, ROLES
+
+    if role not in ROLES:
+        raise ValueError(f"toy:{role}: the ShapesWorld models are toy:{', toy:'.join(ROLES)}")
+    if not (PRETRAINED / role / "config.json").is_file():
+        raise ValueError(
+            f"toy:{role}: {PRETRAINED / role} is missing; `rlaifv-ray toy build --out {PRETRAINED}` rebuilds it"
+        )
+    return str(PRETRAINED / role)
+
+
+def resolve_local_path(value: str, base: str | Path) -> str:
+    """A local path made absolute against `base`; URIs (s3://...) and toy:N specs pass unchanged."""
+    if "://" in value or value.startswith(TOY):
+        return value
+    return str((Path(base) / Path(value).expanduser()).resolve())
+
+
+def toy_prompts(spec: str) -> str | None:
+    """N of a `toy:N` prompt spec (the text after the prefix, unparsed); None for any other input."""
+    return spec[len(TOY) :] if spec.startswith(TOY) else None
+
+
+def toy_prompt_spec(n: int) -> str:
+    return f"{TOY}{n}"
+
+
+SHIPPED_CONFIGS = ("toy", "cluster_7b", "cluster_72b", "qwen2_5_vl_7b")
+
+
+def shipped_config(path: str | Path) -> Path:
+    """A config file, or the name of one shipped in the package (`toy`, ...): found from a clone or
+    a wheel install alike."""
+    if str(path) in SHIPPED_CONFIGS and not Path(path).is_file():
+        return Path(__file__).resolve().parents[1] / "configs" / f"{path}.yaml"
+    return Path(path)

@@ -1,0 +1,68 @@
+"""DPO training settings: train.* and train.lora.*."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .fields import Strict
+
+
+class LoraConfig(Strict):
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Linear layers of the language model that get adapters (the vision encoder never does).",
+    )
+
+
+class TrainConfig(Strict):
+    beta: float = Field(0.1, gt=0, description="DPO beta.")
+    lr: float = Field(
+        5e-5, gt=0, lt=1.0, description="Learning rate; tiny models collapse above ~1.5e-4 (TOYWORLD lesson 3)."
+    )
+    epochs: int = Field(1, ge=1, description="Epochs over each iteration's pairs.")
+    batch_size: int = Field(8, ge=1, description="Global batch size (pairs per optimizer step), split over workers.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warm-up (cosine after).")
+    workers: int = Field(1, ge=1, description="Ray Train workers (data parallel).")
+    use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
+    gpu_memory_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Memory of one training GPU (e.g. 40 for an A100 40GB); "
+        "when set, the memory plan must fit before any work.",
+    )
+    num_cpus_per_worker: float = Field(1.0, gt=0, description="CPUs per Ray Train worker (also its torch threads).")
+    checkpoint_steps: int = Field(10, ge=1, description="Save a resumable Ray Train checkpoint every this many steps.")
+    max_failures: int = Field(2, ge=0, description="Worker-group restarts (from the last checkpoint) before DPO fails.")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp: every worker holds the whole model (HF Trainer); fsdp: FSDP2 shards parameters, "
+        "gradients and AdamW state over the workers (fp32 master weights, bf16 compute on GPUs); "
+        "with train.lora, fsdp shards the frozen base (bf16 on GPUs) and trains fp32 adapters.",
+    )
+    lora: LoraConfig | None = Field(
+        None,
+        description="Train LoRA adapters instead of every weight (peft); the next "
+        "policy is the merged model, the adapter is saved beside it.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory, about a third more compute."
+    )
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="Experiment trackers for the DPO logs; tensorboard logs land in RUN/iter_NNN/tensorboard/.",
+    )
+
+    @model_validator(mode="after")
+    def _strategy_supports(self) -> TrainConfig:
+        if self.strategy == "fsdp" and self.batch_size % self.workers:
+            raise ValueError(
+                f"train.strategy fsdp needs train.batch_size ({self.batch_size}) divisible by "
+                f"train.workers ({self.workers})"
+            )
+        return self
