@@ -217,7 +217,7 @@ class FeedbackRun:
 
 
 def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
-    from ..stages._rows import to_rows
+    from ..stages.base import to_rows
     from ..stages.build_pairs import BuildPairs
 
     build = BuildPairs(config.pairs.min_gap, config.pairs.max_per_prompt, config.seed)

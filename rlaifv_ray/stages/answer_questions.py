@@ -5,10 +5,10 @@ from __future__ import annotations
 from .. import schema as S
 from ..engines import GenerateRequest, SamplingParams, load_engine
 from ..engines.base import user_message
-from ._rows import decode_images, output_keys, to_batch, to_rows
+from .base import Stage
 
 
-class AnswerQuestions:
+class AnswerQuestions(Stage):
     reads = (S.IMAGE, S.INSTRUCTION)
     writes = (S.ANSWER, S.ERROR)
 
@@ -24,20 +24,13 @@ class AnswerQuestions:
         self.params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)  # greedy: benchmarks are exams
         self.max_pixels = max_pixels
 
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        S.require_columns(batch, self.reads, type(self).__name__)
-        rows = to_rows(batch)
-        images = decode_images(rows, S.IMAGE, self.max_pixels)
-        asked = [i for i in range(len(rows)) if not isinstance(images[i], str)]
-        answers = (
-            self.engine.generate(
-                [GenerateRequest(user_message(rows[i][S.INSTRUCTION], True), images[i], self.params) for i in asked]
-            )
-            if asked
-            else []
-        )
-        for i, row in enumerate(rows):
-            row[S.ANSWER], row[S.ERROR] = "", images[i] if isinstance(images[i], str) else None
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
+        asked = [i for i in range(len(rows)) if i in images]
+        messages = [user_message(rows[i][S.INSTRUCTION], True) for i in asked]
+        requests = [GenerateRequest(m, images[i], self.params) for m, i in zip(messages, asked)]
+        answers = self.engine.generate(requests) if requests else []
+        for row in rows:
+            row[S.ANSWER] = ""
         for i, text in zip(asked, answers):
             rows[i][S.ANSWER] = text
-        return to_batch(rows, output_keys(batch, self.writes))
+        return rows

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .. import schema as S
 from ..engines.base import derive_seed
-from ._rows import to_batch, to_rows
+from .base import Stage
 
 
 @dataclass(frozen=True)
@@ -68,24 +68,33 @@ def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | No
     return keep, best_r
 
 
-class BuildPairs:
+class BuildPairs(Stage):
     """Group of one prompt's labelled answers -> its preference pairs (before length balancing)."""
 
     reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION)
-    writes = (S.CHOSEN, S.REJECTED, S.CHOSEN_ID, S.REJECTED_ID, S.CHOSEN_SCORE, S.REJECTED_SCORE)
+    writes = (
+        S.PROMPT_ID,
+        S.IMAGE_ID,
+        S.INSTRUCTION,
+        S.TRUTH,
+        S.CHOSEN,
+        S.REJECTED,
+        S.CHOSEN_ID,
+        S.REJECTED_ID,
+        S.CHOSEN_SCORE,
+        S.REJECTED_SCORE,
+    )
+    keeps_input_columns = False  # a group of answers in, its pairs out
 
     def __init__(self, min_gap: int, max_per_prompt: int, run_seed: int):
         self.min_gap, self.max_per_prompt, self.run_seed = min_gap, max_per_prompt, run_seed
 
-    def __call__(self, group: dict[str, list]) -> dict[str, list]:
-        S.require_columns(group, self.reads, type(self).__name__)
-        rows = to_rows(group)
-        keys = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.TRUTH, *self.writes]
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         if not rows:
-            return to_batch([], keys)
+            return []
         first = rows[0]
         scored = [Scored(r[S.ANSWER_ID], r[S.ANSWER], r[S.SCORE]) for r in rows if r[S.SCORE] is not None]
-        out = [
+        return [
             {
                 S.PROMPT_ID: first[S.PROMPT_ID],
                 S.IMAGE_ID: first[S.IMAGE_ID],
@@ -100,4 +109,3 @@ class BuildPairs:
             }
             for c, r in pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)
         ]
-        return to_batch(out, keys)

@@ -13,12 +13,12 @@ from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
 from ..engines.base import user_message
 from ..prompts import PROMPT_SETS, bullets, parse_list
 from ._limits import TokenBound
-from ._rows import output_keys, to_batch, to_rows
+from .base import Stage
 
 MAX_ANSWER_WORDS = 300  # official: answers are truncated to 300 words before extraction
 
 
-class ExtractClaims:
+class ExtractClaims(Stage):
     reads = (S.ANSWER,)
     writes = (S.CLAIMS, S.QUESTIONS, S.CLAIM_ERROR, S.ERROR)  # error: quarantined (an answer too long for it)
 
@@ -52,9 +52,7 @@ class ExtractClaims:
         # sampled calls are seeded per answer, so a rerun reproduces the same claims
         self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        S.require_columns(batch, self.reads, type(self).__name__)
-        rows = to_rows(batch)
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         for r in rows:
             r.update({S.CLAIMS: [], S.QUESTIONS: [], S.CLAIM_ERROR: None})
             if self.bound and not r.get(S.ERROR):  # quarantined before the claim LLM spends time on it
@@ -65,7 +63,7 @@ class ExtractClaims:
                 self._rules(r)
         else:
             self._llm(live)
-        return to_batch(rows, output_keys(batch, self.writes))
+        return rows
 
     def _rules(self, row: dict) -> None:
         from ..toyworld.metrics import mentions

@@ -13,10 +13,10 @@ import random
 from .. import schema as S
 from ..engines import YesNoRequest, derive_seed, load_engine
 from ..prompts import LABEL_PROMPT
-from ._rows import decode_images, output_keys, to_batch, to_rows
+from .base import Stage
 
 
-class LabelClaims:
+class LabelClaims(Stage):
     reads = (S.IMAGE, S.QUESTIONS)
     writes = (S.P_YES, S.P_NO, S.ACCEPTED, S.SCORE)
 
@@ -26,14 +26,10 @@ class LabelClaims:
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.max_pixels = max_pixels
 
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        S.require_columns(batch, self.reads, type(self).__name__)
-        rows = to_rows(batch)
-        images = decode_images(rows, S.IMAGE, self.max_pixels)
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         requests, owners = [], []
         for i, row in enumerate(rows):
-            if row.get(S.ERROR) or isinstance(images[i], str):
-                row[S.ERROR] = row.get(S.ERROR) or images[i]
+            if row.get(S.ERROR):
                 continue
             for q in row[S.QUESTIONS]:
                 requests.append(YesNoRequest(LABEL_PROMPT.format(question=q), images[i]))
@@ -44,10 +40,10 @@ class LabelClaims:
             verdicts[i].append(p)
         for i, row in enumerate(rows):
             _fill(row, verdicts[i])
-        return to_batch(rows, output_keys(batch, self.writes))
+        return rows
 
 
-class GroundTruthLabels:
+class GroundTruthLabels(Stage):
     """Labels from ShapesWorld truth; each verdict flipped with probability flip_rate (seeded)."""
 
     reads = (S.TRUTH, S.CLAIMS, S.ANSWER_ID)
@@ -58,11 +54,9 @@ class GroundTruthLabels:
             raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
         self.flip_rate, self.run_seed = flip_rate, run_seed
 
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         from ..toyworld.metrics import claim_truth
 
-        S.require_columns(batch, self.reads, type(self).__name__)
-        rows = to_rows(batch)
         for row in rows:
             probs = []
             for k, claim in enumerate(row[S.CLAIMS] if not row.get(S.ERROR) else []):
@@ -72,7 +66,7 @@ class GroundTruthLabels:
                     true = not true
                 probs.append((1.0, 0.0) if true else (0.0, 1.0))
             _fill(row, probs)
-        return to_batch(rows, output_keys(batch, self.writes))
+        return rows
 
 
 def _fill(row: dict, probs: list[tuple[float, float]]) -> None:

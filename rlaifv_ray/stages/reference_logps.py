@@ -6,10 +6,10 @@ from __future__ import annotations
 from .. import schema as S
 from ..engines import LogprobRequest, load_engine
 from ..engines.base import user_message
-from ._rows import decode_images, output_keys, to_batch, to_rows
+from .base import Stage
 
 
-class ReferenceLogps:
+class ReferenceLogps(Stage):
     reads = (S.IMAGE, S.INSTRUCTION, S.CHOSEN, S.REJECTED)
     writes = (S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP)
 
@@ -19,19 +19,14 @@ class ReferenceLogps:
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.max_pixels = max_pixels
 
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        S.require_columns(batch, self.reads, type(self).__name__)
-        rows = to_rows(batch)
-        images = decode_images(rows, S.IMAGE, self.max_pixels)
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
+        live = [i for i in range(len(rows)) if not rows[i].get(S.ERROR)]  # an undecodable image: quarantined
         requests = []
-        for i, row in enumerate(rows):
-            msgs = user_message(row[S.INSTRUCTION], True)
-            requests += [
-                LogprobRequest(msgs, row[S.CHOSEN], images[i]),
-                LogprobRequest(msgs, row[S.REJECTED], images[i]),
-            ]
+        for i in live:
+            msgs = user_message(rows[i][S.INSTRUCTION], True)
+            requests += [LogprobRequest(msgs, rows[i][c], images[i]) for c in (S.CHOSEN, S.REJECTED)]
         logps = self.engine.sequence_logprobs(requests) if requests else []
-        for i, row in enumerate(rows):
-            row[S.REF_CHOSEN_LOGP] = logps[2 * i].total
-            row[S.REF_REJECTED_LOGP] = logps[2 * i + 1].total
-        return to_batch(rows, output_keys(batch, self.writes))
+        for k, i in enumerate(live):
+            rows[i][S.REF_CHOSEN_LOGP] = logps[2 * k].total
+            rows[i][S.REF_REJECTED_LOGP] = logps[2 * k + 1].total
+        return rows

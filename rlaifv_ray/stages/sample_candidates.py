@@ -6,10 +6,10 @@ from .. import schema as S
 from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
 from ..engines.base import user_message
 from ._limits import TokenBound
-from ._rows import decode_images, output_keys, to_batch, to_rows
+from .base import Stage
 
 
-class SampleCandidates:
+class SampleCandidates(Stage):
     reads = (S.PROMPT_ID, S.IMAGE, S.INSTRUCTION)
     writes = (S.ANSWER_ID, S.SAMPLE_INDEX, S.SEED, S.ANSWER, S.ERROR)
 
@@ -31,15 +31,12 @@ class SampleCandidates:
         self.n, self.run_seed, self.max_pixels = n, run_seed, max_pixels
         self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        S.require_columns(batch, self.reads, type(self).__name__)
-        rows = to_rows(batch)
-        images = decode_images(rows, S.IMAGE, self.max_pixels)
+    def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         out, requests, slots = [], [], []
         for i, row in enumerate(rows):
             problem = (
                 row.get(S.ERROR)
-                or _problem(row, images[i])
+                or ("empty instruction" if not str(row.get(S.INSTRUCTION) or "").strip() else None)
                 or self.bound.problem(str(row[S.INSTRUCTION]), "instruction")
             )
             if problem:
@@ -68,15 +65,7 @@ class SampleCandidates:
                 out[slot].update({S.ANSWER: "", S.ERROR: "empty answer"})
             else:
                 out[slot][S.ANSWER] = text
-        return to_batch(out, output_keys(batch, self.writes))
-
-
-def _problem(row: dict, image) -> str | None:
-    if isinstance(image, str):
-        return image
-    if not str(row.get(S.INSTRUCTION) or "").strip():
-        return "empty instruction"
-    return None
+        return out
 
 
 def _generate_isolating_failures(engine, requests):
