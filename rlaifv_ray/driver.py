@@ -1,4 +1,4 @@
-"""The RLAIF-V loop (METHOD s.1-2). Each iteration: collect feedback with the current policy,
+"""The RLAIF-V loop (docs/method.md s.1-2). Each iteration: collect feedback with the current policy,
 train it with DPO against itself as the reference, evaluate; the trained policy samples the next
 iteration. Every step persists its result in the run directory, so rerunning the same command
 after a crash continues at the first unfinished step.

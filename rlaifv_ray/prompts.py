@@ -1,4 +1,4 @@
-"""Prompt templates of the feedback pipeline, in one place (METHOD.md s.1 steps 2-4).
+"""Prompt templates of the feedback pipeline, in one place (docs/method.md s.1.2-1.4).
 
 The claim LLM is called twice: (question, answer) -> facts, then facts -> yes/no questions.
 Two prompt sets:

@@ -1,4 +1,4 @@
-"""The implicit DPO reward of METHOD s.3, for best-of-N ranking.
+"""The implicit DPO reward of docs/method.md s.3, for best-of-N ranking.
 
 r(y) = (beta / T) * sum_t [log pi_theta(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)] over the T
 tokens of the answer text. The chat template's closing markup (end-of-turn token, newline) is left

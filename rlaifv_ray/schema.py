@@ -48,6 +48,12 @@ ROW = "row"  # the offending row as JSON (image bytes elided)
 def _schemas():
     import pyarrow as pa
 
+    fields = {**_feedback_fields(pa), **_other_fields(pa)}
+    return {name: pa.schema(columns) for name, columns in fields.items()}
+
+
+def _feedback_fields(pa) -> dict[str, list]:
+    """Each feedback stage's rows: the rows it read plus the columns it adds."""
     prompt = [
         pa.field(PROMPT_ID, pa.string(), nullable=False),
         pa.field(IMAGE_ID, pa.string(), nullable=False),
@@ -71,6 +77,10 @@ def _schemas():
         pa.field(ACCEPTED, pa.list_(pa.bool_())),
         pa.field(SCORE, pa.int32()),
     ]
+    return dict(prompts=prompt, candidates=candidate, claims=claims, labels=label)
+
+
+def _other_fields(pa) -> dict[str, list]:
     pair = [
         pa.field(PROMPT_ID, pa.string(), nullable=False),
         pa.field(IMAGE_ID, pa.string(), nullable=False),
@@ -98,18 +108,7 @@ def _schemas():
         pa.field(REASON, pa.string(), nullable=False),
         pa.field(ROW, pa.string(), nullable=False),
     ]
-    return {
-        name: pa.schema(fields)
-        for name, fields in dict(
-            prompts=prompt,
-            candidates=candidate,
-            claims=claims,
-            labels=label,
-            pairs=pair,
-            answers=answers,
-            quarantine=quarantine,
-        ).items()
-    }
+    return dict(pairs=pair, answers=answers, quarantine=quarantine)
 
 
 def schema(name: str):

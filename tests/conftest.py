@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config, items):
         has_cuda = torch.cuda.is_available()
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "gpu" in item.keywords and not has_cuda:
+        if item.get_closest_marker("gpu") and not has_cuda:  # the marker, not a name containing "gpu"
             item.add_marker(skip)
 
 
@@ -230,8 +230,8 @@ def ray_head(env: dict):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def ray_job_submit(address: str, env: dict, *entrypoint: str):
-    """`ray job submit --working-dir REPO -- ENTRYPOINT`; retried while the job agent is not up yet."""
+def ray_job_submit(address: str, env: dict, *entrypoint: str, working_dir: Path = REPO):
+    """`ray job submit --working-dir WORKING_DIR -- ENTRYPOINT`; retried while the job agent is not up yet."""
     import subprocess
     import sys
     import time
@@ -243,7 +243,7 @@ def ray_job_submit(address: str, env: dict, *entrypoint: str):
         "--address",
         address,
         "--working-dir",
-        str(REPO),
+        str(working_dir),
         "--",
         *entrypoint,
     ]

@@ -119,29 +119,27 @@ def test_amber_gen_fixture_matches_the_hand_count(tmp_path, capsys):
     )
     answers = tmp_path / "answers.json"  # AMBER's own output shape: a JSON list of {id, response}
     answers.write_text(json.dumps([{"id": a[0], "response": a[1]} for a in fx["answers"]]))
-    assert (
-        main(
-            [
-                "eval",
-                "--bench",
-                "amber_gen",
-                "--file",
-                str(queries),
-                "--annotations",
-                str(tmp_path / "annotations.json"),
-                "--association",
-                str(tmp_path / "association.json"),
-                "--safe-words",
-                str(tmp_path / "safe_words.txt"),
-                "--answers",
-                str(answers),
-                "--json",
-                "--out",
-                str(tmp_path / "scored.jsonl"),
-            ]
-        )
-        == 0
-    )
+    argv = [
+        "eval",
+        "--bench",
+        "amber_gen",
+        "--file",
+        str(queries),
+        "--annotations",
+        str(tmp_path / "annotations.json"),
+        "--association",
+        str(tmp_path / "association.json"),
+        "--safe-words",
+        str(tmp_path / "safe_words.txt"),
+        "--answers",
+        str(answers),
+        "--out",
+        str(tmp_path / "scored.jsonl"),
+    ]
+    # progress lines go to stderr, -q silences them, --json leaves one object on stdout
+    assert main(argv) == 0 and "scored 6 answers" in capsys.readouterr().err
+    assert main([*argv, "-q"]) == 0 and capsys.readouterr().err == ""
+    assert main([*argv, "--json"]) == 0
     m, e = json.loads(capsys.readouterr().out), fx["expected"]
     assert m["n"] == e["n"] and m["mentions"] == e["mentions"]
     assert (m["chair"], m["hal"]) == (e["hallucinated_mentions"] / e["mentions"], e["hal_answers"] / e["n"])

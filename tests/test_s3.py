@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import ray_head, ray_job_submit, toy_config
+from tests.test_readme import SMALLER, readme_command, repository_copy
 
 SECRET = "secret-key-that-must-not-leak"
 
@@ -40,16 +41,19 @@ def s3():
     server.stop()
 
 
-def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path, toy_models):
-    """The driver as users run it: `ray job submit` to a `ray start --head` cluster, whose nodes hold
-    the AWS credentials; the run directory on S3 gets every stage, checkpoint, summary and report."""
+def test_readme_job_command_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path):
+    """The README's toy job as written (the shipped config, its `toy:` models and relative paths),
+    from a clone's root: `ray job submit` to a `ray start --head` cluster whose nodes hold the AWS
+    credentials; the only changes are the head's address, the bucket and a smaller run. The run
+    directory on S3 gets every stage, checkpoint, summary, report and the run's log. (`rlaifv-ray
+    run toy` is the same `run` command: jobs/iterate.py calls it.)"""
     client, aws = s3
-    cfg = toy_config(
-        tmp_path,
-        toy_models,
-        **{"run_dir": "s3://rlaifv-runs/toy", "data.input": "toy:12", "eval.toy_heldout": 8, "train.batch_size": 2},
-    )
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    argv = readme_command("ray job submit --address http://127.0.0.1:8265")  # ray_job_submit: the test head's
+    entrypoint = argv[argv.index("--") + 1 :]
+    entrypoint = [a.replace("s3://my-bucket/runs/toy", "s3://rlaifv-runs/toy") for a in entrypoint] + SMALLER
+    entrypoint += ["--set", "eval.toy_heldout=8", "--set", "data.input=toy:12", "--set", "sampling.n=4"]
+    entrypoint += ["--set", "train.batch_size=2"]
+    repo = repository_copy(tmp_path)
     env = {
         **os.environ,
         **aws,
@@ -58,7 +62,7 @@ def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path,
         "RLAIFV_CACHE": str(tmp_path / "cache"),
     }
     with ray_head(env) as address:
-        job = ray_job_submit(address, env, "python", "jobs/iterate.py", "--config", str(tmp_path / "run.yaml"))
+        job = ray_job_submit(address, env, *entrypoint, working_dir=repo)
     output = job.stdout + job.stderr
     assert job.returncode == 0 and "succeeded" in job.stdout, output[-4000:]
     keys = [
@@ -83,6 +87,16 @@ def test_ray_job_submit_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path,
     assert [r["iteration"] for r in summary] == [0, 1]
     assert summary[1]["policy"] == "s3://rlaifv-runs/toy/iter_000/checkpoint"
     assert summary[1]["chair_s"] is not None  # the trained policy was loaded back from S3 and evaluated
+    # the run records its config resolved: the S3 run dir, toy:ROLE as the committed models
+    resolved = yaml.safe_load(client.get_object(Bucket="rlaifv-runs", Key="toy/config.yaml")["Body"].read())
+    assert resolved["run_dir"] == "s3://rlaifv-runs/toy"
+    for role in ("policy", "labeler", "claim_llm"):
+        assert resolved["models"][role]["path"].endswith(f"rlaifv_ray/toyworld/pretrained/{role}")
+    # the progress the job printed is in RUN/run.log too, with time, level and logger
+    log = client.get_object(Bucket="rlaifv-runs", Key="toy/run.log")["Body"].read().decode()
+    assert "INFO rlaifv_ray.driver: [iter_000] dpo: done in" in log
+    assert "INFO rlaifv_ray.pipeline.feedback: [iter_000] pairs:" in log
+    assert "[iter_000] dpo: done in" in output
     # credentials appear nowhere: not in the job's logs, not in any small object written to the run
     assert SECRET not in output
     for key in keys:
@@ -158,9 +172,7 @@ def test_pairs_exported_to_s3_are_found_and_detected_there(s3, clean_run, monkey
     client, aws = s3
     for key, value in aws.items():
         monkeypatch.setenv(key, value)
-    result = export_pairs(
-        clean_run[0].run_dir, "s3://rlaifv-runs/exports/rlaifv", "rlaifv", rows_per_shard=4, log=lambda m: None
-    )
+    result = export_pairs(clean_run[0].run_dir, "s3://rlaifv-runs/exports/rlaifv", "rlaifv", rows_per_shard=4)
     keys = sorted(
         o["Key"]
         for o in client.list_objects_v2(Bucket="rlaifv-runs", Prefix="exports/")["Contents"]

@@ -47,14 +47,23 @@ def ranker(shifted_policy, toy_models, torch_threads):
 
 
 def test_reward_is_batch_independent_and_normalized_by_length(ranker):
+    from rlaifv_ray.engines import LogprobRequest
+    from rlaifv_ray.engines.base import user_message
+
     images = [scene_and_image(7, i)[1] for i in range(2)]
     together = ranker.score([(img, "Describe the image.", ANSWERS) for img in images])
     for img, scores in zip(images, together):
         for answer, s in zip(ANSWERS, scores):
             alone = ranker.score([(img, "Describe the image.", [answer])])[0][0]
             assert s.normalized == pytest.approx(alone.normalized, abs=1e-4)
-            assert s.normalized == pytest.approx(s.summed / s.tokens, rel=1e-9)
-            assert s.tokens == len(ranker.policy.chat.token_ids(answer))  # T: the answer, not <|im_end|>
+            tokens = len(ranker.policy.chat.token_ids(answer))  # T: the answer, not <|im_end|>
+            assert s.tokens == tokens
+            # the method's reward from each model's own per-token log-probs, one request at a time
+            request = [LogprobRequest(user_message("Describe the image.", True), answer, img)]
+            p = ranker.policy.sequence_logprobs(request)[0].tokens[:tokens]
+            r = ranker.reference.sequence_logprobs(request)[0].tokens[:tokens]
+            assert s.summed == pytest.approx(0.1 * (sum(p) - sum(r)), abs=1e-4)
+            assert s.normalized == pytest.approx(0.1 * (sum(p) - sum(r)) / tokens, abs=1e-4)
     assert together[0][1].tokens > together[0][0].tokens
     assert len({round(s.normalized, 6) for s in together[0]}) == 3  # a real reward, not a constant
 
@@ -72,6 +81,19 @@ def test_reward_counts_only_the_answer_tokens():
     assert rewards(policy[:1], reference[:1], beta=0.5)[0].tokens == 4  # no spans: every token
     with pytest.raises(ValueError, match="tokenize the answer differently"):
         rewards(policy[:1], reference[1:], beta=0.5)
+
+
+def test_pick_takes_the_best_by_each_rule_and_a_seeded_random_one():
+    from rlaifv_ray.reward import Reward, pick
+
+    # a long answer with the largest summed reward, a short one with the largest per-token reward
+    scores = [Reward(0.02, 0.4, 20), Reward(0.05, 0.1, 2), Reward(-0.1, -0.3, 3)]
+    assert pick(scores, "normalized") == 1
+    assert pick(scores, "summed") == 0
+    draws = [pick(scores, "random", seed) for seed in range(30)]
+    assert draws == [pick(scores, "random", seed) for seed in range(30)]  # seeded
+    assert set(draws) == {0, 1, 2}
+    assert pick([Reward(0.1, 0.1, 1), Reward(0.1, 0.1, 1)], "normalized") == 0  # a tie: the first
 
 
 def test_eval_best_of_n_reports_each_pick_rule(shifted_policy, toy_models):

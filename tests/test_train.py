@@ -128,7 +128,7 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     beside it, and scores as the base with that adapter applied; step 1 is ln 2 (LoRA's B starts at
     zero). On the sharded base each rank holds half of the frozen weights, and the per-step losses
     equal ddp's on the same pairs (a global batch of all 4: the data order cannot differ). ddp also
-    writes tensorboard logs. (Full fine-tuning through Ray Train: test_readme, test_s3, test_mixed_run.)"""
+    writes tensorboard logs. (Full fine-tuning through Ray Train: test_s3, test_mixed_run, test_pairs_io.)"""
     import json
     import math
 

@@ -24,7 +24,12 @@ def add_commands(sub) -> None:
     add_config(r)
     r.add_argument("--input", help="prompts (overrides data.input): FILE.jsonl, FILE.parquet, image folder, toy:N")
     r.set_defaults(func=_run)
+    _add_feedback(sub)
+    _add_train(sub)
+    _add_demo(sub)
 
+
+def _add_feedback(sub) -> None:
     f = add_parser(
         sub,
         "feedback",
@@ -41,6 +46,8 @@ def add_commands(sub) -> None:
     src.add_argument("--toy", type=int, metavar="N", help="N ShapesWorld prompts (truth known: adds the audit)")
     f.set_defaults(func=_feedback)
 
+
+def _add_train(sub) -> None:
     t = add_parser(
         sub,
         "train",
@@ -56,6 +63,8 @@ def add_commands(sub) -> None:
     t.add_argument("--pairs", required=True, help="a parquet file, a folder of shards, or s3://bucket/prefix")
     t.set_defaults(func=_train)
 
+
+def _add_demo(sub) -> None:
     d = add_parser(
         sub,
         "demo",

@@ -136,7 +136,7 @@ class PairsConfig(Strict):
     min_gap: int = Field(1, ge=1, description="Minimum score gap |S_a - S_b| for a pair; ties are discarded.")
     max_per_prompt: int = Field(2, ge=1, description="Pairs kept per instruction (seeded choice).")
     length_balance: bool = Field(
-        True, description="Drop pairs so mean chosen and rejected lengths match (METHOD s.1.7)."
+        True, description="Drop pairs so mean chosen and rejected lengths match (docs/method.md s.1.7)."
     )
 
 

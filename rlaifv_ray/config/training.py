@@ -23,7 +23,10 @@ class LoraConfig(Strict):
 class TrainConfig(Strict):
     beta: float = Field(0.1, gt=0, description="DPO beta.")
     lr: float = Field(
-        5e-5, gt=0, lt=1.0, description="Learning rate; tiny models collapse above ~1.5e-4 (TOYWORLD lesson 3)."
+        5e-5,
+        gt=0,
+        lt=1.0,
+        description="Learning rate; tiny models collapse above ~1.5e-4 (docs/shapesworld.md lesson 3).",
     )
     epochs: int = Field(1, ge=1, description="Epochs over each iteration's pairs.")
     batch_size: int = Field(8, ge=1, description="Global batch size (pairs per optimizer step), split over workers.")

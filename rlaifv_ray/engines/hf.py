@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..errors import ModelLoadError
 from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest, check_model_path, user_message
 from .chat import ChatFormat
+from .hf_tensors import SeededSampler, cache_of, chunks, common_prefix, split_logprobs
 
 _YES, _NO = ("yes", "Yes"), ("no", "No")
 # Families whose positions are plain 1-D offsets, so a shared prefix cache can be extended exactly.
@@ -107,7 +108,7 @@ class HFEngine:
     # ---- generate ------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
         out: list[str] = []
-        for chunk in _chunks(requests, self.batch_size):
+        for chunk in chunks(requests, self.batch_size):
             out += self._generate_chunk(chunk)
         return out
 
@@ -119,7 +120,7 @@ class HFEngine:
         if any(r.params != params for r in requests):
             raise ValueError("one generate batch must share sampling params")
         batch = self._encode([self.chat.prompt(r.messages) for r in requests], [r.image for r in requests], "left")
-        sampler = _SeededSampler([r.seed for r in requests], params.temperature, params.top_p, self.device)
+        sampler = SeededSampler([r.seed for r in requests], params.temperature, params.top_p, self.device)
         with torch.no_grad():
             seqs = self.model.generate(
                 **batch,
@@ -142,7 +143,7 @@ class HFEngine:
         for i, r in enumerate(requests):
             groups.setdefault(id(r.image), []).append(i)
         for idx in groups.values():
-            for chunk in _chunks(idx, self.batch_size):
+            for chunk in chunks(idx, self.batch_size):
                 probs = self._next_token_probs([requests[i] for i in chunk])
                 yes = probs[:, self.yes_ids].sum(-1)
                 no = probs[:, self.no_ids].sum(-1)
@@ -161,7 +162,7 @@ class HFEngine:
         last = mask.sum(1) - 1
         rows = torch.arange(len(requests), device=ids.device)
         with torch.no_grad():
-            prefix = _common_prefix(ids, mask) if self.share_image_prefix and image is not None else 0
+            prefix = common_prefix(ids, mask) if self.share_image_prefix and image is not None else 0
             if (
                 self.image_token is not None
                 and prefix
@@ -183,7 +184,7 @@ class HFEngine:
         n = ids.shape[0]
         head = {k: v[:1] for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
         out = self._body(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, **head)
-        cache, cache_kw = _cache_of(out)
+        cache, cache_kw = cache_of(out)
         cache.batch_repeat_interleave(n)
         suffix = ids[:, prefix:]
         positions = torch.arange(prefix, ids.shape[1], device=ids.device).expand(n, -1)
@@ -194,7 +195,7 @@ class HFEngine:
     # ---- sequence log-probs --------------------------------------------------------------
     def sequence_logprobs(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]:
         out: list[SequenceLogprobs] = []
-        for chunk in _chunks(requests, self.batch_size):
+        for chunk in chunks(requests, self.batch_size):
             out += self._logprobs_chunk(chunk)
         return out
 
@@ -252,7 +253,7 @@ class HFEngine:
             )
             pos = torch.cat([torch.arange(start - 1, end - 1, device=self.device) for start, end in spans])
             token_logps = self._token_logprobs(hidden[row_of, pos], input_ids[row_of, pos + 1])
-        return _split(token_logps, [end - start for start, end in spans])
+        return split_logprobs(token_logps, [end - start for start, end in spans])
 
     def _logprobs_shared_prefix(self, enc_p, extra, enc_c, index) -> list[SequenceLogprobs]:
         """The same log-probs with each distinct prompt (and its image) encoded once: a prefix pass
@@ -265,7 +266,7 @@ class HFEngine:
         c_ids, c_mask = enc_c["input_ids"], enc_c["attention_mask"]
         with torch.no_grad():
             out = self._body(input_ids=p_ids, attention_mask=p_mask, use_cache=True, **extra)
-            cache, cache_kw = _cache_of(out)
+            cache, cache_kw = cache_of(out)
             cache.batch_select_indices(index)
             positions = p_len.index_select(0, index)[:, None] + torch.arange(c_ids.shape[1], device=self.device)
             hidden = self._body(
@@ -282,7 +283,7 @@ class HFEngine:
             predictors = torch.cat([first[:, None], hidden[:, :-1]], 1)
             keep = c_mask.bool()
             token_logps = self._token_logprobs(predictors[keep], c_ids[keep])
-        return _split(token_logps, c_mask.sum(1).tolist())
+        return split_logprobs(token_logps, c_mask.sum(1).tolist())
 
     def _token_logprobs(self, hidden, targets):
         """log p(target) for each (hidden state, target) pair: the vocabulary projection and the
@@ -297,57 +298,3 @@ class HFEngine:
             picked = logits.gather(-1, targets[i : i + step, None].to(logits.device))[:, 0]
             out.append(picked - torch.logsumexp(logits, -1))
         return torch.cat(out) if out else torch.zeros(0)
-
-
-def _split(token_logps, counts: list[int]) -> list[SequenceLogprobs]:
-    out, start = [], 0
-    for n in counts:
-        tokens = token_logps[start : start + n]
-        out.append(SequenceLogprobs(float(tokens.sum()), tokens.tolist()))
-        start += n
-    return out
-
-
-def _cache_of(out):
-    """The KV cache of a forward pass and the keyword that passes it back (transformers >= 5.24
-    names it `cache`, older releases `past_key_values`)."""
-    return (out.cache, "cache") if hasattr(out, "cache") else (out.past_key_values, "past_key_values")
-
-
-class _SeededSampler:
-    """Logits processor: temperature + top-p sampling with one torch.Generator per row."""
-
-    def __init__(self, seeds: list[int], temperature: float, top_p: float, device: str):
-        import torch
-
-        self.temperature, self.top_p = temperature, top_p
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        if self.temperature <= 0:
-            return scores  # greedy
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        if self.top_p < 1.0:
-            sorted_p, order = probs.sort(dim=-1, descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > self.top_p
-            sorted_p[drop] = 0
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        chosen = torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, self.generators)])
-        forced = torch.full_like(scores, float("-inf"))
-        forced[torch.arange(len(chosen)), chosen] = 0.0
-        return forced
-
-
-def _common_prefix(ids, mask) -> int:
-    """Length of the token prefix shared by every row (at least one token left per row)."""
-    shortest = int(mask.sum(1).min())
-    same = (ids[:, :shortest] == ids[:1, :shortest]).all(0)
-    prefix = int(same.long().cumprod(0).sum())
-    return min(prefix, shortest - 1)
-
-
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

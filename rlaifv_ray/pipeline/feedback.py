@@ -1,4 +1,4 @@
-"""One iteration of feedback collection as a streaming Ray Data pipeline (METHOD s.1).
+"""One iteration of feedback collection as a streaming Ray Data pipeline (docs/method.md s.1).
 
 prompts -> SampleCandidates -> ExtractClaims -> LabelClaims   (one stream: a labeler starts on
 the first claims while sampling still runs) -> group by prompt -> BuildPairs -> length balance

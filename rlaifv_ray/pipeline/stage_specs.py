@@ -33,69 +33,69 @@ class StageSpec:
 
 def stage_specs(config: RunConfig, policy: str) -> dict[str, StageSpec]:
     """The four model stages of one iteration whose policy is `policy`."""
-    c, m, r, x = config, config.models, config.resources, config.claim_extraction
-    px = c.data.max_image_pixels
-    specs = {
-        "candidates": StageSpec(
-            SampleCandidates,
-            dict(
-                model=policy,
-                n=c.sampling.n,
-                temperature=c.sampling.temperature,
-                top_p=c.sampling.top_p,
-                max_new_tokens=c.sampling.max_new_tokens,
-                run_seed=c.seed,
-                engine=m.policy.engine,
-                engine_options=m.policy.engine_options(r.sample.engine_batch_size),
-                max_pixels=px,
-                max_instruction_tokens=c.data.max_instruction_tokens,
-            ),
-            r.sample,
-            "candidates",
-        ),
-        "claims": StageSpec(
-            ExtractClaims,
-            dict(
-                mode=m.claims,
-                model=m.claim_llm.path if m.claim_llm else None,
-                engine=m.claim_llm.engine if m.claim_llm else "hf",
-                engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
-                prompts=x.prompts,
-                temperature=x.temperature,
-                top_p=x.top_p,
-                max_new_tokens=x.max_new_tokens,
-                run_seed=c.seed,
-            ),
-            r.claims,
-            "claims",
-        ),
-        "reference": StageSpec(
-            ReferenceLogps,
-            dict(
-                model=policy,
-                engine=m.policy.engine,
-                engine_options=m.policy.engine_options(r.reference.engine_batch_size),
-                max_pixels=px,
-            ),
-            r.reference,
-            "pairs",
-        ),
+    return {
+        "candidates": _sample(config, policy),
+        "claims": _claims(config),
+        "labels": _labels(config, policy),
+        "reference": _reference(config, policy),
     }
+
+
+def _sample(c: RunConfig, policy: str) -> StageSpec:
+    m, r = c.models, c.resources
+    kwargs = dict(
+        model=policy,
+        n=c.sampling.n,
+        temperature=c.sampling.temperature,
+        top_p=c.sampling.top_p,
+        max_new_tokens=c.sampling.max_new_tokens,
+        run_seed=c.seed,
+        engine=m.policy.engine,
+        engine_options=m.policy.engine_options(r.sample.engine_batch_size),
+        max_pixels=c.data.max_image_pixels,
+        max_instruction_tokens=c.data.max_instruction_tokens,
+    )
+    return StageSpec(SampleCandidates, kwargs, r.sample, "candidates")
+
+
+def _claims(c: RunConfig) -> StageSpec:
+    m, r, x = c.models, c.resources, c.claim_extraction
+    kwargs = dict(
+        mode=m.claims,
+        model=m.claim_llm.path if m.claim_llm else None,
+        engine=m.claim_llm.engine if m.claim_llm else "hf",
+        engine_options=m.claim_llm.engine_options(r.claims.engine_batch_size) if m.claim_llm else None,
+        prompts=x.prompts,
+        temperature=x.temperature,
+        top_p=x.top_p,
+        max_new_tokens=x.max_new_tokens,
+        run_seed=c.seed,
+    )
+    return StageSpec(ExtractClaims, kwargs, r.claims, "claims")
+
+
+def _labels(c: RunConfig, policy: str) -> StageSpec:
+    m, r = c.models, c.resources
     if m.labeler_mode == "ground_truth":
-        specs["labels"] = StageSpec(
+        return StageSpec(
             GroundTruthLabels, dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed), r.label, "labels"
         )
-    else:
-        labeler = m.labeler if m.labeler_mode == "model" else m.policy
-        specs["labels"] = StageSpec(
-            LabelClaims,
-            dict(
-                model=labeler.path if m.labeler_mode == "model" else policy,
-                engine=labeler.engine,
-                engine_options=labeler.engine_options(r.label.engine_batch_size),
-                max_pixels=px,
-            ),
-            r.label,
-            "labels",
-        )
-    return specs
+    labeler = m.labeler if m.labeler_mode == "model" else m.policy  # self-feedback: the policy labels
+    kwargs = dict(
+        model=labeler.path if m.labeler_mode == "model" else policy,
+        engine=labeler.engine,
+        engine_options=labeler.engine_options(r.label.engine_batch_size),
+        max_pixels=c.data.max_image_pixels,
+    )
+    return StageSpec(LabelClaims, kwargs, r.label, "labels")
+
+
+def _reference(c: RunConfig, policy: str) -> StageSpec:
+    m, r = c.models, c.resources
+    kwargs = dict(
+        model=policy,
+        engine=m.policy.engine,
+        engine_options=m.policy.engine_options(r.reference.engine_batch_size),
+        max_pixels=c.data.max_image_pixels,
+    )
+    return StageSpec(ReferenceLogps, kwargs, r.reference, "pairs")

@@ -22,7 +22,7 @@ class TeedStage:
     ):
         import torch
 
-        torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (TOYWORLD lesson 6)
+        torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (docs/shapesworld.md lesson 6)
         try:
             self.stage_fn = stage_cls(**kwargs)
         except RlaifvError as exc:  # e.g. a model that cannot be loaded: say which stage needed it

@@ -1,4 +1,4 @@
-"""The best-of-N ranker as a Ray Serve application with a FastAPI ingress (METHOD s.3).
+"""The best-of-N ranker as a Ray Serve application with a FastAPI ingress (docs/method.md s.3).
 
 POST /v1/rank      {image: base64, instruction, candidates: [...]} -> scores, best index
 POST /v1/generate  {image: base64, instruction, n, seed?, temperature?, max_new_tokens?}

@@ -1,4 +1,4 @@
-"""Scoring, pair construction and length balancing (METHOD.md s.1 steps 5-7). Pure logic."""
+"""Scoring, pair construction and length balancing (docs/method.md s.1.5-1.7). Pure logic."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ExtractClaims: answer -> atomic facts -> yes/no questions (METHOD s.1 steps 2-3).
+"""ExtractClaims: answer -> atomic facts -> yes/no questions (docs/method.md s.1.2-1.3).
 
 Two calls to a claim LLM with the templates of prompts.py and its list parser. A count mismatch,
 an empty or an unparseable output is recorded in `claim_error` (the answer then gets no score and

@@ -1,4 +1,4 @@
-"""LabelClaims: the labeler answers each question from the image alone (METHOD s.1 step 4).
+"""LabelClaims: the labeler answers each question from the image alone (docs/method.md s.1.4).
 
 Input rows are answers with their question lists; all questions of a batch go to the engine in
 one call, grouped by image so each image is encoded once. p_yes = P(yes)+P(Yes), p_no likewise,

@@ -1,5 +1,5 @@
 """ReferenceLogps: summed log-probs of chosen and rejected under the reference model, stored with
-each pair so DPO never holds a reference model in memory (METHOD s.2)."""
+each pair so DPO never holds a reference model in memory (docs/method.md s.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SampleCandidates: N answers per prompt from the policy, one recorded seed each (METHOD s.1.1)."""
+"""SampleCandidates: N answers per prompt from the policy, one recorded seed each (docs/method.md s.1.1)."""
 
 from __future__ import annotations
 

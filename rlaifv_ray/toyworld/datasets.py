@@ -2,7 +2,7 @@
 and hallucination benchmarks (POPE, AMBER discriminative, CHAIR in COCO format) whose answers the
 truth fixes.
 
-Used by the tests, jobs/bench_reference.py and the demo's benchmark config; seeded and disjoint
+Used by the tests, jobs/perf_reference.py and the demo's benchmark config; seeded and disjoint
 from every training and held-out index range.
 """
 

@@ -57,7 +57,7 @@ def eval_labeler(engine, num: int, seed: int, policy_engine=None) -> dict:
 
 
 def false_claim_rejection(labeler, policy, num: int, seed: int) -> dict:
-    """TOYWORLD lesson 2: judge a labeler by how many of the policy's false claims it rejects."""
+    """docs/shapesworld.md lesson 2: judge a labeler by how many of the policy's false claims it rejects."""
     scenes = heldout_scenes(num, seed)
     answers = sample_answers(policy, scenes, seed)
     asks, truth = [], []
@@ -95,7 +95,7 @@ def eval_claim_llm(engine, num: int, seed: int) -> dict:
 
 def eval_best_of_n(ranker, num: int, seed: int, n: int, temperature: float = 0.7) -> dict:
     """Best-of-N on held-out images: hallucination metrics of the answer picked by the normalized
-    reward, by the summed reward and at random, and of all samples (METHOD s.3)."""
+    reward, by the summed reward and at random, and of all samples (docs/method.md s.3)."""
     from ..reward import pick
 
     scenes = heldout_scenes(num, seed)

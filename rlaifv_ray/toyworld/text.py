@@ -98,7 +98,7 @@ def yes_no_questions(scene: Scene, rng: random.Random, count: int, paraphrase: b
 
 
 def label_prompt(question: str) -> str:
-    """The labeler sees only the image and this text (METHOD.md s.1 step 4)."""
+    """The labeler sees only the image and this text (docs/method.md s.1.4)."""
     return f"{question} Please answer yes or no."
 
 

@@ -1,4 +1,4 @@
-"""Pre-training the vision tower on its own with a direct signal (TOYWORLD.md lesson 1).
+"""Pre-training the vision tower on its own with a direct signal (docs/shapesworld.md lesson 1).
 
 A tiny ViT learns shape through a language loss far too slowly; trained first with a multi-label
 loss (which colour-shape kinds are present) plus a per-patch loss (which kind covers each patch),

@@ -1,4 +1,4 @@
-"""DPO with TRL on pairs that carry their reference log-probs (METHOD s.2). No Ray in here.
+"""DPO with TRL on pairs that carry their reference log-probs (docs/method.md s.2). No Ray in here.
 
 TRL refuses precomputed reference log-probs for vision data and its vision collator drops them,
 so two thin pieces fill the gap: a collator that passes `ref_chosen_logps`/`ref_rejected_logps`
@@ -141,7 +141,7 @@ def lora_config(lora):
 
 
 def freeze_vision_tower(model) -> list[str]:
-    """No gradients into the image encoder (METHOD s.2); returns the frozen module's name."""
+    """No gradients into the image encoder (docs/method.md s.2); returns the frozen module's name."""
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1] in _VISION_TOWER_NAMES:
             module.requires_grad_(False)

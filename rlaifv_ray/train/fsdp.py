@@ -85,9 +85,7 @@ def train_sharded(
     import copy
 
     import torch
-    import torch.distributed as dist
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import get_state_dict
     from transformers import get_cosine_schedule_with_warmup
 
     from .dpo import is_peft
@@ -109,50 +107,72 @@ def train_sharded(
         return {"model": model_sd, "optim": optim_sd}
 
     if checkpoint_dir:
-        state = state_dict()
-        if adapters_only:
-            _check_adapter_keys(checkpoint_dir, state["model"])
-        dcp.load(state, checkpoint_id=checkpoint_dir)  # raises if a key of `state` was not saved
-        set_state_dict(
-            model,
-            optimizer,
-            model_state_dict=state["model"],
-            optim_state_dict=state["optim"],
-            options=StateDictOptions(strict=not adapters_only),
-        )
-        with open(os.path.join(checkpoint_dir, STATE)) as f:
-            saved = json.load(f)
-        start, history = saved["step"], saved["history"]
+        start, history = _load(checkpoint_dir, model, optimizer, state_dict(), adapters_only)
         for _ in range(start):
             schedule.step()
     model.train()
     for step in range(start, len(plan)):
-        _, _, mine = plan[step]
-        batch = trainer.data_collator(copy.deepcopy([examples[i] for i in mine]))
-        batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
-        loss = trainer.compute_loss(model, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        mean = loss.detach().float().clone()
-        if dist.is_initialized():
-            dist.all_reduce(mean, op=dist.ReduceOp.AVG)
-        history.append({"step": step + 1, "loss": mean.item(), "learning_rate": schedule.get_last_lr()[0]})
+        batch = trainer.data_collator(copy.deepcopy([examples[i] for i in plan[step][2]]))
+        loss = _step(trainer, model, batch, params, optimizer, schedule)
+        history.append({"step": step + 1, "loss": loss, "learning_rate": schedule.get_last_lr()[0]})
         path = None
         if (step + 1) % train.checkpoint_steps == 0 or step + 1 == len(plan):
             path = os.path.join(save_dir, f"step-{step + 1}")
-            dcp.save(state_dict(), checkpoint_id=path)  # each rank its shards
-            if rank == 0:
-                with open(os.path.join(path, STATE), "w") as f:
-                    json.dump({"step": step + 1, "history": history}, f)
-            if dist.is_initialized():
-                dist.barrier()
-        report({"step": step + 1, "loss": history[-1]["loss"]}, path)
+            _save(path, state_dict(), rank, {"step": step + 1, "history": history})
+        report({"step": step + 1, "loss": loss}, path)
         if path:  # uploaded by report: no local copy stays behind
             shutil.rmtree(path, ignore_errors=True)
     return history, start
+
+
+def _step(trainer, model, batch: dict, params: list, optimizer, schedule) -> float:
+    """One optimizer step; returns the loss averaged over the ranks."""
+    import torch
+    import torch.distributed as dist
+
+    batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    mean = loss.detach().float().clone()
+    if dist.is_initialized():
+        dist.all_reduce(mean, op=dist.ReduceOp.AVG)
+    return mean.item()
+
+
+def _load(checkpoint_dir: str, model, optimizer, state: dict, adapters_only: bool) -> tuple[int, list[dict]]:
+    """Model and optimizer state from a checkpoint, strictly; returns (its step, the loss history)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    if adapters_only:
+        _check_adapter_keys(checkpoint_dir, state["model"])
+    dcp.load(state, checkpoint_id=checkpoint_dir)  # raises if a key of `state` was not saved
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict=state["optim"],
+        options=StateDictOptions(strict=not adapters_only),
+    )
+    with open(os.path.join(checkpoint_dir, STATE)) as f:
+        saved = json.load(f)
+    return saved["step"], saved["history"]
+
+
+def _save(path: str, state: dict, rank: int, progress: dict) -> None:
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save(state, checkpoint_id=path)  # each rank its shards
+    if rank == 0:
+        with open(os.path.join(path, STATE), "w") as f:
+            json.dump(progress, f)
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def save_full(model, policy_path: str, out: str, rank: int) -> None:

@@ -35,9 +35,6 @@ PAIR_COLUMNS = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.
 def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
     """Train `policy` on iteration K's pairs (their reference log-probs came from `policy`).
     Returns {"checkpoint": path or uri of the new policy, ...metrics}; skips finished work."""
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
     store = RunStore(config.run_dir)
     d = f"iter_{iteration:03d}"
     # what the trained policy depends on: its pairs (their own resume key), the train settings, the policy
@@ -63,7 +60,24 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
         f"lr {t.lr}, beta {t.beta}"
     )
     t0 = time.time()
-    trainer = TorchTrainer(
+    _trainer(config, store, d, policy).fit()
+    manifest = {"checkpoint": store.uri_of(out), "pairs": n_pairs, **_summary(store.read_json(f"{d}/train_log.json"))}
+    manifest["seconds"] = round(time.time() - t0, 1)
+    manifest["config_hash"] = digest
+    store.write_json(f"{out}/_SUCCESS", manifest)
+    log.info(
+        f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
+        f"{manifest['seconds']} s"
+    )
+    return manifest
+
+
+def _trainer(config: RunConfig, store: RunStore, d: str, policy: str):
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    t = config.train
+    return TorchTrainer(
         _worker_loop,
         train_loop_config={
             "run_uri": store.uri,
@@ -86,29 +100,23 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         ),
     )
-    trainer.fit()
-    train_log = store.read_json(f"{d}/train_log.json") or {}
-    steps = train_log.get("steps", [])
+
+
+_ACC = "rewards/accuracies"
+
+
+def _summary(train_log: dict | None) -> dict:
+    steps = (train_log or {}).get("steps", [])
     losses = [s["loss"] for s in steps if "loss" in s]
-    manifest = {
-        "checkpoint": store.uri_of(out),
-        "pairs": n_pairs,
+    return {
         "steps": len(losses),
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
         "reward_accuracy_last": next(
             (s["rewards/accuracies"] for s in reversed(steps) if "rewards/accuracies" in s), None
         ),
-        "resumed_from_step": train_log.get("resumed_from_step", 0),
-        "seconds": round(time.time() - t0, 1),
+        "resumed_from_step": (train_log or {}).get("resumed_from_step", 0),
     }
-    manifest["config_hash"] = digest
-    store.write_json(f"{out}/_SUCCESS", manifest)
-    log.info(
-        f"[{d}] dpo: {manifest['steps']} steps, loss {manifest['loss_first']} -> {manifest['loss_last']}, "
-        f"{manifest['seconds']} s"
-    )
-    return manifest
 
 
 def _worker_loop(cfg: dict) -> None:

@@ -1,7 +1,7 @@
 """Reference log-probs for an existing preference dataset: ours (computed once on Ray Data before
 training) vs TRL's own way (a live reference model in the trainer), on the same pairs; prints JSON.
 
-    python jobs/bench_reference.py --pairs 5000 [--steps 200]
+    python jobs/perf_reference.py --pairs 5000 [--steps 200]
 
 1. N ShapesWorld pairs written as TRL-format parquet shards (toyworld/datasets.py).
 2. ours/reference: `import_pairs` streams them through ReferenceLogps actors (Ray Data, a local

@@ -5,7 +5,7 @@ resident set size) and sums the files each stage left in the run directory. Shap
 tiny PNGs (~260 bytes); `--photo-side 512` gives each prompt a photo-sized JPEG instead (the scene
 upscaled, with noise: ~100-200 KB, as the paper's images), which is where image bytes matter.
 
-    python jobs/bench_dataplane.py --prompts 256 --n 8 [--photo-side 512]
+    python jobs/perf_dataplane.py --prompts 256 --n 8 [--photo-side 512]
 """
 
 from __future__ import annotations

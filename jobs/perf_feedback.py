@@ -6,7 +6,7 @@
 (c) the limit: the same batched stage calls in one process, no Ray, no I/O.
 Ratios a/c (pipeline overhead) and b/a (speed-up over the official way) come from one run.
 
-    python jobs/bench_feedback.py --prompts 256 --n 8
+    python jobs/perf_feedback.py --prompts 256 --n 8
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Load benchmark of the ranker over HTTP: requests/s and p50/p99 latency of POST /v1/rank at
 concurrency 1, 8 and 32, with dynamic batching on and off, in one run; prints JSON.
 
-    python jobs/bench_serve.py [--requests 96] [--candidates 4] [--rounds 3]
+    python jobs/perf_serve.py [--requests 96] [--candidates 4] [--rounds 3]
 
 First scores the same requests in-process, 1 and 32 at a time (the ceiling without HTTP). Then
 starts a local Ray and deploys the app twice side by side on 127.0.0.1 (serve.max_batch_size 16 at

@@ -6,7 +6,7 @@ The model is a tiny zoo model whose vocabulary is padded to a real size (default
 models. Each (method, implementation) runs in a fresh process; its cost is the growth of peak RSS
 over a warm-up call. The results of both implementations are compared too.
 
-    python jobs/bench_engine_memory.py [--family llava_next] [--vocab 64000] [--batch 32]
+    python jobs/perf_engine_memory.py [--family llava_next] [--vocab 64000] [--batch 32]
 """
 
 from __future__ import annotations

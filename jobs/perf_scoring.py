@@ -6,7 +6,7 @@ names as synonyms, plurals and multi-word names, some absent from the image), th
 to end (a fresh process: imports, parsing the files, scoring, JSON out) and the scoring alone in
 process. Prints JSON.
 
-    python jobs/bench_scoring.py [--answers 10000]
+    python jobs/perf_scoring.py [--answers 10000]
 """
 
 from __future__ import annotations
