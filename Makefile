@@ -1,7 +1,9 @@
 # Every target does its own set-up on a fresh machine: a .venv with the CPU torch wheel first, by
 # pip and its configuration (a plain `torch` requirement would pull a multi-GB CUDA build), then the
 # project by uv (the same resolution in seconds rather than minutes: it downloads and unpacks in
-# parallel; the torch already there satisfies the project's range and is kept).
+# parallel; the torch already there satisfies the project's range and is kept). --compile-bytecode as
+# pip does: where PYTHONDONTWRITEBYTECODE is set (this machine), nothing else would ever write .pyc
+# files, and every Ray worker would compile torch and transformers from source again.
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 UV := .venv/bin/uv
@@ -13,7 +15,7 @@ UV_VERSION := uv==0.13.9
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
 	$(PIP) install -q $(TORCH) $(UV_VERSION)
-	$(UV) pip install -q --python $(PY) -e '.[test]'
+	$(UV) pip install -q --compile-bytecode --python $(PY) -e '.[test]'
 	touch $@
 
 setup: .venv/.installed
@@ -50,7 +52,7 @@ VLLM_ENV := VLLM_CPU_KVCACHE_SPACE=1 RLAIFV_CACHE=$(CURDIR)/.venv-vllm/cache \
 	VLLM_CACHE_ROOT=$(CURDIR)/.venv-vllm/cache/vllm TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/.venv-vllm/cache/inductor \
 	TRITON_CACHE_DIR=$(CURDIR)/.venv-vllm/cache/triton RLAIFV_VLLM_REPORT=$(CURDIR)/.venv-vllm/parity.json
 
-VUV := .venv-vllm/bin/uv -q pip install --python $(VPY)
+VUV := .venv-vllm/bin/uv -q pip install --compile-bytecode --python $(VPY)
 
 .venv-vllm/.installed: pyproject.toml
 	python3 -m venv .venv-vllm
@@ -76,7 +78,7 @@ GPY := .venv-gpu/bin/python
 .venv-gpu/.installed: pyproject.toml
 	python3 -m venv .venv-gpu
 	.venv-gpu/bin/pip install -q --isolated $(UV_VERSION)
-	.venv-gpu/bin/uv -q pip install --python $(GPY) -e '.[test,vllm]'
+	.venv-gpu/bin/uv -q pip install --compile-bytecode --python $(GPY) -e '.[test,vllm]'
 	$(GPY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA GPU')"
 	touch $@
 

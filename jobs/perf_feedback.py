@@ -37,7 +37,7 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    from rlaifv_ray.config import _apply_override, validate_config
+    from rlaifv_ray.config import apply_override, validate_config
     from rlaifv_ray.toyworld import PRETRAINED
 
     models = Path(args.models) if args.models else PRETRAINED
@@ -58,7 +58,7 @@ def main() -> None:
             },
         }
         for item in args.set:
-            _apply_override(raw, item)
+            apply_override(raw, item)
         config = validate_config(raw)
         result["c_engine_only_s"], counts = engine_only(config, spec)
         result.update(counts)

@@ -69,21 +69,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         questions, instances, answers = write_files(Path(tmp), args.answers)
         words = sum(len(json.loads(line)["answer"].split()) for line in answers.read_text().splitlines())
-        cmd = [
-            sys.executable,
-            "-m",
-            "rlaifv_ray.cli",
-            "eval",
-            "--bench",
-            "chair",
-            "--file",
-            str(questions),
-            "--annotations",
-            str(instances),
-            "--answers",
-            str(answers),
-            "--json",
-        ]
+        cmd = [sys.executable, "-m", "rlaifv_ray.cli", "eval", "--bench", "chair", "--file", str(questions)]
+        cmd += ["--annotations", str(instances), "--answers", str(answers), "--json"]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         cli_seconds = time.perf_counter() - t0

@@ -31,64 +31,13 @@ MODES = {"batched": 16, "unbatched": 1}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=96, help="requests per concurrency level and round (default 96)")
-    ap.add_argument("--candidates", type=int, default=4, help="candidates per request (default 4)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per concurrency level (default 3)")
-    ap.add_argument(
-        "--replica-cpus",
-        type=int,
-        default=max(1, (os.cpu_count() or 2) - 1),
-        help="CPUs (and torch threads) per replica (default: all but one)",
-    )
-    ap.add_argument(
-        "--replica-gpus",
-        type=float,
-        default=0.0,
-        help="GPUs per replica (default 0; 0.5 puts both replicas on one GPU)",
-    )
-    ap.add_argument("--port", type=int, default=8123)
-    args = ap.parse_args()
-
+    args = _parse_args()
     import ray
     from ray import serve
 
-    from rlaifv_ray.config import validate_config
     from rlaifv_ray.serve.app import bind
-    from rlaifv_ray.toyworld import PRETRAINED
-    from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
-    answers = [
-        "There is a red circle. There is a blue square.",
-        "A green triangle is visible.",
-        "I can see a yellow square and a red triangle.",
-        "There is a blue circle.",
-    ]
-    bodies = [
-        json.dumps(
-            {
-                "image": base64.b64encode(png_bytes(scene_and_image(3, i)[1])).decode(),
-                "instruction": "Describe the image.",
-                "candidates": [answers[(i + k) % 4] for k in range(args.candidates)],
-            }
-        ).encode()
-        for i in range(16)
-    ]
-    configs = {
-        mode: validate_config(
-            {
-                "run_dir": "/tmp/bench-serve",
-                "models": {"policy": {"path": str(PRETRAINED / "policy")}, "labeler_mode": "self", "claims": "rules"},
-                "serve": {
-                    "reference": str(PRETRAINED / "policy"),
-                    "max_batch_size": batch,
-                    "num_cpus": args.replica_cpus,
-                    "num_gpus": args.replica_gpus,
-                },
-            }
-        )
-        for mode, batch in MODES.items()
-    }
+    bodies, configs = _bodies(args.candidates), _configs(args)
     result = {
         "requests": args.requests,
         "candidates": args.candidates,
@@ -115,6 +64,78 @@ def main() -> None:
         for _ in range(args.rounds)
     ]
     floor_ms = 1000 / statistics.median(health)
+    result["runs"] = _load_levels(urls, bodies, args)
+    result.update(_ratios(result["runs"], result["engine_only"], floor_ms))
+    ray.shutdown()  # before printing: Serve's shutdown chatter must not follow the JSON on stdout
+    print(json.dumps(result, indent=2), flush=True)
+
+
+def _parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=96, help="requests per concurrency level and round (default 96)")
+    ap.add_argument("--candidates", type=int, default=4, help="candidates per request (default 4)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per concurrency level (default 3)")
+    ap.add_argument(
+        "--replica-cpus",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="CPUs (and torch threads) per replica (default: all but one)",
+    )
+    ap.add_argument(
+        "--replica-gpus",
+        type=float,
+        default=0.0,
+        help="GPUs per replica (default 0; 0.5 puts both replicas on one GPU)",
+    )
+    ap.add_argument("--port", type=int, default=8123)
+    return ap.parse_args()
+
+
+def _bodies(candidates: int) -> list[bytes]:
+    from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
+
+    answers = [
+        "There is a red circle. There is a blue square.",
+        "A green triangle is visible.",
+        "I can see a yellow square and a red triangle.",
+        "There is a blue circle.",
+    ]
+    return [
+        json.dumps(
+            {
+                "image": base64.b64encode(png_bytes(scene_and_image(3, i)[1])).decode(),
+                "instruction": "Describe the image.",
+                "candidates": [answers[(i + k) % 4] for k in range(candidates)],
+            }
+        ).encode()
+        for i in range(16)
+    ]
+
+
+def _configs(args) -> dict:
+    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.toyworld import PRETRAINED
+
+    return {
+        mode: validate_config(
+            {
+                "run_dir": "/tmp/bench-serve",
+                "models": {"policy": {"path": str(PRETRAINED / "policy")}, "labeler_mode": "self", "claims": "rules"},
+                "serve": {
+                    "reference": str(PRETRAINED / "policy"),
+                    "max_batch_size": batch,
+                    "num_cpus": args.replica_cpus,
+                    "num_gpus": args.replica_gpus,
+                },
+            }
+        )
+        for mode, batch in MODES.items()
+    }
+
+
+def _load_levels(urls: dict, bodies: list[bytes], args) -> dict:
+    """Each mode at 1, 8 and 32 concurrent clients, modes alternating round by round."""
+    out = {}
     for conc in (1, 8, 32):
         rounds = {mode: [] for mode in MODES}
         for r in range(args.rounds):
@@ -123,26 +144,27 @@ def main() -> None:
                 print(f"c{conc} round {r + 1} {mode}: {rounds[mode][-1][0]:.1f} rps", file=sys.stderr, flush=True)
         for mode, runs in rounds.items():
             lat = sorted(x for _, lats in runs for x in lats)
-            result["runs"][f"{mode}_c{conc}"] = {
+            out[f"{mode}_c{conc}"] = {
                 "rps": round(statistics.median(rps for rps, _ in runs), 2),
                 "rps_per_round": [round(rps, 2) for rps, _ in runs],
                 "p50_ms": round(1000 * statistics.median(lat), 1),
                 "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
             }
-    r, e = result["runs"], result["engine_only"]
-    result["http_floor_ms_per_request"] = round(floor_ms, 1)
-    # if HTTP work and scoring never overlapped: (batch-1 cost + floor) / (batch-32 cost + floor)
-    result["ratio_bound_engine_plus_http_floor"] = round(
-        (e["ms_per_request_batch1"] + floor_ms) / (e["ms_per_request_batch32"] + floor_ms), 2
-    )
-    result["throughput_ratio_batched_over_unbatched_c32"] = round(
-        r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"], 2
-    )
-    result["ratio_per_round_c32"] = [
-        round(b / u, 2) for b, u in zip(r["batched_c32"]["rps_per_round"], r["unbatched_c32"]["rps_per_round"])
-    ]
-    ray.shutdown()  # before printing: Serve's shutdown chatter must not follow the JSON on stdout
-    print(json.dumps(result, indent=2), flush=True)
+    return out
+
+
+def _ratios(r: dict, e: dict, floor_ms: float) -> dict:
+    return {
+        "http_floor_ms_per_request": round(floor_ms, 1),
+        # if HTTP work and scoring never overlapped: (batch-1 cost + floor) / (batch-32 cost + floor)
+        "ratio_bound_engine_plus_http_floor": round(
+            (e["ms_per_request_batch1"] + floor_ms) / (e["ms_per_request_batch32"] + floor_ms), 2
+        ),
+        "throughput_ratio_batched_over_unbatched_c32": round(r["batched_c32"]["rps"] / r["unbatched_c32"]["rps"], 2),
+        "ratio_per_round_c32": [
+            round(b / u, 2) for b, u in zip(r["batched_c32"]["rps_per_round"], r["unbatched_c32"]["rps_per_round"])
+        ],
+    }
 
 
 def _engine_only(bodies: list[bytes], threads: int, score_batch: int, rounds: int) -> dict:

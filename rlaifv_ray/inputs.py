@@ -34,7 +34,7 @@ class PromptSource:
     def truth(self):
         """ShapesWorld prompts' ground truth (toyworld/truth.py: audit, held-out evaluation); None
         for user data. The only place that knows which inputs have truth."""
-        from .config.locations import toy_prompts as toy_count
+        from .locations import toy_prompts as toy_count
 
         if toy_count(self.spec) is not None:
             from .toyworld.truth import ShapesWorldTruth
@@ -46,7 +46,7 @@ class PromptSource:
 def read_prompts(spec: str, iteration: int = 0, seed: int = 0, data=None) -> list[dict]:
     """Prompt rows for one iteration; raises InputError when the spec itself is unusable."""
     from .config import DataConfig
-    from .config.locations import toy_prompts as toy_count
+    from .locations import toy_prompts as toy_count
 
     data = data or DataConfig()
     if toy_count(spec) is not None:

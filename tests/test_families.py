@@ -16,6 +16,7 @@ from rlaifv_ray.engines.base import user_message
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 from tests import zoo
 from tests.test_train import _for_trl
+from tests.zoo_tokenizers import eos_ids_of
 
 VISION = zoo.VISION_FAMILIES
 QUESTIONS = ["Is there a red circle in the image?", "Is there a blue square?", "Is there a triangle in the picture?"]
@@ -94,7 +95,7 @@ def test_generate_is_seeded_and_stops_at_any_eos(zoo_dir, torch_threads, family)
     ]
     out = engine.generate(reqs)
     assert out[0] == out[2]
-    assert len(engine.eos_ids) >= 1 and set(engine.eos_ids) >= set(zoo.eos_ids_of(zoo_dir / family))
+    assert len(engine.eos_ids) >= 1 and set(engine.eos_ids) >= set(eos_ids_of(zoo_dir / family))
     prompt = engine.chat.prompt(reqs[0].messages)
     ids = engine._encode([prompt], [image], "left")["input_ids"][0].tolist()
     bos = engine.tokenizer.bos_token_id

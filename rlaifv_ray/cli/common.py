@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-CONFIG_HELP = "run config YAML, or a shipped one by name: toy, cluster_7b, cluster_72b, qwen2_5_vl_7b"
+from ..locations import SHIPPED_CONFIGS
+
+CONFIG_HELP = f"run config YAML, or a shipped one by name: {', '.join(SHIPPED_CONFIGS)}"
 
 
 def add_parser(sub, name: str, **kwargs) -> argparse.ArgumentParser:

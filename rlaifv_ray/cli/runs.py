@@ -93,7 +93,7 @@ def _run(args) -> int:
 
 
 def _feedback(args) -> int:
-    from ..config.locations import toy_prompt_spec
+    from ..locations import toy_prompt_spec
     from ..pipeline.feedback import run_feedback
 
     config = load(args, *([f"data.input={args.input}"] if args.input else []))

@@ -9,7 +9,7 @@ from .common import add_parser
 
 
 def add_commands(sub) -> None:
-    toy = add_parser(sub, "toy", help="ShapesWorld: the synthetic world and its tiny models")
+    toy = sub.add_parser("toy", help="ShapesWorld: the synthetic world and its tiny models")
     toy_sub = toy.add_subparsers(title="toy commands", metavar="TOYCOMMAND")
     b = add_parser(
         toy_sub,

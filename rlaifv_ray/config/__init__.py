@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
+from ..locations import SHIPPED_CONFIGS, resolve_local_path, resolve_model_path, shipped_config
 from .evaluation import BenchmarkConfig, EvalConfig, SelectConfig
-from .locations import SHIPPED_CONFIGS, resolve_local_path, resolve_model_path, shipped_config
 from .resources import ResourcesConfig, StageResources
 from .schema import (
     ClaimExtractionConfig,
@@ -46,6 +46,7 @@ __all__ = [
     "StageResources",
     "TrainConfig",
     "VLLMOptions",
+    "apply_override",
     "describe_fields",
     "load_config",
     "resolve_local_path",
@@ -72,7 +73,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     problems = []
     for item in overrides:
         try:
-            _apply_override(raw, item)
+            apply_override(raw, item)
         except ValueError as exc:
             problems.append(str(exc))
     return validate_config(raw, source=str(path), problems=problems)
@@ -104,7 +105,7 @@ def validate_section(
     return validated
 
 
-def _apply_override(raw: dict, item: str) -> None:
+def apply_override(raw: dict, item: str) -> None:
     import yaml
 
     if "=" not in item:

@@ -1,5 +1,5 @@
 """What every config section shares: strict models (a typo in a key fails) and path fields that
-resolve against the directory the command runs in (config/locations.py)."""
+resolve against the directory the command runs in (locations.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
-from .locations import resolve_local_path, resolve_model_path
+from ..locations import resolve_local_path, resolve_model_path
 
 
 def _resolved_against_base(resolve):

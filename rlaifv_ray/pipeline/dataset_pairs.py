@@ -16,7 +16,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..preference_data import SOURCE, detect_format
 from ..storage.store import RunStore, resume_key
-from .feedback import FeedbackRun, _io_task
+from .feedback import FeedbackRun, io_task
 from .stage_specs import StageSpec
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class ImportRun(FeedbackRun):
             groups = pq.ParquetFile(self.store.fs.open_input_file(path)).metadata.num_row_groups
             parts += [{"path": path, "row_group": g} for g in range(groups)]
         return ray.data.from_items(parts, override_num_blocks=max(1, len(parts))).map_batches(
-            _read_row_group, fn_args=(self.input_spec,), batch_size=1, batch_format="pyarrow", **_io_task()
+            _read_row_group, fn_args=(self.input_spec,), batch_size=1, batch_format="pyarrow", **io_task()
         )
 
     def _metrics(self) -> dict:

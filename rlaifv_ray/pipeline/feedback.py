@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 STREAM = ("candidates", "claims", "labels")
 
 
-def _io_task() -> dict:
+def io_task() -> dict:
     """I/O tasks: a sliver of a CPU each (at a whole CPU they wait forever behind model actors
     holding a small machine's cores) and at most two at once (or they crowd the actors out)."""
     import ray
@@ -101,7 +101,7 @@ class FeedbackRun:
         # deadlocks behind model actors on a 2-core machine.
         files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
         return ray.data.from_items(files).map_batches(
-            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", **_io_task()
+            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", **io_task()
         )
 
     def _fresh(self, stage: str) -> None:
@@ -146,12 +146,12 @@ class FeedbackRun:
             table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in chunk], schema=schema)
             self.store.write_part(rel, table, [r[S.PROMPT_ID] for r in chunk])
         if bad:
-            from .teed_stage import _row_json
+            from .teed_stage import row_json
 
             q = {
                 S.STAGE: ["prompts"] * len(bad),
                 S.REASON: [r[S.ERROR] for r in bad],
-                S.ROW: [_row_json({k: [r[k]] for k in r}, 0) for r in bad],
+                S.ROW: [row_json({k: [r[k]] for k in r}, 0) for r in bad],
             }
             self.store.write_part(
                 f"{self.dir}/quarantine/prompts",

@@ -71,7 +71,7 @@ class TeedStage:
                 {
                     S.STAGE: [self.name] * len(bad),
                     S.REASON: [errors[i] for i in bad],
-                    S.ROW: [_row_json(out, i) for i in bad],
+                    S.ROW: [row_json(out, i) for i in bad],
                 },
                 schema=S.schema("quarantine"),
             )
@@ -130,7 +130,7 @@ def _name(ids: list[str]) -> str:
     return hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:20]
 
 
-def _row_json(out: dict, i: int) -> str:
+def row_json(out: dict, i: int) -> str:
     row = {k: v[i] for k, v in out.items() if k != S.IMAGE}
     if S.IMAGE in out:
         row["image_bytes"] = len(out[S.IMAGE][i] or b"")

@@ -3,7 +3,9 @@ included. No heavy import at module level: the signal handlers go in before Ray 
 
 from __future__ import annotations
 
-import sys
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def serve_until_stopped(config_path: str, overrides: list[str], init_ray) -> int:
@@ -33,7 +35,7 @@ def serve_until_stopped(config_path: str, overrides: list[str], init_ray) -> int
     s = config.serve
     policy, reference = resolve_models(config)
     if stop.is_set():
-        print(f"rlaifv-ray serve: {received[0]} before start-up, nothing started", file=sys.stderr, flush=True)
+        log.info(f"rlaifv-ray serve: {received[0]} before start-up, nothing started")
         return 0
     try:
         init_ray()
@@ -46,16 +48,14 @@ def serve_until_stopped(config_path: str, overrides: list[str], init_ray) -> int
         serve.run(bind(config), name="ranker", route_prefix="/")
     if not stop.is_set():
         auth = "bearer token required" if os.environ.get(s.token_env) else f"no token ({s.token_env} unset)"
-        print(
+        log.info(
             f"ranker ready at http://{s.host}:{s.port} (policy {policy}, reference {reference}; {auth}); "
-            "Ctrl-C or SIGTERM stops",
-            file=sys.stderr,
-            flush=True,
+            "Ctrl-C or SIGTERM stops"
         )
     while not stop.wait(1.0):  # a timed wait: the handlers run between waits
         pass
     _quiet_shutdown()
-    print(f"rlaifv-ray serve: {received[0]}, deployment shut down", file=sys.stderr, flush=True)
+    log.info(f"rlaifv-ray serve: {received[0]}, deployment shut down")
     return 0
 
 

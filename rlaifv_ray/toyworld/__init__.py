@@ -2,7 +2,7 @@
 
 Images with ground-truth object lists, biased SFT captions, yes/no questions, claim-extraction
 examples, hallucination metrics, and the tiny real-architecture models trained on them. The rest of
-the package meets ShapesWorld at three seams only: `toy:` locations (config/locations.py), prompts
+the package meets ShapesWorld at three seams only: `toy:` locations (locations.py), prompts
 with truth (inputs.py) and the held-out metrics below, which each summary row carries.
 """
 

@@ -41,7 +41,7 @@ def resolve_model_path(value: str, base: str | Path) -> str:
 
 def _toy_model(role: str) -> str:
     """The committed ShapesWorld model of ROLE (package data: found from a clone or a wheel alike)."""
-    from ..toyworld import PRETRAINED, ROLES
+    from .toyworld import PRETRAINED, ROLES
 
     if role not in ROLES:
         raise ValueError(f"toy:{role}: the ShapesWorld models are toy:{', toy:'.join(ROLES)}")
@@ -75,5 +75,5 @@ def shipped_config(path: str | Path) -> Path:
     """A config file, or the name of one shipped in the package (`toy`, ...): found from a clone or
     a wheel install alike."""
     if str(path) in SHIPPED_CONFIGS and not Path(path).is_file():
-        return Path(__file__).resolve().parents[1] / "configs" / f"{path}.yaml"
+        return Path(__file__).resolve().parent / "configs" / f"{path}.yaml"
     return Path(path)
