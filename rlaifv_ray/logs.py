@@ -56,12 +56,25 @@ def to_run_dir(run_dir: str) -> None:
 
 
 def close_run_logs() -> None:
-    """Detach the run logs; an object store's run.log gets this command's lines appended."""
+    """Detach the run logs; an object store's run.log gets this command's lines appended. A store
+    that cannot be reached now (the command may be ending because of it) keeps the lines in the
+    local file, which is named: closing never raises over the command's own outcome."""
+    import os
+
     while _run_logs:
         handler, store, name = _run_logs.pop()
         logging.getLogger(ROOT).removeHandler(handler)
         handler.close()
-        if name is not None:
+        if name is None:
+            continue
+        try:
             with open(handler.baseFilename, "rb") as f:
                 earlier = store.read_bytes(name) if store.exists(name) else b""
                 store.write_bytes(name, earlier + f.read())
+        except Exception as exc:  # noqa: BLE001 - any storage failure means the same here
+            logging.getLogger(__name__).warning(
+                f"{store.uri_of(name)} not updated ({type(exc).__name__}); this command's log lines are in "
+                f"{handler.baseFilename}"
+            )
+        else:
+            os.unlink(handler.baseFilename)
