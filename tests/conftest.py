@@ -253,3 +253,26 @@ def ray_job_submit(address: str, env: dict, *entrypoint: str, working_dir: Path 
         if "No available agent" not in job.stderr or time.time() > deadline:
             return job
         time.sleep(2)
+
+
+def unsharded_training(config, policy: str, work: Path):
+    """train/fsdp.py's loop over CONFIG's iteration-0 pairs in this process, without a process group:
+    the reference of a sharded run on Ray Train. Every step has the same global batch, and the
+    ranks' mean losses average to its mean, so the per-step losses agree. Returns (history, model)."""
+    from rlaifv_ray import schema as S
+    from rlaifv_ray.storage.images import fetch_images
+    from rlaifv_ray.storage.store import RunStore
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+    from rlaifv_ray.train.fsdp import train_sharded
+    from rlaifv_ray.train.launch import PAIR_COLUMNS
+
+    store, t = RunStore(config.run_dir), config.train
+    pairs = store.read_table("iter_000/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+    examples = pair_examples(pairs, fetch_images(store, "iter_000", pairs[S.IMAGE_ID]))
+    model, processor = load_policy(policy, "float32")
+    args = dpo_args(t, str(work / "trainer"), world_size=1, seed=config.seed)
+    trainer = build_trainer(model, processor, examples, args, lora=t.lora, max_pixels=config.data.max_image_pixels)
+    history, _ = train_sharded(
+        trainer, examples, t, config.seed, 0, 1, None, str(work / "checkpoints"), lambda metrics, path: None
+    )
+    return history, trainer.model

@@ -13,7 +13,7 @@ import pytest
 
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
-from tests.conftest import checkpoint_registered, stage_pairs, toy_config
+from tests.conftest import checkpoint_registered, stage_pairs, toy_config, unsharded_training
 
 pytestmark = pytest.mark.faults  # make test-faults
 
@@ -116,9 +116,14 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
             )
         runs[name] = validate_config(toy_config(tmp_path / name, toy_models, **settings))
     policy = str(toy_models / "policy")
-    train_dpo(runs["undisturbed"], 0, policy)
-
+    if strategy == "fsdp" and not lora:  # the same loop in this process, unsharded, is the undisturbed run
+        undisturbed = unsharded_training(runs["undisturbed"], policy, tmp_path / "undisturbed")[0]
+    else:  # TRL's trainer (ddp) and LoRA's adapters: an undisturbed run on Ray Train
+        train_dpo(runs["undisturbed"], 0, policy)
+        with open(os.path.join(runs["undisturbed"].run_dir, "iter_000", "train_log.json")) as f:
+            undisturbed = json.load(f)["steps"]
     config = runs["killed"]
+
     thread, result = _in_thread(train_dpo, config, 0, policy)
     # a checkpoint counts once Ray Train has registered it (the snapshot lists it), not when its files appear
     dpo = os.path.join(config.run_dir, "iter_000", "dpo")
@@ -135,14 +140,11 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
     _finish(thread)
     assert "error" not in result, result.get("error")
 
-    def log(name):
-        with open(os.path.join(runs[name].run_dir, "iter_000", "train_log.json")) as f:
-            return json.load(f)
-
-    killed, undisturbed = log("killed"), log("undisturbed")
+    with open(os.path.join(config.run_dir, "iter_000", "train_log.json")) as f:
+        killed = json.load(f)
     assert killed["resumed_from_step"] >= 1
-    assert [s["step"] for s in killed["steps"]] == [s["step"] for s in undisturbed["steps"]]
-    for a, b in zip(killed["steps"], undisturbed["steps"]):
+    assert [s["step"] for s in killed["steps"]] == [s["step"] for s in undisturbed]
+    for a, b in zip(killed["steps"], undisturbed):
         assert abs(a["loss"] - b["loss"]) < 1e-3, (a, b)
 
 

@@ -291,11 +291,13 @@ def test_lora_run_resumes_from_its_adapter_checkpoint(toy_models, torch_threads,
     assert resumed == pytest.approx(undisturbed[2:], abs=1e-5)
 
 
-def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_models, ray_local, tmp_path):
+def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_one_process(toy_models, ray_local, tmp_path):
     """train.strategy fsdp, 2 gloo ranks in Ray Train: each rank holds half of the trainable
-    parameters; per-step losses and the final weights equal those of the ddp strategy (TRL's trainer)
-    on the same pairs; step 1 is ln 2 (stored reference == policy); the gathered checkpoint loads
-    with from_pretrained. Both keep one checkpoint in the run dir and leave nothing in /tmp."""
+    parameters; per-step losses and the final weights equal those of the same loop in one process
+    without sharding (tests/conftest.py: unsharded_training) on the same pairs; step 1 is ln 2 (stored
+    reference == policy); the gathered checkpoint loads with from_pretrained. The run keeps one
+    checkpoint in the run dir and leaves nothing in /tmp. (ddp on 2 Ray Train workers equals fsdp:
+    the LoRA test below; full ddp training on Ray Train: test_s3, test_mixed_run, test_pairs_io.)"""
     import glob
     import json
     import math
@@ -306,38 +308,35 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_ddp(toy_mode
     from rlaifv_ray.config import validate_config
     from rlaifv_ray.train.dpo import load_policy
     from rlaifv_ray.train.launch import train_dpo
-    from tests.conftest import toy_config
+    from tests.conftest import toy_config, unsharded_training
 
     policy = str(toy_models / "policy")
-    cols = _pairs(policy)
     temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
-    runs = {}
-    for strategy in ("fsdp", "ddp"):  # a global batch of all 4 pairs per step: the data order cannot differ
-        over = {
-            "train.workers": 2,
-            "train.batch_size": 4,
-            "train.epochs": 3,
-            "train.lr": 1e-4,
-            "train.checkpoint_steps": 1,
-            "train.strategy": strategy,
-        }
-        config = validate_config(toy_config(tmp_path / strategy, toy_models, **over))
-        run = tmp_path / strategy / "run"
-        _write_pairs(config.run_dir, cols)
-        result = train_dpo(config, 0, policy)
-        runs[strategy] = (result, json.loads((run / "iter_000" / "train_log.json").read_text()))
-        assert len(list((run / "iter_000" / "dpo").glob("checkpoint_20*"))) == 1
+    over = {
+        "train.workers": 2,
+        "train.batch_size": 4,  # a global batch of all 4 pairs per step: the data order cannot differ
+        "train.epochs": 3,
+        "train.lr": 1e-4,
+        "train.checkpoint_steps": 1,
+        "train.strategy": "fsdp",
+    }
+    config = validate_config(toy_config(tmp_path, toy_models, **over))
+    run = tmp_path / "run"
+    _write_pairs(config.run_dir, _pairs(policy))
+    result = train_dpo(config, 0, policy)
+    train_log = json.loads((run / "iter_000" / "train_log.json").read_text())
+    assert len(list((run / "iter_000" / "dpo").glob("checkpoint_20*"))) == 1
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*"))) <= temp_before
 
-    sharded = [s["loss"] for s in runs["fsdp"][1]["steps"]]
+    sharded = [s["loss"] for s in train_log["steps"]]
     assert len(sharded) == 3 and sharded[0] == pytest.approx(math.log(2), abs=1e-4)
     assert abs(sharded[2] - sharded[0]) > 1e-3  # it learned: the comparison below is not of constants
-    assert runs["fsdp"][1]["fsdp_param_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
-    assert sharded == pytest.approx([s["loss"] for s in runs["ddp"][1]["steps"]], abs=1e-4)
-    saved = load_file(tmp_path / "fsdp" / "run" / "iter_000" / "checkpoint" / "model.safetensors")
-    trained, _ = load_policy(runs["fsdp"][0]["checkpoint"])  # the gathered checkpoint, through from_pretrained
-    ddp, _ = load_policy(runs["ddp"][0]["checkpoint"])
-    reference = ddp.state_dict()
+    assert train_log["fsdp_param_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
+    history, one_process = unsharded_training(config, policy, tmp_path / "reference")
+    assert sharded == pytest.approx([s["loss"] for s in history], abs=1e-4)
+    saved = load_file(run / "iter_000" / "checkpoint" / "model.safetensors")
+    trained, _ = load_policy(result["checkpoint"])  # the gathered checkpoint, through from_pretrained
+    reference = one_process.state_dict()
     assert set(saved) and all(torch.allclose(v, reference[k], atol=1e-4) for k, v in trained.state_dict().items())
 
 
