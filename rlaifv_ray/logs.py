@@ -55,6 +55,13 @@ def to_run_dir(run_dir: str) -> None:
     _run_logs.append((handler, store, name))
 
 
+def to_run_logs_only(level: int, message: str) -> None:
+    """MESSAGE into the run logs without the console: the CLI prints a failure's line itself, last."""
+    record = logging.LogRecord(f"{ROOT}.cli", level, __file__, 0, message, None, None)
+    for handler, _, _ in _run_logs:
+        handler.handle(record)
+
+
 def close_run_logs() -> None:
     """Detach the run logs; an object store's run.log gets this command's lines appended. A store
     that cannot be reached now (the command may be ending because of it) keeps the lines in the

@@ -4,6 +4,7 @@ parser. Heavy imports happen inside each command, so `--help` and a config error
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..errors import RlaifvError, user_error_in
@@ -19,22 +20,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logs.configure(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    code, last_word = _command(args)
+    if last_word:  # in RUN/run.log as well, then the command's last line on stderr
+        logs.to_run_logs_only(logging.ERROR, last_word)
+    logs.close_run_logs()  # its own warning (a store gone) comes before that line
+    if last_word:
+        print(f"rlaifv-ray: {last_word}", file=sys.stderr)
+    return code
+
+
+def _command(args) -> tuple[int, str | None]:
+    """(exit code, the line that explains a failure)."""
     try:
-        return args.func(args) or 0
+        return args.func(args) or 0, None
     except RlaifvError as exc:
-        print(f"rlaifv-ray: error: {exc}", file=sys.stderr)
-        return 2
+        return 2, f"error: {exc}"
     except KeyboardInterrupt:
-        print("rlaifv-ray: interrupted", file=sys.stderr)
-        return 130
+        return 130, "interrupted"
     except Exception as exc:  # a stage's own error, raised in a Ray worker, arrives wrapped by Ray
         cause = user_error_in(exc)
-        if cause is None:
+        if cause is None:  # a bug: its traceback, after the run log is closed
+            from .. import logs
+
+            logs.close_run_logs()
             raise
-        print(f"rlaifv-ray: error: {cause}", file=sys.stderr)
-        return 2
-    finally:
-        logs.close_run_logs()
+        return 2, f"error: {cause}"
 
 
 def _parser() -> argparse.ArgumentParser:
