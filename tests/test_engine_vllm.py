@@ -30,6 +30,24 @@ def report():
             json.dump(REPORT, f, indent=2)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def model_classes_inspected_in_process():
+    """vLLM inspects each architecture's model class in a fresh Python process, so that the caller
+    never initialises CUDA, and caches the answer on disk (cold on a new machine): ~14 s of imports
+    per architecture, seven architectures here. The CPU build has no CUDA to protect, so here the
+    same inspection runs in this process and fills the same cache (which the Ray actors then read)."""
+    import torch
+
+    if torch.cuda.is_available():
+        yield
+        return
+    from vllm.model_executor.models import registry
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "_run_in_subprocess", lambda fn: fn())
+        yield
+
+
 @pytest.fixture(scope="module")
 def images():
     return [scene_and_image(23, i)[1] for i in range(16)]

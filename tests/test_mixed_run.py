@@ -1,24 +1,46 @@
-"""One RLAIF-V iteration through the CLI with three different model families, as a user mixes them:
-a Qwen2.5-VL policy, a LLaVA-NeXT labeler and a Llama-3-format claim LLM (no pad token, BOS added
-by both its template and its tokenizer, two eos ids). The policy and claim LLM are zoo models taught
-ShapesWorld briefly (so answers name objects and claims parse); the labeler is random-init."""
+"""One RLAIF-V feedback iteration through the CLI with three different model families, as a user
+mixes them: a Qwen2.5-VL policy, a LLaVA-NeXT labeler and a Llama-3-format claim LLM (no pad token,
+BOS added by both its template and its tokenizer, two eos ids). The policy and claim LLM are zoo
+models taught ShapesWorld briefly (so answers name objects and claims parse); the labeler is
+random-init. The pairs' reference log-probs, computed by the pipeline's reference stage in a Ray
+actor, are checked against TRL's own at step 0 of DPO on those pairs (Ray Train's part of DPO is
+family-blind: test_train, test_s3 and test_pairs_io run it end to end)."""
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
+import torch
 import yaml
 
+from rlaifv_ray import schema as S
+from rlaifv_ray.cli import main
 from tests import zoo
-from tests.test_readme import ENV
-
-CLI = Path(sys.executable).parent / "rlaifv-ray"
 
 
-def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp_path):
+def _dpo_step0_losses(policy: str, run_dir: str, out_dir: str) -> list[float]:
+    """TRL's DPO loss on each batch of the run's pairs before any step, read and collated as a Ray
+    Train worker does (train/launch.py): ln 2 exactly when the stored reference log-probs are the
+    policy's own on the tokens TRL trains on (here: Qwen's M-RoPE inputs)."""
+    from rlaifv_ray.config import TrainConfig
+    from rlaifv_ray.storage.images import fetch_images
+    from rlaifv_ray.storage.store import RunStore
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+    from rlaifv_ray.train.launch import PAIR_COLUMNS
+
+    store = RunStore(run_dir)
+    pairs = store.read_table("iter_000/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+    examples = pair_examples(pairs, fetch_images(store, "iter_000", pairs[S.IMAGE_ID]))
+    model, processor = load_policy(policy)
+    trainer = build_trainer(model, processor, examples, dpo_args(TrainConfig(beta=0.1, batch_size=8), out_dir))
+    with torch.no_grad():
+        return [
+            trainer.compute_loss(trainer.model, trainer.data_collator(examples[i : i + 8])).item()
+            for i in range(0, len(examples), 8)
+        ]
+
+
+def test_mixed_families_collect_feedback_whose_reference_logps_equal_trls(tmp_path, ray_local, torch_threads, capsys):
     models = {
         "policy": ("qwen2_5_vl", "captions", 80),
         "labeler": ("llava_next", None, 0),
@@ -30,17 +52,10 @@ def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp
             zoo.train(tmp_path / role, task, steps)
     config = {
         "run_dir": str(tmp_path / "run"),
-        "iterations": 1,
         "models": {role: {"path": str(tmp_path / role)} for role in models},
         "claim_extraction": {"prompts": "shapesworld", "max_new_tokens": 64},
-        "data": {"input": "toy:8"},
         "sampling": {"n": 4, "max_new_tokens": 32},
         "pairs": {"length_balance": False},
-        # lr ~ 0: the policy stays its own reference, so every DPO loss is ln 2 exactly when the
-        # stored reference log-probs cover the tokens TRL trains on (here: Qwen's M-RoPE inputs;
-        # test_families checks each family, BOS-adding ones included)
-        "train": {"lr": 1e-12, "batch_size": 8, "checkpoint_steps": 100},
-        "eval": {"toy_heldout": 0},
         "resources": {
             k: {"concurrency": [1, 1], "batch_size": 8, "num_cpus": 0.5}
             for k in ("sample", "claims", "label", "reference")
@@ -48,15 +63,14 @@ def test_mixed_families_run_one_iteration_with_reference_logps_equal_to_trls(tmp
     }
     path = tmp_path / "mixed.yaml"
     path.write_text(yaml.safe_dump(config))
-    out = subprocess.run([str(CLI), "run", str(path)], capture_output=True, text=True, env=ENV, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert main(["feedback", str(path), "--toy", "8"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
 
     run = tmp_path / "run" / "iter_000"
     pairs = pq.read_table(run / "pairs").to_pylist()
-    assert pairs, "no preference pairs"
+    assert pairs and metrics["rows"]["pairs"] == len(pairs), metrics
     assert all(math.isfinite(p["ref_chosen_logp"]) and math.isfinite(p["ref_rejected_logp"]) for p in pairs)
     claims = pq.read_table(run / "claims").to_pylist()
     assert sum(not c["claim_error"] for c in claims) >= len(claims) // 2  # the claim LLM's lists parse
-    log = json.loads((run / "train_log.json").read_text())
-    losses = [s["loss"] for s in log["steps"] if "loss" in s]
+    losses = _dpo_step0_losses(str(tmp_path / "policy"), str(tmp_path / "run"), str(tmp_path / "dpo"))
     assert losses and all(abs(x - math.log(2)) < 1e-4 for x in losses), losses

@@ -128,7 +128,7 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     beside it, and scores as the base with that adapter applied; step 1 is ln 2 (LoRA's B starts at
     zero). On the sharded base each rank holds half of the frozen weights, and the per-step losses
     equal ddp's on the same pairs (a global batch of all 4: the data order cannot differ). ddp also
-    writes tensorboard logs. (Full fine-tuning through Ray Train: test_s3, test_mixed_run, test_pairs_io.)"""
+    writes tensorboard logs. (Full fine-tuning through Ray Train: test_s3, test_pairs_io, test_driver.)"""
     import json
     import math
 
@@ -297,7 +297,7 @@ def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_one_process(
     without sharding (tests/conftest.py: unsharded_training) on the same pairs; step 1 is ln 2 (stored
     reference == policy); the gathered checkpoint loads with from_pretrained. The run keeps one
     checkpoint in the run dir and leaves nothing in /tmp. (ddp on 2 Ray Train workers equals fsdp:
-    the LoRA test below; full ddp training on Ray Train: test_s3, test_mixed_run, test_pairs_io.)"""
+    the LoRA test below; full ddp training on Ray Train: test_s3, test_pairs_io, test_driver.)"""
     import glob
     import json
     import math
