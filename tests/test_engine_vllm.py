@@ -145,23 +145,16 @@ def test_toy_feedback_iteration_with_vllm(tmp_path, toy_models, ray_local):
     assert pairs, metrics
     assert all(r[S.REF_CHOSEN_LOGP] < 0 and r[S.REF_REJECTED_LOGP] < 0 for r in pairs)
 
-    # the same candidates and claims labelled by the hf labeler: a copy of the run whose labeler
-    # engine differs reuses candidates and claims (their resume keys hold) and relabels them
-    import shutil
+    # the same candidates and claims labelled by the hf labeler, here: the stage class the label
+    # actors run, on the stored rows and images
+    from rlaifv_ray.stages.label_claims import LabelClaims
+    from rlaifv_ray.storage.images import fetch_images
+    from rlaifv_ray.storage.store import RunStore
 
-    shutil.copytree(config.run_dir, tmp_path / "hf" / "run")
-    raw["run_dir"] = str(tmp_path / "hf" / "run")
-    raw["models"]["labeler"] = {"path": raw["models"]["labeler"]["path"]}
-    hf_config = validate_config(raw)
-    run_feedback(hf_config, 0, hf_config.models.policy.path, "toy:8")
-
-    def verdicts(run_dir):
-        rows = pq.read_table(os.path.join(run_dir, "iter_000", "labels")).to_pylist()
-        return {r[S.ANSWER_ID]: (r[S.CLAIMS], r[S.ACCEPTED]) for r in rows}
-
-    ours, theirs = verdicts(config.run_dir), verdicts(hf_config.run_dir)
-    assert ours.keys() == theirs.keys() and all(ours[a][0] == theirs[a][0] for a in ours)  # same claims
-    pairs_of_verdicts = [(v, w) for a in ours for v, w in zip(ours[a][1], theirs[a][1])]
+    labels = [r for r in pq.read_table(os.path.join(config.run_dir, "iter_000", "labels")).to_pylist() if r[S.CLAIMS]]
+    images = fetch_images(RunStore(config.run_dir), "iter_000", [r[S.IMAGE_ID] for r in labels])
+    hf = LabelClaims(config.models.labeler.path)({S.IMAGE: images, S.QUESTIONS: [r[S.QUESTIONS] for r in labels]})
+    pairs_of_verdicts = [(v, w) for r, theirs in zip(labels, hf[S.ACCEPTED]) for v, w in zip(r[S.ACCEPTED], theirs)]
     agreement = sum(v == w for v, w in pairs_of_verdicts) / len(pairs_of_verdicts)
     REPORT["feedback_iteration"] = {
         "prompts": 8,
