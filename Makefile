@@ -1,9 +1,10 @@
-# Every target does its own set-up on a fresh machine: a .venv with the CPU torch wheel first, by
-# pip and its configuration (a plain `torch` requirement would pull a multi-GB CUDA build), then the
-# project by uv (the same resolution in seconds rather than minutes: it downloads and unpacks in
-# parallel; the torch already there satisfies the project's range and is kept). --compile-bytecode as
-# pip does: where PYTHONDONTWRITEBYTECODE is set (this machine), nothing else would ever write .pyc
-# files, and every Ray worker would compile torch and transformers from source again.
+# Every target does its own set-up on a fresh machine: a .venv with the CPU torch wheel first, from
+# where pip's configuration finds it (a plain `torch` requirement would pull a multi-GB CUDA build),
+# then the project, both by uv (the same resolution in seconds rather than minutes: it downloads,
+# unpacks and compiles in parallel; the torch already there satisfies the project's range and is
+# kept). --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (this machine),
+# nothing else would ever write .pyc files, and every Ray worker would compile torch and
+# transformers from source again.
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 UV := .venv/bin/uv
@@ -12,9 +13,13 @@ UV_VERSION := uv==0.13.9
 
 .PHONY: setup lint test test-faults test-slow test-vllm test-gpu demo clean
 
+# uv reads no pip configuration: it is told where the wheel lies.
+FIND_LINKS := $(shell python3 -m pip config get global.find-links 2>/dev/null)
+
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
-	$(PIP) install -q $(TORCH) $(UV_VERSION)
+	$(PIP) install -q $(UV_VERSION)
+	$(UV) pip install -q --compile-bytecode --python $(PY) $(if $(FIND_LINKS),--find-links $(FIND_LINKS),) $(TORCH)
 	$(UV) pip install -q --compile-bytecode --python $(PY) -e '.[test]'
 	touch $@
 
