@@ -11,7 +11,7 @@ UV := .venv/bin/uv
 TORCH := torch==2.13.0
 UV_VERSION := uv==0.13.9
 
-.PHONY: setup lint test test-faults test-slow test-vllm test-gpu demo clean
+.PHONY: setup lint test test-cluster test-slow test-vllm test-gpu demo clean
 
 # uv reads no pip configuration: it is told where the wheel lies.
 FIND_LINKS := $(shell python3 -m pip config get global.find-links 2>/dev/null)
@@ -25,8 +25,9 @@ FIND_LINKS := $(shell python3 -m pip config get global.find-links 2>/dev/null)
 
 setup: .venv/.installed
 
-# make test: everything but the fault-injection tests and the slow rebuild. test-faults kills actors,
-# Train workers and drivers, stops the S3 store and scales labelers on a multi-raylet cluster (CI
+# make test: everything but the tests on their own Ray clusters, the fault-injection tests and the
+# slow rebuild. test-cluster kills actors, Train workers and drivers, stops the S3 store, scales
+# labelers on a multi-raylet cluster and submits the README's job to a `ray start --head` node (CI
 # runs both). test-slow smoke-builds and rebuilds the ShapesWorld models from scratch against the
 # quality bars (~18 min; run it after changing toyworld/ builders, the torch pin or the committed models).
 PYTEST := RAY_AUTH_MODE=disabled $(PY) -m pytest -q --durations=12
@@ -36,10 +37,10 @@ lint: setup
 	.venv/bin/ruff format --check .
 
 test: lint
-	$(PYTEST) -m "not slow and not faults" tests
+	$(PYTEST) -m "not slow and not faults and not cluster" tests
 
-test-faults: setup
-	$(PYTEST) -m "faults and not slow" tests
+test-cluster: setup
+	$(PYTEST) -m "(faults or cluster) and not slow" tests
 
 test-slow: setup
 	$(PYTEST) -m slow tests

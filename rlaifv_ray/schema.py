@@ -37,6 +37,7 @@ REF_REJECTED_LOGP = "ref_rejected_logp"
 # benchmark answers (prompt_id: the question's id)
 LABEL = "label"  # the right answer, yes | no
 KIND = "kind"  # the question's kind (AMBER: existence / attribute / relation)
+MAX_NEW_TOKENS = "max_new_tokens"  # the answer's length cap (its benchmark's; not stored)
 # any stage: a non-null reason sends the row to quarantine
 ERROR = "error"
 # quarantine

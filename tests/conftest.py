@@ -100,7 +100,7 @@ def clean_run(tmp_path_factory, toy_models, ray_local):
     """One uninterrupted toy feedback iteration (16 prompts x 4): the reference later tests compare
     to, and the finished feedback the driver tests start from. Kept in .pytest_cache under a hash of
     the package (code and committed models) and the config, so the second pytest session of a
-    checkout (make test, then make test-faults) copies it instead of recomputing it (~30 s)."""
+    checkout (make test, then make test-cluster) copies it instead of recomputing it (~30 s)."""
     import hashlib
     import json
     import shutil

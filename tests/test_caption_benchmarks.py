@@ -329,3 +329,19 @@ def test_answers_made_elsewhere_score_yes_no_kinds_too(tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)
     assert m["n"] == len(lines) and m["accuracy"] == (len(lines) - len(wrong)) / len(lines)
     assert m["yes_ratio"] == sum((q["label"] == "yes") != (q["question_id"] in wrong) for q in lines) / len(lines)
+
+
+def test_one_pass_answers_each_question_within_its_own_benchmarks_length_cap(toy_models, torch_threads):
+    """An evaluation answers every benchmark in one pass (pipeline/benchmark_answers.py): yes/no
+    questions and captions share batches, each row capped by its benchmark. Greedy answers, so a
+    capped caption is the start of the uncapped one."""
+    from rlaifv_ray import schema as S
+    from rlaifv_ray.stages.answer_questions import AnswerQuestions
+    from rlaifv_ray.toyworld.world import png_bytes
+
+    image = png_bytes(scene_and_image(3, 7)[1])
+    stage = AnswerQuestions(str(toy_models / "policy"), max_new_tokens=40)
+    rows = {S.IMAGE: [image] * 3, S.INSTRUCTION: ["Describe the image."] * 3, S.MAX_NEW_TOKENS: [2, None, 40]}
+    capped, default, long = stage(rows)[S.ANSWER]
+    assert default == long and len(long.split()) > 3, (default, long)  # no cap on a row: the stage's own
+    assert long.startswith(capped) and 0 < len(capped) < len(long) / 2, (capped, long)

@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import checkpoint_registered, stage_pairs, toy_config
 
-pytestmark = pytest.mark.faults  # make test-faults
+pytestmark = pytest.mark.faults  # make test-cluster
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 

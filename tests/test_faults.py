@@ -15,7 +15,7 @@ from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
 from tests.conftest import checkpoint_registered, stage_pairs, toy_config, unsharded_training
 
-pytestmark = pytest.mark.faults  # make test-faults
+pytestmark = pytest.mark.faults  # make test-cluster
 
 
 def _in_thread(fn, *args):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.faults  # make test-faults
+pytestmark = pytest.mark.cluster  # make test-cluster
 
 
 def test_elastic_labelers_and_dpo_across_raylets(tmp_path):

@@ -186,14 +186,14 @@ def test_cli_eval_bench_answers_a_shapesworld_pope_file(ray_local, tmp_path, cap
 def test_a_benchmark_with_missing_images_fails_naming_them_before_any_inference(tmp_path, toy_models):
     from rlaifv_ray.config import BenchmarkConfig, ModelSpec, StageResources
     from rlaifv_ray.errors import ConfigError
-    from rlaifv_ray.pipeline.benchmark_answers import run_benchmark
+    from rlaifv_ray.pipeline.benchmark_answers import run_benchmarks
 
     pope = write_benchmark(str(tmp_path), "pope", 3)
     (Path(pope["image_root"]) / "shapes_00001.png").unlink()
     with pytest.raises(ConfigError, match=r"1 image\(s\) missing under .* \(e.g. shapes_00001.png: .*no such file"):
-        run_benchmark(
+        run_benchmarks(
             str(tmp_path / "run"),
-            BenchmarkConfig(**{k: v for k, v in pope.items() if k != "name"}),
+            [BenchmarkConfig(**{k: v for k, v in pope.items() if k != "name"})],
             ModelSpec(path=str(toy_models / "policy")),
             StageResources(),
             1 << 20,

@@ -41,6 +41,7 @@ def s3():
     server.stop()
 
 
+@pytest.mark.cluster  # make test-cluster
 def test_readme_job_command_runs_an_iteration_into_an_s3_run_directory(s3, tmp_path):
     """The README's toy job as written (the shipped config, its `toy:` models and relative paths),
     from a clone's root: `ray job submit` to a `ray start --head` cluster whose nodes hold the AWS
@@ -104,7 +105,7 @@ def test_readme_job_command_runs_an_iteration_into_an_s3_run_directory(s3, tmp_p
             assert SECRET not in client.get_object(Bucket="rlaifv-runs", Key=key)["Body"].read().decode()
 
 
-@pytest.mark.faults  # make test-faults
+@pytest.mark.faults  # make test-cluster
 def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_run):
     """The store goes away while stages write: one clear message, and a rerun against the restarted
     store resumes and ends with the undisturbed run's pairs."""

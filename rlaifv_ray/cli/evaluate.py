@@ -115,7 +115,7 @@ def _bench(args) -> dict:
     from pathlib import Path
 
     from ..config import BenchmarkConfig, ModelSpec, StageResources, validate_section
-    from ..pipeline.benchmark_answers import read_benchmark, read_text, run_benchmark, scored_lines
+    from ..pipeline.benchmark_answers import read_benchmark, read_text, run_benchmarks, scored_lines
 
     if not args.file or not (args.answers or (args.model and args.image_root)):
         raise RlaifvError("eval --bench KIND needs --file, and --answers FILE or --model with --image-root")
@@ -145,5 +145,5 @@ def _bench(args) -> dict:
     model = ModelSpec(path=model_arg("--model", args.model), engine=args.engine)
     out = args.out or tempfile.mkdtemp(prefix="rlaifv-eval-")
     init_ray()
-    metrics = run_benchmark(out, bench, model, StageResources(), 1024 * 1024, "policy")
+    metrics = run_benchmarks(out, [bench], model, StageResources(), 1024 * 1024, "policy")[bench.label]
     return {**head, "model": model.path, "answers": out, **metrics}

@@ -118,6 +118,8 @@ class EvalConfig(Strict):
         names = [b.label for b in v]
         if len(set(names)) < len(names):
             raise ValueError(f"benchmark names must differ (set `name`): {names}")
+        if any("/" in n for n in names):  # a name is a folder of the run, and a prefix of its rows' ids
+            raise ValueError(f"benchmark names cannot hold '/': {names}")
         return v
 
     @model_validator(mode="after")

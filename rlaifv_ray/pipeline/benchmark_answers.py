@@ -1,5 +1,6 @@
 """A policy on the config's benchmarks (eval.benchmarks: POPE, AMBER, CHAIR) through Ray Data batch
-inference: the AnswerQuestions stage on actors placed like sampling's.
+inference: the AnswerQuestions stage on actors placed like sampling's, one pass over the questions of
+every benchmark an evaluation has not answered yet.
 
 RUN/benchmarks/images/<id>        each benchmark image, stored once by content (storage/images.py)
 RUN/benchmarks/<name>/<tag>/      the answers of one policy (tag: policy_KKK, the summary's row), with
@@ -8,6 +9,8 @@ RUN/benchmarks/<name>/<tag>.scored.jsonl  each answer with what it was scored as
                                   hallucinated, missed), beside the answers' parquet folder (which
                                   readers take whole). Scoring reruns from the stored answers: it is
                                   cheap, and an annotation file may have been corrected since.
+RUN/benchmarks/quarantine/_answering/<tag>/  questions the pass could not answer (row id NAME/QUESTION_ID),
+                                  with the reason; RUN/benchmarks/_timings/_answering/<tag>/ its batches
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .stage_specs import StageSpec
 log = logging.getLogger(__name__)
 
 BENCH_DIR = "benchmarks"
+PASS_DIR = "_answering"  # one evaluation's pass over all its benchmarks (RUN/benchmarks/_answering/<tag>)
 
 
 FILES = ("annotations", "captions", "association", "safe_words")  # BenchmarkConfig fields naming files
@@ -63,64 +67,97 @@ def check_benchmarks(config: RunConfig) -> None:
 
 
 def evaluate_benchmarks(config: RunConfig, policy: str, tag: str) -> dict[str, dict]:
-    return {
-        b.label: run_benchmark(
-            config.run_dir,
-            b,
-            config.models.policy.model_copy(update={"path": policy}),
-            config.resources.sample,
-            config.data.max_image_pixels,
-            tag,
-        )
-        for b in config.eval.benchmarks
-    }
+    return run_benchmarks(
+        config.run_dir,
+        config.eval.benchmarks,
+        config.models.policy.model_copy(update={"path": policy}),
+        config.resources.sample,
+        config.data.max_image_pixels,
+        tag,
+    )
 
 
-def run_benchmark(
+def run_benchmarks(
     run_dir: str,
-    bench: BenchmarkConfig,
+    benches: list[BenchmarkConfig],
     model: ModelSpec,
     resources: StageResources,
     max_pixels: int,
     tag: str,
-) -> dict:
-    """MODEL's metrics on BENCH (answers kept under RUN/benchmarks/<name>/<tag>/)."""
-    import ray
-
-    from .feedback import apply_stage
-
+) -> dict[str, dict]:
+    """MODEL's metrics on each of BENCHES (answers kept under RUN/benchmarks/<name>/<tag>/). The
+    questions of every benchmark not answered earlier go through one Ray Data pass: the policy is
+    loaded once per evaluation, not once per benchmark."""
     store = RunStore(run_dir)
-    benchmark = read_benchmark(bench)
-    questions = benchmark.questions
-    rel = f"{BENCH_DIR}/{bench.label}/{tag}"
     spec = StageSpec(
         AnswerQuestions,
         dict(
             model=model.path,
             engine=model.engine,
             engine_options=model.engine_options(resources.engine_batch_size),
-            max_new_tokens=bench.answer_tokens,
             max_pixels=max_pixels,
         ),
         resources,
         "answers",
     )
-    key = spec.resume_key(resume_key("benchmark", [(q.qid, q.image, q.text) for q in questions]))
-    if store.finished(rel, key):
-        log.info(f"[{bench.label}] {tag}: answered earlier, scoring the stored answers")
-    else:
-        for sub in ("", "quarantine/", "_timings/"):
-            store.clear(f"{BENCH_DIR}/{sub}{bench.label}/{tag}")
-        ids = _stage_images(store, bench, sorted({q.image for q in questions}))
-        rows = [
-            {S.PROMPT_ID: q.qid, S.IMAGE_ID: ids[q.image], S.INSTRUCTION: q.text, S.LABEL: q.label, S.KIND: q.kind}
-            for q in questions
+    read = [(bench, read_benchmark(bench)) for bench in benches]
+    todo = []
+    for bench, benchmark in read:
+        asked = [(q.qid, q.image, q.text) for q in benchmark.questions]
+        key = spec.resume_key(resume_key("benchmark", bench.answer_tokens, asked))
+        if store.finished(f"{BENCH_DIR}/{bench.label}/{tag}", key):
+            log.info(f"[{bench.label}] {tag}: answered earlier, scoring the stored answers")
+        else:
+            todo.append((bench, benchmark, key))
+    if todo:
+        _answer(store, todo, spec, model.path, tag)
+    return {bench.label: _score(store, bench, benchmark, tag) for bench, benchmark in read}
+
+
+def _answer(store: RunStore, todo: list, spec: StageSpec, model: str, tag: str) -> None:
+    """One pass over the questions of TODO's benchmarks (row ids: NAME/QUESTION_ID, each row with
+    its benchmark's answer length), then each benchmark's answers in its own folder."""
+    import pyarrow as pa
+    import ray
+
+    from .feedback import apply_stage
+
+    rows = []
+    for bench, benchmark, _ in todo:
+        ids = _stage_images(store, bench, sorted({q.image for q in benchmark.questions}))
+        rows += [
+            {
+                S.PROMPT_ID: f"{bench.label}/{q.qid}",
+                S.IMAGE_ID: ids[q.image],
+                S.INSTRUCTION: q.text,
+                S.LABEL: q.label,
+                S.KIND: q.kind,
+                S.MAX_NEW_TOKENS: bench.answer_tokens,
+            }
+            for q in benchmark.questions
         ]
-        log.info(f"[{bench.label}] {tag}: {len(rows)} questions on {len(ids)} images, model {model.path}")
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
-        for _ in apply_stage(ds, spec, f"{bench.label}/{tag}", store.uri, BENCH_DIR).iter_batches(batch_size=None):
-            pass  # the stage persists its answers
-        store.mark_finished(rel, key, model=model.path)
+        log.info(f"[{bench.label}] {tag}: {len(benchmark.questions)} questions on {len(ids)} images, model {model}")
+    stage = f"{PASS_DIR}/{tag}"
+    for sub in ("", "quarantine/", "_timings/"):
+        store.clear(f"{BENCH_DIR}/{sub}{stage}")
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
+    for _ in apply_stage(ds, spec, stage, store.uri, BENCH_DIR).iter_batches(batch_size=None):
+        pass  # the stage persists its answers
+    answered = store.read_table(f"{BENCH_DIR}/{stage}", S.schema("answers")).to_pylist()
+    for bench, _, key in todo:
+        rel, prefix = f"{BENCH_DIR}/{bench.label}/{tag}", f"{bench.label}/"
+        mine = [
+            {**r, S.PROMPT_ID: r[S.PROMPT_ID][len(prefix) :]} for r in answered if r[S.PROMPT_ID].startswith(prefix)
+        ]
+        store.clear(rel)
+        store.write_part(rel, pa.Table.from_pylist(mine, schema=S.schema("answers")), [r[S.PROMPT_ID] for r in mine])
+        store.mark_finished(rel, key, model=model)
+    store.clear(f"{BENCH_DIR}/{stage}")  # its quarantine and timings stay, for the audit
+
+
+def _score(store: RunStore, bench: BenchmarkConfig, benchmark: Benchmark, tag: str) -> dict:
+    rel = f"{BENCH_DIR}/{bench.label}/{tag}"
+    questions = benchmark.questions
     table = store.read_table(rel, S.schema("answers"), columns=[S.PROMPT_ID, S.ANSWER]).to_pydict()
     answers = dict(zip(table[S.PROMPT_ID], table[S.ANSWER]))
     answered = [q for q in questions if q.qid in answers]

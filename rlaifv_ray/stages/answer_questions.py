@@ -9,6 +9,9 @@ from .base import Stage
 
 
 class AnswerQuestions(Stage):
+    """Rows may carry their own length cap (S.MAX_NEW_TOKENS: one pass answers yes/no questions and
+    captions together); the others get max_new_tokens."""
+
     reads = (S.IMAGE, S.INSTRUCTION)
     writes = (S.ANSWER, S.ERROR)
 
@@ -21,16 +24,18 @@ class AnswerQuestions(Stage):
         max_pixels: int = 1024 * 1024,
     ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
-        self.params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)  # greedy: benchmarks are exams
+        self.max_new_tokens = max_new_tokens
         self.max_pixels = max_pixels
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
-        asked = [i for i in range(len(rows)) if i in images]
-        messages = [user_message(rows[i][S.INSTRUCTION], True) for i in asked]
-        requests = [GenerateRequest(m, images[i], self.params) for m, i in zip(messages, asked)]
-        answers = self.engine.generate(requests) if requests else []
-        for row in rows:
-            row[S.ANSWER] = ""
-        for i, text in zip(asked, answers):
-            rows[i][S.ANSWER] = text
+        by_cap: dict[int, list[int]] = {}
+        for i in range(len(rows)):
+            rows[i][S.ANSWER] = ""
+            if i in images:
+                by_cap.setdefault(rows[i].get(S.MAX_NEW_TOKENS) or self.max_new_tokens, []).append(i)
+        for cap, asked in by_cap.items():  # one engine call per cap: a generate batch shares its params
+            params = SamplingParams(temperature=0.0, max_new_tokens=cap)  # greedy: benchmarks are exams
+            requests = [GenerateRequest(user_message(rows[i][S.INSTRUCTION], True), images[i], params) for i in asked]
+            for i, text in zip(asked, self.engine.generate(requests)):
+                rows[i][S.ANSWER] = text
         return rows
