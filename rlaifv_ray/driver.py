@@ -51,7 +51,15 @@ def preflight(config: RunConfig, needs_input: bool = True) -> None:
 def run(config: RunConfig) -> list[dict]:
     preflight(config)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(config, store, lambda k, policy: run_feedback(config, k, policy, config.data.input))
+        return _iterate(
+            config, store, lambda k, policy: run_feedback(config, k, policy, config.data.input, sampler(config))
+        )
+
+
+def sampler(config: RunConfig) -> str | None:
+    """Who samples each iteration's candidates when not the policy it trains: the starting policy,
+    for schedule one_shot (the paper's non-iterative baseline)."""
+    return config.models.policy.path if config.schedule == "one_shot" else None
 
 
 def train_on_pairs(config: RunConfig, pairs: str) -> list[dict]:

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 
 LABEL_PROMPT = "{question} Please answer yes or no."
+# scoring holistic (an ablation): the whole answer judged at once, instead of its claims one by one
+HOLISTIC_QUESTION = 'Is the following description of the image accurate? "{answer}"'
 
 _FACTS_EXAMPLES = """Example 1
 Question: What is on the table?

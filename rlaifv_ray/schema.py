@@ -24,7 +24,7 @@ CLAIM_ERROR = "claim_error"
 P_YES = "p_yes"
 P_NO = "p_no"
 ACCEPTED = "accepted"
-SCORE = "score"  # S = -(rejected claims); null when the answer has no usable claims
+SCORE = "score"  # S = -(rejected claims) (holistic: p(yes) x 1000); null when the answer has no usable claims
 # pairs
 CHOSEN = "chosen"
 REJECTED = "rejected"

@@ -1,6 +1,7 @@
 """DPO with stored reference log-probs: equal to TRL's live-reference loss; training on Ray Train."""
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -120,6 +121,43 @@ def test_precomputed_reference_loss_equals_trl_live_reference(toy_models, torch_
         loss_live = live.compute_loss(policy, live_batch).item()
     assert abs(loss_ours - 0.6931) > 1e-3, "policy and reference should differ in this test"
     assert loss_ours == pytest.approx(loss_live, abs=1e-4)
+
+
+def test_sft_weight_adds_the_chosen_answers_mean_token_nll_to_the_dpo_loss(toy_models, torch_threads, tmp_path):
+    """train.sft_weight w: loss = DPO + w x the mean negative log-likelihood of the chosen answers'
+    tokens, that mean computed here by the inference engine (tokens TRL trains on: test_families)."""
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+
+    path = str(toy_models / "policy")
+    cols = _pairs(path)
+    examples = pair_examples(*_with_images(cols))
+    engine = load_engine(path)
+    msgs = user_message("Describe the image.", True)
+    chosen = engine.sequence_logprobs(
+        [LogprobRequest(msgs, c, scene_and_image(5, i)[1]) for i, c in enumerate(cols[S.CHOSEN])]
+    )
+    nll = -sum(sum(x.tokens) for x in chosen) / sum(len(x.tokens) for x in chosen)
+    losses = {}
+    for w in (0.0, 0.5):
+        args = dpo_args(TrainConfig(beta=0.1, batch_size=4, sft_weight=w), str(tmp_path / f"out{w}"))
+        trainer = build_trainer(load_policy(path)[0], load_policy(path)[1], copy.deepcopy(examples), args)
+        with torch.no_grad():
+            losses[w] = trainer.compute_loss(trainer.model, trainer.data_collator(copy.deepcopy(examples))).item()
+    assert losses[0.0] == pytest.approx(math.log(2), abs=1e-4)  # the policy is its own reference
+    assert losses[0.5] - losses[0.0] == pytest.approx(0.5 * nll, rel=1e-3) and nll > 0.1
+
+
+def test_new_train_fields_at_their_defaults_keep_a_runs_resume_key():
+    """A run made before train.loss_type and train.sft_weight existed resumes as finished; setting
+    either is a new DPO."""
+    from rlaifv_ray.train.launch import _key_settings
+
+    before = TrainConfig().model_dump(mode="json")
+    for field in ("loss_type", "sft_weight"):
+        before.pop(field)
+    assert _key_settings(TrainConfig()) == before
+    assert _key_settings(TrainConfig(sft_weight=0.1))["sft_weight"] == 0.1
+    assert _key_settings(TrainConfig(loss_type="ipo"))["loss_type"] == "ipo"
 
 
 def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_models, ray_local, tmp_path, caplog):

@@ -127,13 +127,24 @@ class ClaimExtractionConfig(Strict):
 
 class SamplingConfig(Strict):
     n: int = Field(8, ge=2, le=64, description="Candidates per prompt (official: 10); pairs need at least 2.")
-    temperature: float = Field(0.7, gt=0, le=2.0, description="Sampling temperature, identical for every candidate.")
+    temperature: float = Field(
+        0.7, gt=0, le=2.0, description="Sampling temperature (identical for every candidate unless deconfound is off)."
+    )
     top_p: float = Field(1.0, gt=0, le=1.0, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Answer length cap in tokens (official: 512).")
+    deconfound: bool = Field(
+        True,
+        description="All N candidates under one decoding setting, differing only by seed (docs/method.md s.1.1). "
+        "false: the paper's confounded baseline, stood in for by a spread of settings per prompt (candidate 0 "
+        "greedy, the others at 0.5x to 1.5x the temperature, every other one at 0.8x top_p): an ablation.",
+    )
 
 
 class PairsConfig(Strict):
     min_gap: int = Field(1, ge=1, description="Minimum score gap |S_a - S_b| for a pair; ties are discarded.")
+    min_p_gap: float = Field(
+        0.2, gt=0, le=1, description="scoring holistic: minimum gap between two answers' yes-probabilities for a pair."
+    )
     max_per_prompt: int = Field(2, ge=1, description="Pairs kept per instruction (seeded choice).")
     length_balance: bool = Field(
         True, description="Drop pairs so mean chosen and rejected lengths match (docs/method.md s.1.7)."
@@ -190,12 +201,32 @@ class RunConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The best-of-N ranker on Ray Serve.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
+    scoring: Literal["claims", "holistic"] = Field(
+        "claims",
+        description="claims: each answer's claims become yes/no questions for the labeler, its score the rejected "
+        "count (docs/method.md s.1.2-1.5). holistic: no claim extraction; the labeler judges the whole answer "
+        '("Is the following description of the image accurate?") and its yes-probability is the score, pairs '
+        "needing pairs.min_p_gap between them (the paper's holistic baseline): an ablation.",
+    )
+    schedule: Literal["iterative", "one_shot"] = Field(
+        "iterative",
+        description="iterative: each iteration's candidates come from the policy it trains (docs/method.md s.2). "
+        "one_shot: every iteration's candidates come from the starting policy, the same prompts and pairs "
+        "per iteration (the paper's non-iterative baseline): an ablation.",
+    )
 
     def stage_models(self) -> dict[str, ModelSpec | None]:
         """The model each feedback stage loads (None: the stage needs none, e.g. ground-truth labels)."""
         m = self.models
         labeler = m.labeler if m.labeler_mode == "model" else m.policy if m.labeler_mode == "self" else None
-        return {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": m.claim_llm}
+        claims = None if self.scoring == "holistic" else m.claim_llm  # holistic: nothing is extracted
+        return {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": claims}
+
+    @model_validator(mode="after")
+    def _holistic_needs_a_labeler_model(self) -> RunConfig:
+        if self.scoring == "holistic" and self.models.labeler_mode == "ground_truth":
+            raise ValueError("scoring holistic asks a labeler model about each answer: labeler_mode model or self")
+        return self
 
     @model_validator(mode="after")
     def _tensor_parallel_has_its_gpus(self) -> RunConfig:

@@ -22,6 +22,16 @@ class LoraConfig(Strict):
 
 class TrainConfig(Strict):
     beta: float = Field(0.1, gt=0, description="DPO beta.")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "sigmoid_norm", "apo_zero", "apo_down"] = Field(
+        "sigmoid", description="TRL's preference loss (DPOConfig.loss_type); sigmoid is DPO's, the paper's."
+    )
+    sft_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of an SFT term (the mean negative log-likelihood of the chosen answers' tokens: TRL's "
+        "loss_type sft) added to the preference loss, as RPO does: it keeps the policy's hold on what the labeler "
+        "accepted, and with it recall. 0: DPO alone.",
+    )
     lr: float = Field(
         5e-5,
         gt=0,

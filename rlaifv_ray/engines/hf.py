@@ -18,7 +18,7 @@ from __future__ import annotations
 from ..errors import ModelLoadError
 from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest, check_model_path, user_message
 from .chat import ChatFormat
-from .hf_tensors import SeededSampler, cache_of, chunks, common_prefix, split_logprobs
+from .hf_tensors import SeededSampler, cache_of, chunks, common_prefix, param_chunks, split_logprobs
 
 _YES, _NO = ("yes", "Yes"), ("no", "No")
 # Families whose positions are plain 1-D offsets, so a shared prefix cache can be extended exactly.
@@ -107,9 +107,11 @@ class HFEngine:
 
     # ---- generate ------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
-        out: list[str] = []
-        for chunk in chunks(requests, self.batch_size):
-            out += self._generate_chunk(chunk)
+        """Requests may differ in sampling params: each group of equal ones is batched on its own."""
+        out = [""] * len(requests)
+        for chunk in param_chunks(requests, self.batch_size):
+            for i, text in zip(chunk, self._generate_chunk([requests[j] for j in chunk])):
+                out[i] = text
         return out
 
     def _generate_chunk(self, requests: list[GenerateRequest]) -> list[str]:
@@ -117,8 +119,6 @@ class HFEngine:
         from transformers import LogitsProcessorList
 
         params = requests[0].params
-        if any(r.params != params for r in requests):
-            raise ValueError("one generate batch must share sampling params")
         batch = self._encode([self.chat.prompt(r.messages) for r in requests], [r.image for r in requests], "left")
         sampler = SeededSampler([r.seed for r in requests], params.temperature, params.top_p, self.device)
         with torch.no_grad():

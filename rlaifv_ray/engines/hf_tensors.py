@@ -59,3 +59,13 @@ def common_prefix(ids, mask) -> int:
 def chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def param_chunks(requests: list, size: int):
+    """Indices of REQUESTS in batches of at most SIZE that share their sampling params (one
+    model.generate call takes one setting)."""
+    groups: dict = {}
+    for i, r in enumerate(requests):
+        groups.setdefault(r.params, []).append(i)
+    for group in groups.values():
+        yield from chunks(group, size)

@@ -75,7 +75,7 @@ class ImportRun(FeedbackRun):
         from ..stages.import_pairs import ImportPairs
         from .stage_specs import stage_specs
 
-        reference = stage_specs(self.config, self.policy)["reference"]
+        reference = stage_specs(self.config, self.policy, self.policy)["reference"]
         px = self.config.data.max_image_pixels
         # decoding checks are light: one small actor, whatever the stage resources say
         imports = StageSpec(

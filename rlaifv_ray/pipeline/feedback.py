@@ -66,15 +66,16 @@ def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str):
 class FeedbackRun:
     config: RunConfig
     iteration: int
-    policy: str
+    policy: str  # the reference (and a self-labeler): the policy this iteration trains
     input_spec: str
+    sampler: str | None = None  # who samples the candidates, when not the policy (schedule one_shot)
     store: RunStore = field(init=False)
 
     def __post_init__(self):
         self.store = RunStore(self.config.run_dir)
         self.dir = f"iter_{self.iteration:03d}"
         self.source = PromptSource(self.input_spec)
-        self.specs = stage_specs(self.config, self.policy)
+        self.specs = stage_specs(self.config, self.policy, self.sampler or self.policy)
         self.keys = self._resume_keys()
         self.walls: dict[str, float] = {}
 
@@ -88,7 +89,8 @@ class FeedbackRun:
         candidates = spec["candidates"].resume_key(prompts)
         claims = spec["claims"].resume_key(candidates)
         labels = spec["labels"].resume_key(claims)
-        pairs = spec["reference"].resume_key(labels, pairs=c.pairs.model_dump(mode="json"))
+        unused = {"min_p_gap"} if c.scoring == "claims" else {"min_gap"}  # a setting the run ignores is not in its key
+        pairs = spec["reference"].resume_key(labels, pairs=c.pairs.model_dump(mode="json", exclude=unused))
         return {"prompts": prompts, "candidates": candidates, "claims": claims, "labels": labels, "pairs": pairs}
 
     def _apply(self, ds, name: str, out_dir: str | None = None):
@@ -117,7 +119,8 @@ class FeedbackRun:
         self.walls["total"] = time.time() - t0
         from .metrics import feedback_metrics
 
-        info = {"iteration": self.iteration, "policy": self.policy, "input": self.input_spec}
+        info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler or self.policy}
+        info["input"] = self.input_spec
         metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
         # merged: the driver adds its train/eval sections to the same file
         self.store.write_json(
@@ -220,7 +223,9 @@ def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
     from ..stages.base import to_rows
     from ..stages.build_pairs import BuildPairs
 
-    build = BuildPairs(config.pairs.min_gap, config.pairs.max_per_prompt, config.seed)
+    holistic = config.scoring == "holistic"  # scores in thousandths of a probability
+    min_gap = round(1000 * config.pairs.min_p_gap) if holistic else config.pairs.min_gap
+    build = BuildPairs(min_gap, config.pairs.max_per_prompt, config.seed)
     groups: dict[str, list[dict]] = {}
     for row in to_rows(labels):
         groups.setdefault(row[S.PROMPT_ID], []).append(row)
@@ -250,9 +255,10 @@ def _length_balance(rows: list[dict], enabled: bool):
     return kept, {"cut": cut, "before": len(ids), "after": len(kept)}
 
 
-def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str) -> dict:
-    """Run (or resume) one iteration's feedback collection; returns its metrics."""
+def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, sampler: str | None = None) -> dict:
+    """Run (or resume) one iteration's feedback collection; returns its metrics. SAMPLER: the model
+    that samples the candidates, when not POLICY."""
     if config.models.labeler_mode == "ground_truth" and PromptSource(input_spec).truth is None:
         raise ConfigError(f"models.labeler_mode ground_truth needs ShapesWorld input (toy:N), got {input_spec!r}")
     with RunStore(config.run_dir).reachable():
-        return FeedbackRun(config, iteration, policy, input_spec).run()
+        return FeedbackRun(config, iteration, policy, input_spec, sampler).run()

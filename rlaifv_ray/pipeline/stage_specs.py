@@ -31,10 +31,11 @@ class StageSpec:
         return resume_key(upstream, f"{self.cls.__module__}.{self.cls.__qualname__}", self.kwargs, settings)
 
 
-def stage_specs(config: RunConfig, policy: str) -> dict[str, StageSpec]:
-    """The four model stages of one iteration whose policy is `policy`."""
+def stage_specs(config: RunConfig, policy: str, sampler: str) -> dict[str, StageSpec]:
+    """The four model stages of one iteration whose policy is `policy`, its candidates sampled by
+    `sampler` (the policy itself, but for schedule one_shot)."""
     return {
-        "candidates": _sample(config, policy),
+        "candidates": _sample(config, sampler),
         "claims": _claims(config),
         "labels": _labels(config, policy),
         "reference": _reference(config, policy),
@@ -54,12 +55,16 @@ def _sample(c: RunConfig, policy: str) -> StageSpec:
         engine_options=m.policy.engine_options(r.sample.engine_batch_size),
         max_pixels=c.data.max_image_pixels,
         max_instruction_tokens=c.data.max_instruction_tokens,
+        # only when off: the method's runs keep the resume keys they had before the switch existed
+        **({} if c.sampling.deconfound else {"deconfound": False}),
     )
     return StageSpec(SampleCandidates, kwargs, r.sample, "candidates")
 
 
 def _claims(c: RunConfig) -> StageSpec:
     m, r, x = c.models, c.resources, c.claim_extraction
+    if c.scoring == "holistic":  # no claim LLM: each answer is its own one question
+        return StageSpec(ExtractClaims, dict(mode="holistic"), r.claims, "claims")
     kwargs = dict(
         mode=m.claims,
         model=m.claim_llm.path if m.claim_llm else None,
@@ -86,6 +91,7 @@ def _labels(c: RunConfig, policy: str) -> StageSpec:
         engine=labeler.engine,
         engine_options=labeler.engine_options(r.label.engine_batch_size),
         max_pixels=c.data.max_image_pixels,
+        **({"holistic": True} if c.scoring == "holistic" else {}),  # the method's keys stay as they were
     )
     return StageSpec(LabelClaims, kwargs, r.label, "labels")
 

@@ -28,14 +28,19 @@ class AnswerQuestions(Stage):
         self.max_pixels = max_pixels
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
-        by_cap: dict[int, list[int]] = {}
-        for i in range(len(rows)):
-            rows[i][S.ANSWER] = ""
-            if i in images:
-                by_cap.setdefault(rows[i].get(S.MAX_NEW_TOKENS) or self.max_new_tokens, []).append(i)
-        for cap, asked in by_cap.items():  # one engine call per cap: a generate batch shares its params
-            params = SamplingParams(temperature=0.0, max_new_tokens=cap)  # greedy: benchmarks are exams
-            requests = [GenerateRequest(user_message(rows[i][S.INSTRUCTION], True), images[i], params) for i in asked]
-            for i, text in zip(asked, self.engine.generate(requests)):
-                rows[i][S.ANSWER] = text
+        asked = [i for i in range(len(rows)) if i in images]
+        requests = [
+            GenerateRequest(
+                user_message(rows[i][S.INSTRUCTION], True),
+                images[i],
+                # greedy: benchmarks are exams
+                SamplingParams(temperature=0.0, max_new_tokens=rows[i].get(S.MAX_NEW_TOKENS) or self.max_new_tokens),
+            )
+            for i in asked
+        ]
+        answers = self.engine.generate(requests) if requests else []
+        for row in rows:
+            row[S.ANSWER] = ""
+        for i, text in zip(asked, answers):
+            rows[i][S.ANSWER] = text
         return rows

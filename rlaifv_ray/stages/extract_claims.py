@@ -4,6 +4,8 @@ Two calls to a claim LLM with the templates of prompts.py and its list parser. A
 an empty or an unparseable output is recorded in `claim_error` (the answer then gets no score and
 is excluded from pairs, with that reason), never silently truncated as the official code does.
 `mode="rules"` is the explicit ShapesWorld extractor (object mentions), never a silent fallback.
+`mode="holistic"` (scoring holistic, an ablation) extracts nothing: the answer is its one "claim",
+and its question asks whether the whole description is accurate.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from .. import schema as S
 from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
 from ..engines.base import user_message
-from ..prompts import PROMPT_SETS, bullets, parse_list
+from ..prompts import HOLISTIC_QUESTION, PROMPT_SETS, bullets, parse_list
 from ._limits import TokenBound
 from .base import Stage
 
@@ -34,8 +36,8 @@ class ExtractClaims(Stage):
         max_new_tokens: int = 512,
         run_seed: int = 0,
     ):
-        if mode not in ("llm", "rules"):
-            raise ValueError(f"claims mode must be 'llm' or 'rules', got {mode!r}")
+        if mode not in ("llm", "rules", "holistic"):
+            raise ValueError(f"claims mode must be 'llm', 'rules' or 'holistic', got {mode!r}")
         if mode == "llm" and not model:
             raise ValueError("claims mode 'llm' needs a claim LLM model")
         if prompts not in PROMPT_SETS:
@@ -61,6 +63,9 @@ class ExtractClaims(Stage):
         if self.mode == "rules":
             for r in live:
                 self._rules(r)
+        elif self.mode == "holistic":
+            for r in live:
+                r[S.CLAIMS], r[S.QUESTIONS] = [r[S.ANSWER]], [HOLISTIC_QUESTION.format(answer=_truncate(r[S.ANSWER]))]
         else:
             self._llm(live)
         return rows

@@ -21,10 +21,15 @@ class LabelClaims(Stage):
     writes = (S.P_YES, S.P_NO, S.ACCEPTED, S.SCORE)
 
     def __init__(
-        self, model: str, engine: str = "hf", engine_options: dict | None = None, max_pixels: int = 1024 * 1024
+        self,
+        model: str,
+        engine: str = "hf",
+        engine_options: dict | None = None,
+        max_pixels: int = 1024 * 1024,
+        holistic: bool = False,
     ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
-        self.max_pixels = max_pixels
+        self.max_pixels, self.holistic = max_pixels, holistic
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         requests, owners = [], []
@@ -39,7 +44,7 @@ class LabelClaims(Stage):
         for i, p in zip(owners, probs):
             verdicts[i].append(p)
         for i, row in enumerate(rows):
-            _fill(row, verdicts[i])
+            _fill(row, verdicts[i], self.holistic)
         return rows
 
 
@@ -69,11 +74,11 @@ class GroundTruthLabels(Stage):
         return rows
 
 
-def _fill(row: dict, probs: list[tuple[float, float]]) -> None:
-    from .build_pairs import score
+def _fill(row: dict, probs: list[tuple[float, float]], holistic: bool = False) -> None:
+    from .build_pairs import holistic_score, score
 
     row[S.P_YES] = [y for y, _ in probs]
     row[S.P_NO] = [n for _, n in probs]
     row[S.ACCEPTED] = [y > n for y, n in probs]
     usable = not row.get(S.ERROR) and not row.get(S.CLAIM_ERROR)
-    row[S.SCORE] = score(row[S.ACCEPTED]) if usable else None
+    row[S.SCORE] = (holistic_score(probs) if holistic else score(row[S.ACCEPTED])) if usable else None

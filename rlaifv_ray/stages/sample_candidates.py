@@ -25,11 +25,12 @@ class SampleCandidates(Stage):
         engine_options: dict | None = None,
         max_pixels: int = 1024 * 1024,
         max_instruction_tokens: int | None = None,
+        deconfound: bool = True,
     ):
         self.engine = load_engine(model, engine, **(engine_options or {}))
         self.bound = TokenBound(model, max_new_tokens, max_instruction_tokens, engine_options)
         self.n, self.run_seed, self.max_pixels = n, run_seed, max_pixels
-        self.params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        self.params = decoding(n, SamplingParams(temperature, top_p, max_new_tokens), deconfound)
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         out, requests, slots = [], [], []
@@ -53,7 +54,8 @@ class SampleCandidates(Stage):
                 continue
             for k in range(self.n):
                 seed = derive_seed(self.run_seed, row[S.PROMPT_ID], k)
-                requests.append(GenerateRequest(user_message(row[S.INSTRUCTION], True), images[i], self.params, seed))
+                message = user_message(row[S.INSTRUCTION], True)
+                requests.append(GenerateRequest(message, images[i], self.params[k], seed))
                 out.append(
                     {**row, S.ANSWER_ID: f"{row[S.PROMPT_ID]}/{k}", S.SAMPLE_INDEX: k, S.SEED: seed, S.ERROR: None}
                 )
@@ -66,6 +68,20 @@ class SampleCandidates(Stage):
             else:
                 out[slot][S.ANSWER] = text
         return out
+
+
+def decoding(n: int, params: SamplingParams, deconfound: bool) -> list[SamplingParams]:
+    """Candidate k's decoding. Deconfounded (the method): one setting for all N, so candidates differ
+    only by their seeds and a pair's difference is the content. Confounded (the paper's baseline,
+    whose candidates come from different models or decodings; here one policy stands in): candidate
+    0 greedy, the others at temperatures spread from half to 1.5x the configured one, every other
+    one also with top_p cut to 0.8x, so style varies with the candidate as well as content."""
+    if deconfound:
+        return [params] * n
+    spread = [params.temperature * (0.5 + k / max(1, n - 2)) for k in range(n - 1)]
+    return [SamplingParams(0.0, 1.0, params.max_new_tokens)] + [
+        SamplingParams(t, params.top_p * (0.8 if k % 2 else 1.0), params.max_new_tokens) for k, t in enumerate(spread)
+    ]
 
 
 def _generate_isolating_failures(engine, requests):

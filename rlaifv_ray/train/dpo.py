@@ -153,13 +153,15 @@ def freeze_vision_tower(model) -> list[str]:
 
 
 def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_steps: int | None = None) -> DPOConfig:
-    """TRL arguments from our TrainConfig: plain sigmoid DPO, beta and lr from the config. Master
-    weights are fp32 (the model is loaded so); on GPUs bf16 autocast does the compute."""
+    """TRL arguments from our TrainConfig: its preference loss (sigmoid DPO by default) with beta and
+    lr from the config, plus an SFT term when train.sft_weight is set. Master weights are fp32 (the
+    model is loaded so); on GPUs bf16 autocast does the compute."""
     per_device = max(1, train.batch_size // world_size)
     return DPOConfig(
         output_dir=output_dir,
         beta=train.beta,
-        loss_type=["sigmoid"],
+        loss_type=[train.loss_type] + (["sft"] if train.sft_weight else []),
+        loss_weights=[1.0, train.sft_weight] if train.sft_weight else None,
         learning_rate=train.lr,
         lr_scheduler_type="cosine",
         warmup_steps=train.warmup_ratio,

@@ -39,7 +39,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
     d = f"iter_{iteration:03d}"
     # what the trained policy depends on: its pairs (their own resume key), the train settings, the policy
     pairs_key = (store.read_json(f"{d}/pairs/_SUCCESS") or {}).get("config_hash")
-    digest = resume_key("dpo", pairs_key, config.train.model_dump(mode="json"), policy)
+    digest = resume_key("dpo", pairs_key, _key_settings(config.train), policy)
     out = f"{d}/checkpoint"
     if store.finished(out, digest):
         log.info(f"[{d}] dpo: finished earlier, skipped")
@@ -70,6 +70,14 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
         f"{manifest['seconds']} s"
     )
     return manifest
+
+
+# train.* fields added after runs existed: at these values they leave a run's resume keys as they were
+_ADDED_FIELDS = {"loss_type": "sigmoid", "sft_weight": 0.0}
+
+
+def _key_settings(train) -> dict:
+    return {k: v for k, v in train.model_dump(mode="json").items() if _ADDED_FIELDS.get(k, ...) != v}
 
 
 def _trainer(config: RunConfig, store: RunStore, d: str, policy: str):
