@@ -75,7 +75,8 @@ class FeedbackRun:
         self.store = RunStore(self.config.run_dir)
         self.dir = f"iter_{self.iteration:03d}"
         self.source = PromptSource(self.input_spec)
-        self.specs = stage_specs(self.config, self.policy, self.sampler or self.policy)
+        self.sampler = self.sampler or self.policy
+        self.specs = stage_specs(self.config, self.policy, self.sampler)
         self.keys = self._resume_keys()
         self.walls: dict[str, float] = {}
 
@@ -119,8 +120,7 @@ class FeedbackRun:
         self.walls["total"] = time.time() - t0
         from .metrics import feedback_metrics
 
-        info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler or self.policy}
-        info["input"] = self.input_spec
+        info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler, "input": self.input_spec}
         metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
         # merged: the driver adds its train/eval sections to the same file
         self.store.write_json(
