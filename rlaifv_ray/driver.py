@@ -48,6 +48,18 @@ def preflight(config: RunConfig, needs_input: bool = True) -> None:
             )
 
 
+def record_run(config: RunConfig) -> None:
+    """RUN/config.yaml (the resolved config) and this process's log lines in RUN/run.log."""
+    import yaml
+
+    from . import logs
+
+    RunStore(config.run_dir).write_bytes(
+        "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode()
+    )
+    logs.to_run_dir(config.run_dir)
+
+
 def run(config: RunConfig) -> list[dict]:
     preflight(config)
     with RunStore(config.run_dir).reachable() as store:

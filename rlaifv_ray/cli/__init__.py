@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ..errors import RlaifvError, user_error_in
-from . import data, evaluate, runs, serve, toy
+from . import data, evaluate, runs, serve, sweep, toy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         description="RLAIF-V on Ray: align multimodal LLMs for trustworthiness with open-source AI feedback.",
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
-    for group in (data, runs, toy, evaluate, serve):
+    for group in (data, runs, sweep, toy, evaluate, serve):
         group.add_commands(sub)
     return p
 

@@ -40,16 +40,10 @@ def load(args, *extra: str):
 
 def start_run(config) -> None:
     """Join (or start) Ray, record the resolved config as RUN/config.yaml and log to RUN/run.log."""
-    import yaml
-
-    from .. import logs
-    from ..storage.store import RunStore
+    from ..driver import record_run
 
     init_ray()
-    RunStore(config.run_dir).write_bytes(
-        "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode()
-    )
-    logs.to_run_dir(config.run_dir)
+    record_run(config)
 
 
 def init_ray() -> None:

@@ -132,7 +132,7 @@ class FeedbackRun:
         import pyarrow as pa
 
         rel = f"{self.dir}/prompts"
-        if self.store.finished(rel, self.keys["prompts"]):
+        if self.store.finished(rel, self.keys["prompts"], companions=(f"{self.dir}/images",)):
             log.info(f"[{self.dir}] prompts: finished earlier, skipped")
             return
         t0 = time.time()

@@ -3,6 +3,10 @@
 A stage directory is finished iff its `_SUCCESS` manifest exists with the current config hash; a
 directory without one is a crashed attempt and is cleared before the stage runs again. Part files
 are named by a hash of their row ids, so a retried batch overwrites its own file: no duplicates.
+
+A run made by a sweep (rlaifv_ray/sweep/) lists its sibling runs in RUN/shared_stages.json. A stage
+it has not finished, but a sibling has under the same resume key, is copied from there instead of
+computed again; its manifest says so (`shared_from`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+
+log = logging.getLogger(__name__)
+
+SHARED_STAGES = "shared_stages.json"
 
 
 def resume_key(*parts) -> str:
@@ -28,6 +37,7 @@ class RunStore:
         else:
             self.fs, self.root = LocalFileSystem(), os.path.abspath(root)
             self.uri = self.root
+        self._siblings: list[str] | None = None
 
     @contextlib.contextmanager
     def reachable(self):
@@ -131,11 +141,55 @@ class RunStore:
         return sum(pq.ParquetFile(self.fs.open_input_file(f)).metadata.num_rows for f in self.files(rel_dir))
 
     # -- stage manifests --------------------------------------------------------------------
-    def finished(self, rel_dir: str, config_hash: str) -> bool:
+    def finished(self, rel_dir: str, config_hash: str, companions: tuple[str, ...] = ()) -> bool:
+        """REL_DIR holds a finished stage of CONFIG_HASH: its own, or one copied now from a sibling
+        run of the same sweep that finished it under the same key (with COMPANIONS, files or folders
+        outside REL_DIR that belong to it)."""
         manifest = self.read_json(f"{rel_dir}/_SUCCESS")
-        return bool(manifest) and manifest.get("config_hash") == config_hash
+        if manifest and manifest.get("config_hash") == config_hash:
+            return True
+        return self._copy_from_sibling(rel_dir, config_hash, companions)
 
     def mark_finished(self, rel_dir: str, config_hash: str, **extra) -> dict:
         manifest = {"rows": self.count_rows(rel_dir), "config_hash": config_hash, **extra}
         self.write_json(f"{rel_dir}/_SUCCESS", manifest)
         return manifest
+
+    def _copy_from_sibling(self, rel_dir: str, config_hash: str, companions: tuple[str, ...]) -> bool:
+        if self._siblings is None:
+            self._siblings = [u for u in (self.read_json(SHARED_STAGES) or {}).get("runs", []) if u != self.uri]
+        for uri in self._siblings:
+            other = RunStore(uri)
+            manifest = other.read_json(f"{rel_dir}/_SUCCESS")
+            if not manifest or manifest.get("config_hash") != config_hash:
+                continue
+            parent, name = rel_dir.rsplit("/", 1) if "/" in rel_dir else ("", rel_dir)
+            # a stage's quarantined rows and batch timings sit beside it, under the same name
+            beside = [f"{parent}/{sub}/{name}".lstrip("/") for sub in ("quarantine", "_timings")]
+            for rel in (rel_dir, *beside, *companions):
+                self._copy(other, rel)
+            rebased = {k: _rebase(v, other.uri, self.uri) for k, v in manifest.items()}
+            self.write_json(f"{rel_dir}/_SUCCESS", {**rebased, "shared_from": other.uri_of(rel_dir)})
+            log.info(f"{rel_dir}: same resume key as {other.uri_of(rel_dir)}: copied, not computed again")
+            return True
+        return False
+
+    def _copy(self, other: RunStore, rel: str) -> None:
+        from pyarrow.fs import FileType, copy_files
+
+        kind = other.fs.get_file_info(other.path(rel)).type
+        if kind == FileType.NotFound:
+            return
+        self.clear(rel)
+        if kind == FileType.Directory:
+            self.fs.create_dir(self.path(rel), recursive=True)
+        else:
+            self.fs.create_dir(self.path(rel).rsplit("/", 1)[0], recursive=True)
+        copy_files(other.path(rel), self.path(rel), source_filesystem=other.fs, destination_filesystem=self.fs)
+        if kind == FileType.Directory and self.exists(f"{rel}/_SUCCESS"):
+            self.fs.delete_file(self.path(rel, "_SUCCESS"))  # written last, by the caller: a crash mid-copy reruns
+
+
+def _rebase(value, old: str, new: str):
+    """A manifest's paths into the sibling run (a checkpoint's uri) as paths into this run."""
+    return new + value[len(old) :] if isinstance(value, str) and value.startswith(old + "/") else value

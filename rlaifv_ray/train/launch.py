@@ -41,7 +41,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
     pairs_key = (store.read_json(f"{d}/pairs/_SUCCESS") or {}).get("config_hash")
     digest = resume_key("dpo", pairs_key, _key_settings(config.train), policy)
     out = f"{d}/checkpoint"
-    if store.finished(out, digest):
+    if store.finished(out, digest, companions=(f"{d}/train_log.json",)):
         log.info(f"[{d}] dpo: finished earlier, skipped")
         return store.read_json(f"{out}/_SUCCESS")
     n_pairs = store.count_rows(f"{d}/pairs")
