@@ -137,9 +137,10 @@ def _bench_columns(config: RunConfig) -> dict[str, tuple[str, ...]]:
 
 def _evaluate(config: RunConfig, policy: str, row: int) -> dict | None:
     """Held-out ShapesWorld metrics (when the input has truth) and the config's benchmarks."""
-    out = evaluate_policy(config, policy) if evaluates(config) else {}
+    tag = f"policy_{row:03d}"
+    out = evaluate_policy(config, policy, tag) if evaluates(config) else {}
     if config.eval.benchmarks:
-        out["benchmarks"] = evaluate_benchmarks(config, policy, f"policy_{row:03d}")
+        out["benchmarks"] = evaluate_benchmarks(config, policy, tag)
     return out or None
 
 

@@ -31,10 +31,10 @@ def add_commands(sub) -> None:
         help="run variants of a config over seeds, side by side (ablations, recipe search)",
         description=textwrap.fill(
             "Run every variant x seed of SWEEP.yaml as an ordinary run in OUT/<variant>/seed_<s>/, "
-        "several at once on a Ray cluster. A stage whose resume key matches one another run of the sweep finished "
-        "is copied, not computed again (its _SUCCESS manifest names it: shared_from). Writes OUT/table.json, "
-        "OUT/table.md, one PNG per metric and OUT/status.json; a failed run is named there and the others go on. "
-        "Rerunning the same command resumes every run.",
+            "several at once on a Ray cluster. A stage whose resume key matches one another run of the sweep finished "
+            "is copied, not computed again (its _SUCCESS manifest names it: shared_from). Writes OUT/table.json, "
+            "OUT/table.md, one PNG per metric and OUT/status.json; a failed run is named there and the others go on. "
+            "Rerunning the same command resumes every run.",
             width=100,
         ),
         epilog=EXAMPLE,
@@ -51,6 +51,8 @@ def add_commands(sub) -> None:
 
 
 def _sweep(args) -> int:
+    from pathlib import Path
+
     from .. import logs
     from ..errors import ConfigError
     from ..pipeline.sweep_runs import run_sweep
@@ -64,7 +66,7 @@ def _sweep(args) -> int:
     sweep = load_sweep(args.sweep)  # every run's config validated before Ray starts
     init_ray()
     store = RunStore(sweep.out)
-    store.write_bytes("sweep.yaml", open(args.sweep, "rb").read())
+    store.write_bytes("sweep.yaml", Path(args.sweep).read_bytes())
     logs.to_run_dir(sweep.out)
     status = run_sweep(sweep, args.max_concurrent)
     failed = {name: s["error"] for name, s in status.items() if s["state"] == "failed"}
