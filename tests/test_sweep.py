@@ -11,6 +11,7 @@ from rlaifv_ray.errors import ConfigError
 from rlaifv_ray.storage.store import SHARED_STAGES, RunStore
 from rlaifv_ray.sweep.spec import load_sweep
 from rlaifv_ray.sweep.table import markdown
+from tests.conftest import REPO
 
 
 def _write(path, obj):
@@ -29,6 +30,7 @@ def test_a_bad_sweep_lists_every_problem_at_once(tmp_path):
         "out": "out",
         "seeds": [0, 1],
         "variants": {"ok": {}, "bad-beta": {"train.beta": -1}, "bad-key": {"sampling.nope": 2}},
+        "metrics": ["chair_s", "chiar_i"],
     }
     with pytest.raises(ConfigError) as err:
         load_sweep(_write(tmp_path / "s.yaml", bad_runs))
@@ -38,9 +40,17 @@ def test_a_bad_sweep_lists_every_problem_at_once(tmp_path):
             assert any(f"variant {variant}, seed {seed}" in line for line in lines)
         assert field in str(err.value)
     assert "variant ok" not in str(err.value)
+    assert "'chiar_i' is not a summary column" in str(err.value)
 
 
-def test_runs_are_the_base_config_with_the_sweeps_overrides(tmp_path):
+@pytest.mark.parametrize("name", ["ablations.yaml", "cluster_recipe.yaml"])
+def test_the_shipped_sweep_files_are_valid(name):
+    sweep = load_sweep(REPO / "jobs" / "sweeps" / name)
+    assert len(sweep.runs) == len(sweep.spec.variants) * len(sweep.spec.seeds) > 1
+
+
+def test_runs_are_the_base_config_with_the_sweeps_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths: the directory the command runs in
     sweep = {
         "base": "toy",
         "out": "out",
@@ -110,13 +120,14 @@ def test_the_table_gives_last_iteration_means_and_changes_and_feedback_means():
     assert "- **failed** b/seed_1: iter_001: no preference pairs" in lines
 
 
-def test_sweep_runs_variants_shares_their_common_stages_and_isolates_a_failure(tmp_path, clean_run, capfd):
+def test_sweep_runs_variants_shares_their_common_stages_and_isolates_a_failure(tmp_path, clean_run, capfd, monkeypatch):
     """The first variant resumes from the session's finished feedback iteration (its run dir copied
     in: an ordinary run's resume); the others copy what they share with it."""
     import shutil
 
     from rlaifv_ray.cli import main
 
+    monkeypatch.chdir(tmp_path)
     config, _ = clean_run
     base = {**config.model_dump(mode="json"), "data": {**config.data.model_dump(mode="json"), "input": "toy:16"}}
     _write(tmp_path / "base.yaml", {**base, "eval": {**base["eval"], "toy_heldout": 8}})

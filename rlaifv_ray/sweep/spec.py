@@ -1,6 +1,7 @@
 """A sweep file: one base config, variants of it (dotted overrides) and seeds; each variant x seed
-is an ordinary run in OUT/<variant>/seed_<s>/. Every run's config is validated before anything
-starts, and one ConfigError lists every problem of every run."""
+is an ordinary run in OUT/<variant>/seed_<s>/. Relative paths (the base config file, OUT) mean the
+directory the command runs in, as a run config's do. Every run's config is validated before
+anything starts, and one ConfigError lists every problem of every run."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ DEFAULT_METRICS = ("chair_s", "recall", "pair_accuracy", "pairs")
 
 
 class SweepSpec(Strict):
-    base: str = Field(description="A shipped config name (e.g. toy) or a config file, relative to the sweep file.")
-    out: str = Field(description="The sweep's folder, local (relative to the sweep file) or s3://...")
+    base: str = Field(description="A shipped config name (e.g. toy) or a config file.")
+    out: str = Field(description="The sweep's folder: a local path or s3://...")
     seeds: list[int] = Field([0], min_length=1, description="Each variant runs once per seed (the run's `seed`).")
     set: dict[str, Any] = Field({}, description="Dotted overrides applied to every run, as --set.")
     variants: dict[str, dict[str, Any]] = Field(min_length=1, description="Variant name -> its dotted overrides.")
@@ -83,19 +84,31 @@ def load_sweep(path: str | Path) -> Sweep:
     except ValidationError as exc:
         lines = [f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()]
         raise ConfigError(f"sweep {path}:\n" + "\n".join(f"  - {line}" for line in lines)) from None
-    here = path.resolve().parent
-    out = resolve_local_path(spec.out, here).rstrip("/")
-    base = spec.base if (here / spec.base).suffix not in (".yaml", ".yml") else str(here / spec.base)
+    out = resolve_local_path(spec.out, Path.cwd()).rstrip("/")
     runs, problems = [], []
     for variant, overrides in spec.variants.items():
         for seed in spec.seeds:
             sets = {**spec.set, **overrides, "seed": seed, "run_dir": f"{out}/{variant}/seed_{seed}"}
             try:
-                config = load_config(base, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
+                config = load_config(spec.base, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
             except ConfigError as exc:
                 problems.append(f"variant {variant}, seed {seed}: {exc}")
                 continue
             runs.append(SweepRun(variant, seed, config))
+    if runs:
+        known = summary_columns(runs[0].config)
+        problems += [
+            f"metrics: {m!r} is not a summary column; known: {', '.join(known)}" for m in spec.metrics if m not in known
+        ]
     if problems:
         raise ConfigError(f"sweep {path}:\n" + "\n".join(problems))
     return Sweep(spec, out, runs)
+
+
+def summary_columns(config: RunConfig) -> list[str]:
+    """The metrics of RUN/summary.json's rows for CONFIG (driver.py: _row)."""
+    from ..benchmarks import COLUMNS
+    from ..toyworld import HELDOUT_COLUMNS
+
+    benchmarks = [f"{b.label}_{c}" for b in config.eval.benchmarks for c in COLUMNS[b.kind]]
+    return [*HELDOUT_COLUMNS, *benchmarks, "pairs", "pair_accuracy", "false_claim_rejection", "dpo_loss_last"]
