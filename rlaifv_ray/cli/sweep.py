@@ -45,7 +45,8 @@ def add_commands(sub) -> None:
         "--max-concurrent",
         type=int,
         metavar="K",
-        help="runs at once (default: as many as the cluster's CPUs and GPUs hold; one on a small machine)",
+        help="runs at once (default: as many as the cluster's CPUs and GPUs hold now, one on a small machine; "
+        "set it to let an autoscaling cluster grow for the runs waiting)",
     )
     s.set_defaults(func=_sweep)
 

@@ -41,15 +41,13 @@ def write_tables(sweep: Sweep, failed: dict[str, str]) -> dict:
 
 def markdown(table: dict) -> str:
     last, metrics = str(table["iterations"]), table["metrics"]
-    head = ["variant", "seeds done", *(_header(table, m) for m in metrics)]
+    feedback = {m for m in metrics if _per_iteration(table, m)}
+    head = ["variant", "seeds done", *(m if m in feedback else f"{m} (iter 0 → {last})" for m in metrics)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant, seeds in table["runs"].items():
         done = {s: rows for s, rows in seeds.items() if last in rows}
-        lines.append(
-            "| "
-            + " | ".join([variant, f"{len(done)} of {len(seeds)}", *(_cell(done, m, last) for m in metrics)])
-            + " |"
-        )
+        cells = [variant, f"{len(done)} of {len(seeds)}", *(_cell(done, m, last, m in feedback) for m in metrics)]
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         f"Evaluation metrics: the policy after iteration {last}, mean ± sd over the seeds done, then the mean change "
@@ -61,19 +59,15 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _header(table: dict, metric: str) -> str:
-    return metric if _per_iteration(table, metric) else f"{metric} (iter 0 → {table['iterations']})"
-
-
 def _per_iteration(table: dict, metric: str) -> bool:
     """A feedback metric: no run has a value for it at iteration 0."""
     return all(rows.get("0", {}).get(metric) is None for seeds in table["runs"].values() for rows in seeds.values())
 
 
-def _cell(done: dict[str, dict], metric: str, last: str) -> str:
+def _cell(done: dict[str, dict], metric: str, last: str, feedback: bool) -> str:
     if not done:
         return "-"
-    if all(rows.get("0", {}).get(metric) is None for rows in done.values()):
+    if feedback:
         means = [_mean([r.get(metric) for k, r in rows.items() if k != "0"]) for rows in done.values()]
         return _spread([m for m in means if m is not None])
     ends = [rows[last].get(metric) for rows in done.values()]
