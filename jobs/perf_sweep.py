@@ -40,14 +40,14 @@ def main() -> None:
         t0 = time.time()
         for name, over in variants.items():
             sets = {**common, **over, "run_dir": str(tmp / "separate" / name)}
-            _command([*CLI, "-q", "run", "toy", *(a for k, v in sets.items() for a in ("--set", f"{k}={v}"))])
+            _command([*CLI, "run", "toy", "-q", *(a for k, v in sets.items() for a in ("--set", f"{k}={v}"))])
             separate[name] = tmp / "separate" / name
         separate_s = time.time() - t0
 
         sweep = {"base": "toy", "out": str(tmp / "sweep"), "seeds": [0], "set": common, "variants": variants}
         (tmp / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
         t0 = time.time()
-        _command([*CLI, "-q", "sweep", str(tmp / "sweep.yaml")])
+        _command([*CLI, "sweep", "-q", str(tmp / "sweep.yaml")])
         sweep_s = time.time() - t0
 
         second = tmp / "sweep" / list(variants)[1] / "seed_0"
