@@ -67,6 +67,17 @@ def test_runs_are_the_base_config_with_the_sweeps_overrides(tmp_path, monkeypatc
     assert {r.config.eval.toy_heldout for r in runs} == {10}
 
 
+def test_as_many_runs_at_once_as_the_cluster_holds(tmp_path):
+    from rlaifv_ray.pipeline.sweep_runs import fits
+
+    sweep = {"base": "toy", "out": str(tmp_path), "variants": {"a": {}, "gpu": {"train.use_gpu": True}}}
+    toy, gpu = load_sweep(_write(tmp_path / "s.yaml", sweep)).runs
+    # the toy's DPO: 1 worker x 2 CPUs; its stream: 3 pools x 0.5 CPU at their minimum size
+    assert fits([toy], {"CPU": 2.0}) == 1 and fits([toy], {"CPU": 9.0}) == 4
+    assert fits([toy], {"CPU": 1.0}) == 1  # never none
+    assert fits([toy, gpu], {"CPU": 16.0, "GPU": 2.0}) == 2  # each run trains on a GPU
+
+
 def _stage(store: RunStore, rel: str, key: str, rows: int, **extra) -> None:
     store.write_part(rel, pa.table({"x": list(range(rows))}), [str(i) for i in range(rows)])
     store.mark_finished(rel, key, **extra)

@@ -30,7 +30,7 @@ def run_sweep(sweep: Sweep, max_concurrent: int | None = None, poll_s: float = 1
     uris = [RunStore(r.config.run_dir).uri for r in sweep.runs]
     for uri in uris:
         RunStore(uri).write_json(SHARED_STAGES, {"sweep": sweep.out, "runs": uris})
-    k = max_concurrent or fits(sweep.runs)
+    k = max_concurrent or fits(sweep.runs, ray.cluster_resources())
     log.info(f"sweep: {len(sweep.runs)} runs in {sweep.out}, at most {k} at once")
     board = ray.remote(num_cpus=0)(_Board).remote()
     drive = ray.remote(num_cpus=0, max_retries=0)(_drive)
@@ -58,12 +58,10 @@ def run_sweep(sweep: Sweep, max_concurrent: int | None = None, poll_s: float = 1
     return status
 
 
-def fits(runs: list[SweepRun]) -> int:
-    """How many runs the cluster holds at once: its CPUs and GPUs over what one run's feedback
-    stream (every pool at its minimum size) or its DPO needs at the same time, whichever is more."""
-    import ray
-
-    cluster = ray.cluster_resources()
+def fits(runs: list[SweepRun], cluster: dict[str, float]) -> int:
+    """How many runs CLUSTER (Ray's resource totals) holds at once: its CPUs and GPUs over what one
+    run's feedback stream (every pool at its minimum size) or its DPO needs at a time, whichever is
+    more. Fewer would leave runs' actors waiting on each other's resources."""
     needs = [_needs(r.config) for r in runs]
     need = {res: max(n[res] for n in needs) for res in ("CPU", "GPU")}
     return max(1, min(int(cluster.get(res, 0) // v) for res, v in need.items() if v > 0))
