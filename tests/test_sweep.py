@@ -78,6 +78,23 @@ def test_as_many_runs_at_once_as_the_cluster_holds(tmp_path):
     assert fits([toy, gpu], {"CPU": 16.0, "GPU": 2.0}) == 2  # each run trains on a GPU
 
 
+def test_a_run_starts_once_the_earlier_runs_of_its_seed_are_past_iteration_0(tmp_path):
+    from rlaifv_ray.pipeline.sweep_runs import _ready
+
+    sweep = {"base": "toy", "out": str(tmp_path), "seeds": [0, 1], "variants": {"a": {}, "b": {}, "c": {}}}
+    runs = load_sweep(_write(tmp_path / "s.yaml", sweep)).runs  # a/0, a/1, b/0, b/1, c/0, c/1
+    status = {r.name: {"state": "waiting"} for r in runs}
+    status["a/seed_0"] = {"state": "running", "step": "[iter_000] dpo"}
+    status["a/seed_1"] = {"state": "running", "step": "[iter_001] feedback"}
+    ready = {r.name for r in runs if _ready(r, runs, status)}
+    assert ready == {"a/seed_0", "a/seed_1", "b/seed_1"}  # b/seed_0 waits for a/seed_0's iteration 0
+    status["a/seed_0"] = {"state": "failed", "error": "x"}
+    status["b/seed_0"] = {"state": "running", "step": "starting"}
+    assert not _ready(runs[4], runs, status)  # c/seed_0: b/seed_0 has not passed iteration 0
+    status["b/seed_0"] = {"state": "done"}
+    assert _ready(runs[4], runs, status)
+
+
 def _stage(store: RunStore, rel: str, key: str, rows: int, **extra) -> None:
     store.write_part(rel, pa.table({"x": list(range(rows))}), [str(i) for i in range(rows)])
     store.mark_finished(rel, key, **extra)

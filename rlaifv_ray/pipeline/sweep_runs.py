@@ -1,9 +1,12 @@
 """A sweep's runs on Ray. Each run is a Ray task (no resources of its own) that drives one ordinary
 run, whose stages then take their actors and Ray Train workers from the cluster like any run's; at
 most K run at once, K by default as many as the cluster's CPUs and GPUs hold (one on a small
-machine). Runs start variant by variant, so on a cluster the first wave is the first variant's
-seeds, and a later variant finds the stages it shares with it finished and copies them
-(storage/store.py: shared stages). A run that fails is recorded with its reason; the others go on.
+machine). Runs start variant by variant, and a run starts only once every earlier run of its seed
+is past iteration 0: what variants share (iteration 0's feedback, its DPO when only later
+iterations differ, the starting policy's evaluation) is computed by the first and copied by the
+others (storage/store.py: shared stages), while their later iterations, which depend on each run's
+own trained policy, overlap. Different seeds share nothing but the starting policy's evaluation and
+run side by side. A run that fails is recorded with its reason; the others go on.
 
 OUT/status.json   each run's state (waiting, running, done, failed), its current step and seconds
 OUT/run.log       the sweep's progress lines; each run's own lines are in its RUN/run.log
@@ -38,8 +41,11 @@ def run_sweep(sweep: Sweep, max_concurrent: int | None = None, poll_s: float = 1
     waiting, running = list(sweep.runs), {}
     shown = None
     while waiting or running:
-        while waiting and len(running) < k:
-            run = waiting.pop(0)
+        while len(running) < k:
+            run = next((r for r in waiting if _ready(r, sweep.runs, status)), None)
+            if run is None:
+                break
+            waiting.remove(run)
             running[drive.remote(run.config, run.name, board)] = run
             status[run.name] = {"state": "running", "step": "starting", "started": time.time()}
         done, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
@@ -56,6 +62,17 @@ def run_sweep(sweep: Sweep, max_concurrent: int | None = None, poll_s: float = 1
             RunStore(sweep.out).write_json(STATUS, status)
     RunStore(sweep.out).write_json(STATUS, status)
     return status
+
+
+def _ready(run: SweepRun, runs: list[SweepRun], status: dict[str, dict]) -> bool:
+    """RUN may start: every earlier run of its seed has finished, failed, or begun iteration 1."""
+    earlier = [r for r in runs[: runs.index(run)] if r.seed == run.seed]
+    return all(_past_iteration_0(status[r.name]) for r in earlier)
+
+
+def _past_iteration_0(status: dict) -> bool:
+    step = status.get("step", "")
+    return status["state"] in ("done", "failed") or (step.startswith("[iter_") and not step.startswith("[iter_000]"))
 
 
 def fits(runs: list[SweepRun], cluster: dict[str, float]) -> int:
