@@ -106,7 +106,8 @@ def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback"
             _write_best(config, store, _ordered(summary))  # after each iteration: a run stopped early has one
     from .report import write_report
 
-    write_report(store, _ordered(summary), _bench_columns(config), _write_best(config, store, _ordered(summary)))
+    best = _write_best(config, store, _ordered(summary))
+    write_report(store, _ordered(summary), _bench_columns(config), best, holistic=config.scoring == "holistic")
     return _ordered(summary)
 
 

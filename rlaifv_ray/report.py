@@ -28,9 +28,14 @@ _COLUMNS = (
 
 
 def write_report(
-    store, summary: list[dict], benchmarks: dict[str, tuple[str, ...]] | None = None, best: dict | None = None
+    store,
+    summary: list[dict],
+    benchmarks: dict[str, tuple[str, ...]] | None = None,
+    best: dict | None = None,
+    holistic: bool = False,
 ) -> None:
-    """BENCHMARKS: name -> its summary columns; BEST: RUN/best.json's content."""
+    """BENCHMARKS: name -> its summary columns; BEST: RUN/best.json's content; HOLISTIC: the run
+    scored whole answers (scoring holistic), so candidate scores are yes-probabilities."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on cluster nodes
@@ -39,7 +44,7 @@ def write_report(
     plots = {
         "metrics.png": _plot_metrics(summary),
         "lengths.png": _plot_lengths(store, iters),
-        "scores.png": _plot_scores(store, iters),
+        "scores.png": _plot_scores(store, iters, holistic),
         "times.png": _plot_times(per_iter),
         **{f"bench_{name}.png": _plot_benchmark(name, cols, summary) for name, cols in (benchmarks or {}).items()},
     }
@@ -120,15 +125,17 @@ def _plot_lengths(store, iters: list[int]) -> bytes:
     return _png(fig)
 
 
-def _plot_scores(store, iters: list[int]) -> bytes:
+def _plot_scores(store, iters: list[int], holistic: bool = False) -> bytes:
     fig, ax = _figure()
     for k in iters:
         labels = store.read_table(f"iter_{k:03d}/labels", S.schema("labels"), columns=[S.SCORE])
         scores = [s for s in labels.column(S.SCORE).to_pylist() if s is not None]
-        if scores:
+        if scores and holistic:  # the labeler's yes-probability, kept in thousandths
+            ax.hist([s / 1000 for s in scores], bins=20, range=(0, 1), histtype="step", linewidth=2, label=f"iter {k}")
+        elif scores:
             lo = min(scores)
             ax.hist(scores, bins=range(lo, 2), histtype="step", linewidth=2, label=f"iter {k}", align="left")
-    ax.set_xlabel("candidate score S = -(rejected claims)")
+    ax.set_xlabel("p_yes of the whole answer" if holistic else "candidate score S = -(rejected claims)")
     ax.set_ylabel("candidates")
     if ax.get_legend_handles_labels()[0]:  # imported pairs have no candidate scores
         ax.legend(fontsize=8)

@@ -106,3 +106,19 @@ def test_holistic_config_drops_the_claim_llm_and_keeps_the_methods_keys(tmp_path
     assert FeedbackRun(wider, 0, wider.models.policy.path, "toy:4").keys == a.keys
     with pytest.raises(ConfigError, match="scoring holistic"):
         validate_config(toy_config(tmp_path, toy_models, scoring="holistic", **{"models.labeler_mode": "ground_truth"}))
+
+
+@pytest.mark.parametrize("holistic", [True, False])
+def test_the_report_plots_either_kind_of_candidate_score(tmp_path, holistic):
+    """Claim scores are -(rejected claims) <= 0; holistic ones yes-probabilities in thousandths."""
+    import pyarrow as pa
+
+    from rlaifv_ray.report import write_report
+    from rlaifv_ray.storage.store import RunStore
+
+    store = RunStore(str(tmp_path))
+    scores = [125, 500, 990, 1000] if holistic else [0, 0, -1, -3]
+    store.write_part("iter_000/labels", pa.table({S.SCORE: pa.array(scores, pa.int64())}), ["a"])
+    summary = [{"iteration": 0, "chair_s": 0.3, "recall": 0.9}, {"iteration": 1, "chair_s": 0.2, "recall": 0.9}]
+    write_report(store, summary, holistic=holistic)
+    assert store.read_bytes("scores.png")[:4] == b"\x89PNG" and store.exists("report.html")
