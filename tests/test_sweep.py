@@ -144,7 +144,7 @@ def test_the_table_gives_last_iteration_means_and_changes_and_feedback_means():
     # a: CHAIRs at iteration 2 is 0.1 and 0.2 (sd 0.0707), changes -0.3 and -0.1 from a mean start of
     # 0.35 (-57%); pairs average 15 and 30 per seed over iterations 1-2 (sd 10.607)
     assert lines[2] == "| a | 2 of 2 | 0.150 ± 0.071 (-0.200, -57%) | 22.500 ± 10.607 |"
-    assert lines[3] == "| b | 1 of 2 | 0.200 ± 0.000 (-0.200, -50%) | 8.000 ± 0.000 |"  # seed 1 stopped early
+    assert lines[3] == "| b | 1 of 2 | 0.200 (-0.200, -50%) | 8.000 |"  # seed 1 stopped early
     assert "- **failed** b/seed_1: iter_001: no preference pairs" in lines
 
 

@@ -50,9 +50,9 @@ def markdown(table: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
-        f"Evaluation metrics: the policy after iteration {last}, mean ± sd over the seeds done, then the mean change "
-        "from the starting policy (iteration 0) and that change relative to it. Feedback metrics (no value at "
-        "iteration 0): mean over the iterations, ± sd over the seeds."
+        f"Evaluation metrics: the policy after iteration {last}, mean ± sd over the seeds done (one seed: its "
+        "value), then the mean change from the starting policy (iteration 0) and that change relative to it. "
+        "Feedback metrics (no value at iteration 0): mean over the iterations, ± sd over the seeds."
     )
     for run, why in sorted(table["failed"].items()):
         lines.append(f"- **failed** {run}: {why}")
@@ -84,8 +84,9 @@ def _cell(done: dict[str, dict], metric: str, last: str, feedback: bool) -> str:
 def _spread(values: list[float]) -> str:
     if not values:
         return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{_mean(values):.3f} ± {sd:.3f}"
+    if len(values) == 1:  # one seed has no spread to show
+        return f"{values[0]:.3f}"
+    return f"{_mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def _mean(values: list) -> float | None:
