@@ -58,7 +58,9 @@ def _run(root: Path, prompts: int) -> None:
     }
     config = validate_config(raw)
     run = Path(config.run_dir) / "iter_000"
+    start = time.time()
     run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}")
+    feedback_seconds = round(time.time() - start, 1)
     undisturbed = stage_pairs(config.run_dir)
     # a run killed while labeling: candidates and claims are finished, labels and pairs are not.
     # The rerun streams every claim into the labeler pool at once, a backlog it scales out for.
@@ -68,12 +70,16 @@ def _run(root: Path, prompts: int) -> None:
     metrics = run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}")
     timings = [json.load(open(f)) for f in glob.glob(str(run / "_timings" / "labels" / "*.json"))]
     pool = pool_over_time(timings)
+    start = dpo_start = time.time()
     dpo = train_dpo(config, 0, config.models.policy.path)
+    dpo_seconds = round(time.time() - start, 1)
     nodes = json.loads((run / "train_log.json").read_text())["worker_nodes"]
     print(
         json.dumps(
             {
-                "label_seconds": round(time.time() - t0, 1),
+                "feedback_seconds": feedback_seconds,
+                "label_seconds": round(dpo_start - t0, 1),
+                "dpo_seconds": dpo_seconds,
                 "label_batches": len(timings),
                 "label_actors": len({t["actor"] for t in timings}),
                 "label_pool_per_second": pool,
