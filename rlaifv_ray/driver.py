@@ -106,9 +106,10 @@ def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback"
             _write_best(config, store, _ordered(summary))  # after each iteration: a run stopped early has one
     from .report import write_report
 
-    best = _write_best(config, store, _ordered(summary))
-    write_report(store, _ordered(summary), _bench_columns(config), best, holistic=config.scoring == "holistic")
-    return _ordered(summary)
+    rows = _ordered(summary)
+    best = _write_best(config, store, rows)
+    write_report(store, rows, _bench_columns(config), best, holistic=config.scoring == "holistic")
+    return rows
 
 
 def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict | None:

@@ -70,9 +70,9 @@ def _run(root: Path, prompts: int) -> None:
     metrics = run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}")
     timings = [json.load(open(f)) for f in glob.glob(str(run / "_timings" / "labels" / "*.json"))]
     pool = pool_over_time(timings)
-    start = dpo_start = time.time()
+    dpo_start = time.time()
     dpo = train_dpo(config, 0, config.models.policy.path)
-    dpo_seconds = round(time.time() - start, 1)
+    dpo_seconds = round(time.time() - dpo_start, 1)
     nodes = json.loads((run / "train_log.json").read_text())["worker_nodes"]
     print(
         json.dumps(
