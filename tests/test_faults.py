@@ -93,7 +93,11 @@ def test_labeler_actor_killed_mid_run(clean_run, tmp_path, toy_models):
 def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, lora):
     """Ray Train restarts the worker group from the last checkpoint (fsdp: its sharded checkpoint;
     LoRA: its adapter; LoRA on the sharded base: its sharded adapters): every step is logged once, and
-    the losses are those of an undisturbed training on the same pairs."""
+    the losses are those of an undisturbed training on the same pairs. fsdp's undisturbed run is the
+    same loop in one process without sharding (tests/conftest.py: unsharded_training): each rank
+    holds half of the parameters, and the gathered checkpoint, loaded with from_pretrained, holds
+    that process's final weights."""
+    import math
     import shutil
 
     from rlaifv_ray.train.launch import train_dpo
@@ -117,7 +121,7 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
         runs[name] = validate_config(toy_config(tmp_path / name, toy_models, **settings))
     policy = str(toy_models / "policy")
     if strategy == "fsdp" and not lora:  # the same loop in this process, unsharded, is the undisturbed run
-        undisturbed = unsharded_training(runs["undisturbed"], policy, tmp_path / "undisturbed")[0]
+        undisturbed, one_process = unsharded_training(runs["undisturbed"], policy, tmp_path / "undisturbed")
     else:  # TRL's trainer (ddp) and LoRA's adapters: an undisturbed run on Ray Train
         train_dpo(runs["undisturbed"], 0, policy)
         with open(os.path.join(runs["undisturbed"].run_dir, "iter_000", "train_log.json")) as f:
@@ -146,6 +150,19 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
     assert [s["step"] for s in killed["steps"]] == [s["step"] for s in undisturbed]
     for a, b in zip(killed["steps"], undisturbed):
         assert abs(a["loss"] - b["loss"]) < 1e-3, (a, b)
+    assert killed["steps"][0]["loss"] == pytest.approx(math.log(2), abs=1e-4)  # stored reference == policy
+    if strategy == "fsdp" and not lora:
+        import torch
+
+        from rlaifv_ray.train.dpo import load_policy
+
+        assert killed["fsdp_param_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
+        trained = load_policy(result["value"]["checkpoint"])[0].state_dict()
+        reference = one_process.state_dict()
+        assert trained.keys() == reference.keys()
+        assert all(torch.allclose(v, reference[k], atol=1e-4) for k, v in trained.items())
+        start = load_policy(policy)[0].state_dict()  # the comparison is finer than what training moved
+        assert not all(torch.allclose(v, start[k], atol=1e-4) for k, v in trained.items())
 
 
 def test_serve_stopped_as_soon_as_it_answers_exits_cleanly(tmp_path, toy_models):

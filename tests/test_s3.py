@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -107,8 +108,10 @@ def test_readme_job_command_runs_an_iteration_into_an_s3_run_directory(s3, tmp_p
 
 @pytest.mark.faults  # make test-cluster
 def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_run):
-    """The store goes away while stages write: one clear message, and a rerun against the restarted
-    store resumes and ends with the undisturbed run's pairs."""
+    """The store goes away while a stage writes: one clear message, and a rerun against the restarted
+    store resumes and ends with the undisturbed run's pairs. The run starts where a killed one would
+    have stopped, with the undisturbed run's candidates and claims (same settings, so they count as
+    done) in the bucket: labels stream their parts to it when the store goes away."""
     import time
 
     import boto3
@@ -124,7 +127,13 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
         "s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key=SECRET, region_name="us-east-1"
     )
     client.create_bucket(Bucket="flaky")
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(toy_config(tmp_path, toy_models, run_dir="s3://flaky/run")))
+    clean = clean_run[0].run_dir
+    for stage in ("prompts", "images", "candidates", "claims"):
+        for f in (Path(clean) / "iter_000" / stage).iterdir():
+            client.upload_file(str(f), "flaky", f"run/iter_000/{stage}/{f.name}")
+    # small label batches: many parts, so the store stops while they are being written
+    cfg = toy_config(tmp_path, toy_models, run_dir="s3://flaky/run", **{"resources.label.batch_size": 4})
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": url,
@@ -141,9 +150,9 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
         return [o["Key"] for o in client.list_objects_v2(Bucket="flaky", Prefix=prefix).get("Contents", [])]
 
     deadline = time.time() + 300
-    while not keys("run/iter_000/claims/part-") and proc.poll() is None and time.time() < deadline:
+    while not keys("run/iter_000/labels/part-") and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
-    server.stop()  # mid-write: sampling and claim extraction are streaming parts to the bucket
+    server.stop()  # mid-write: the labeler is streaming parts to the bucket
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 2, err[-3000:]
     message = err.strip().splitlines()[-1]
@@ -155,11 +164,13 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
     try:
         again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]
+        for stage in ("candidates", "claims"):
+            assert f"{stage}: finished earlier, skipped" in again.stderr
         local = tmp_path / "copy"
         for key in [k for k in keys("run/iter_000/pairs/") if k.endswith(".parquet")]:
             (local / key).parent.mkdir(parents=True, exist_ok=True)
             client.download_file("flaky", key, str(local / key))
-        assert stage_pairs(str(local / "run")) == stage_pairs(clean_run[0].run_dir)
+        assert stage_pairs(str(local / "run")) == stage_pairs(clean)
     finally:
         server.stop()
 

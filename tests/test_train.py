@@ -166,9 +166,13 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     beside it, and scores as the base with that adapter applied; step 1 is ln 2 (LoRA's B starts at
     zero). On the sharded base each rank holds half of the frozen weights, and the per-step losses
     equal ddp's on the same pairs (a global batch of all 4: the data order cannot differ). ddp also
-    writes tensorboard logs. (Full fine-tuning through Ray Train: test_s3, test_pairs_io, test_driver.)"""
+    writes tensorboard logs. Each run keeps one checkpoint in the run dir and leaves nothing in /tmp.
+    (Full fine-tuning through Ray Train: test_s3, test_pairs_io, test_driver; full fsdp, against the
+    same loop in one process: test_faults.)"""
+    import glob
     import json
     import math
+    import tempfile
 
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -185,6 +189,7 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     adapted = [k for k in before if "language_model" in k and k.endswith(("q_proj.weight", "v_proj.weight"))]
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     losses = {}
+    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
     for strategy in ("ddp", "fsdp"):
         config = validate_config(
             toy_config(
@@ -207,6 +212,8 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
         iteration = Path(config.run_dir) / "iter_000"
         train_log = json.loads((iteration / "train_log.json").read_text())
         losses[strategy] = [s["loss"] for s in train_log["steps"]]
+        assert len(list((iteration / "dpo").glob("checkpoint_20*"))) == 1  # of one per step
+        assert set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*"))) <= temp_before
         assert result["steps"] == 3 and [s["step"] for s in train_log["steps"]] == [1, 2, 3]
         assert losses[strategy][0] == pytest.approx(math.log(2), abs=1e-4)
         assert abs(losses[strategy][2] - math.log(2)) > 1e-3  # it learned: the comparisons are not of constants
@@ -327,55 +334,6 @@ def test_lora_run_resumes_from_its_adapter_checkpoint(toy_models, torch_threads,
     assert len(undisturbed) == 4 and abs(undisturbed[3] - undisturbed[0]) > 1e-4
     resumed = losses(str(tmp_path / "out" / "checkpoint-2"))
     assert resumed == pytest.approx(undisturbed[2:], abs=1e-5)
-
-
-def test_fsdp_on_two_ray_train_workers_shards_the_model_and_matches_one_process(toy_models, ray_local, tmp_path):
-    """train.strategy fsdp, 2 gloo ranks in Ray Train: each rank holds half of the trainable
-    parameters; per-step losses and the final weights equal those of the same loop in one process
-    without sharding (tests/conftest.py: unsharded_training) on the same pairs; step 1 is ln 2 (stored
-    reference == policy); the gathered checkpoint loads with from_pretrained. The run keeps one
-    checkpoint in the run dir and leaves nothing in /tmp. (ddp on 2 Ray Train workers equals fsdp:
-    the LoRA test below; full ddp training on Ray Train: test_s3, test_pairs_io, test_driver.)"""
-    import glob
-    import json
-    import math
-    import tempfile
-
-    from safetensors.torch import load_file
-
-    from rlaifv_ray.config import validate_config
-    from rlaifv_ray.train.dpo import load_policy
-    from rlaifv_ray.train.launch import train_dpo
-    from tests.conftest import toy_config, unsharded_training
-
-    policy = str(toy_models / "policy")
-    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
-    over = {
-        "train.workers": 2,
-        "train.batch_size": 4,  # a global batch of all 4 pairs per step: the data order cannot differ
-        "train.epochs": 3,
-        "train.lr": 1e-4,
-        "train.checkpoint_steps": 1,
-        "train.strategy": "fsdp",
-    }
-    config = validate_config(toy_config(tmp_path, toy_models, **over))
-    run = tmp_path / "run"
-    _write_pairs(config.run_dir, _pairs(policy))
-    result = train_dpo(config, 0, policy)
-    train_log = json.loads((run / "iter_000" / "train_log.json").read_text())
-    assert len(list((run / "iter_000" / "dpo").glob("checkpoint_20*"))) == 1
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*"))) <= temp_before
-
-    sharded = [s["loss"] for s in train_log["steps"]]
-    assert len(sharded) == 3 and sharded[0] == pytest.approx(math.log(2), abs=1e-4)
-    assert abs(sharded[2] - sharded[0]) > 1e-3  # it learned: the comparison below is not of constants
-    assert train_log["fsdp_param_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
-    history, one_process = unsharded_training(config, policy, tmp_path / "reference")
-    assert sharded == pytest.approx([s["loss"] for s in history], abs=1e-4)
-    saved = load_file(run / "iter_000" / "checkpoint" / "model.safetensors")
-    trained, _ = load_policy(result["checkpoint"])  # the gathered checkpoint, through from_pretrained
-    reference = one_process.state_dict()
-    assert set(saved) and all(torch.allclose(v, reference[k], atol=1e-4) for k, v in trained.state_dict().items())
 
 
 @pytest.mark.gpu
