@@ -1,6 +1,6 @@
 """Faults mid-run on a real local Ray: each run ends with the same pairs as the undisturbed one
-(`clean_run`) or the same losses, nothing lost and nothing twice. (The driver killed mid-feedback is
-in test_readme.py, mid-DPO in test_driver.py; the S3 server stopped mid-write in test_s3.py.)"""
+(`clean_run`) or the same losses, nothing lost and nothing twice. (The driver killed mid-DPO is in
+test_driver.py; a feedback run whose S3 store stops mid-write, rerun, in test_s3.py.)"""
 
 import glob
 import json
