@@ -66,8 +66,11 @@ def _run(root: Path, prompts: int) -> None:
     # The rerun streams every claim into the labeler pool at once, a backlog it scales out for.
     for stage in ("labels", "pairs"):
         (run / stage / "_SUCCESS").unlink()
+    # one claim per forward pass: a slower labeler, so that a small run still backs up on it (the
+    # labels stage reruns either way; its verdicts do not depend on the batching)
+    raw["resources"]["label"]["engine_batch_size"] = 1
     t0 = time.time()
-    metrics = run_feedback(config, 0, config.models.policy.path, f"toy:{prompts}")
+    metrics = run_feedback(validate_config(raw), 0, config.models.policy.path, f"toy:{prompts}")
     timings = [json.load(open(f)) for f in glob.glob(str(run / "_timings" / "labels" / "*.json"))]
     pool = pool_over_time(timings)
     dpo_start = time.time()
