@@ -178,6 +178,11 @@ def test_dpo_freezes_the_vision_encoder_and_trains_the_projector(zoo_dir, family
         "qwen2_vl": ("model.visual.", "model.visual.merger."),
         "qwen2_5_vl": ("model.visual.", "model.visual.merger."),
         "idefics3": ("model.vision_model.", "model.connector."),
+        "qwen3_vl": ("model.visual.", ("model.visual.merger.", "model.visual.deepstack_merger_list.")),
+        "qwen3_5": ("model.visual.", "model.visual.merger."),
+        "internvl": ("model.vision_tower.", "model.multi_modal_projector."),
+        "gemma3": ("model.vision_tower.", "model.multi_modal_projector."),
+        "minicpmv4_6": ("model.vision_tower.", "model.merger."),  # not vision_tower.vit_merger: an encoder layer
     }
     encoder_prefix, projector_prefix = expected[family]
     model, _ = load_policy(str(zoo_dir / family))
@@ -185,6 +190,8 @@ def test_dpo_freezes_the_vision_encoder_and_trains_the_projector(zoo_dir, family
     names = {n: p.requires_grad for n, p in model.named_parameters()}
     encoder = {n for n in names if n.startswith(encoder_prefix) and not n.startswith(projector_prefix)}
     projector = {n for n in names if n.startswith(projector_prefix)}
+    if family == "qwen3_vl":
+        assert {n for n in projector if "deepstack" in n}, "Qwen3-VL's deepstack mergers are projectors"
     language = {n for n in names if n.startswith(("model.language_model.", "model.text_model."))}
     assert encoder and projector and language
     assert not any(names[n] for n in encoder), f"{family}: the vision encoder must be frozen"

@@ -22,11 +22,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-VISION_FAMILIES = ("llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
-TEXT_FAMILIES = ("llama3", "qwen2_5")
+VISION_FAMILIES_2024 = ("llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
+# tests/zoo_recent.py: their quirks are listed there
+VISION_FAMILIES_2025 = ("qwen3_vl", "qwen3_5", "internvl", "gemma3", "minicpmv4_6")
+VISION_FAMILIES = VISION_FAMILIES_2024 + VISION_FAMILIES_2025
+TEXT_FAMILIES = ("llama3", "qwen2_5", "qwen3", "gemma3_text")
 FAMILIES = VISION_FAMILIES + TEXT_FAMILIES
 
-from tests.zoo_tokenizers import TEXT, eos_ids, qwen_special_ids, tokenizer  # noqa: E402 - the families above come first
+from tests import zoo_recent  # noqa: E402 - the families above come first
+from tests.zoo_tokenizers import TEXT, eos_ids, qwen_special_ids, tokenizer  # noqa: E402
 
 
 def _text_config(tok, vocab: int, cls_name: str = "Qwen2Config", **extra):
@@ -66,33 +70,30 @@ def build(family: str, out: str | Path, seed: int = 0, vocab_size: int | None = 
         raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
     torch.manual_seed(seed)
     tok = tokenizer(family)
-    model, processor = globals()[f"_build_{family}"](tok, max(len(tok), vocab_size or 0))
+    builder = globals().get(f"_build_{family}") or getattr(zoo_recent, f"build_{family}")
+    model, processor = builder(tok, max(len(tok), vocab_size or 0))
     model.generation_config.eos_token_id = eos_ids(family, tok)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
     out = Path(out)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    if family in ("qwen2_vl", "qwen2_5_vl"):
-        _write_video_processor(out)
     return out
 
 
-def _write_video_processor(out: Path) -> None:
-    """Hub Qwen folders carry a video processor config; vLLM's processor loads it (with
-    torchvision). Written as JSON: building the class itself would need torchvision here."""
-    import json
-
-    config = {
-        "video_processor_type": "Qwen2VLVideoProcessor",
-        "patch_size": 14,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-        "size": {"shortest_edge": 56 * 56, "longest_edge": 112 * 112},
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-    }
-    (out / "video_preprocessor_config.json").write_text(json.dumps(config, indent=2))
+def _qwen2_video():
+    """Hub Qwen folders carry a video processor; vLLM's processor loads it (with torchvision). Held
+    inert here: building the class itself would need torchvision."""
+    return zoo_recent.inert_video(
+        "qwen2_vl",
+        video_processor_type="Qwen2VLVideoProcessor",
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
+        size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112},
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
 
 
 def _build_llava15(tok, vocab):
@@ -160,7 +161,7 @@ def _qwen_images():
 def _build_qwen2_vl(tok, vocab):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    from rlaifv_ray.engines.processors import ImageOnlyQwen2VLProcessor
+    from transformers import Qwen2VLProcessor
 
     text = _text_config(
         tok,
@@ -182,8 +183,8 @@ def _build_qwen2_vl(tok, vocab):
         ),
         **qwen_special_ids(tok),
     )
-    processor = ImageOnlyQwen2VLProcessor(
-        image_processor=_qwen_images(), tokenizer=tok, chat_template=tok.chat_template
+    processor = zoo_recent.image_only(Qwen2VLProcessor)(
+        image_processor=_qwen_images(), tokenizer=tok, video_processor=_qwen2_video(), chat_template=tok.chat_template
     )
     return Qwen2VLForConditionalGeneration(config), processor
 
@@ -191,7 +192,7 @@ def _build_qwen2_vl(tok, vocab):
 def _build_qwen2_5_vl(tok, vocab):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from rlaifv_ray.engines.processors import ImageOnlyQwen2_5_VLProcessor
+    from transformers import Qwen2_5_VLProcessor
 
     text = _text_config(
         tok,
@@ -215,8 +216,8 @@ def _build_qwen2_5_vl(tok, vocab):
         ),
         **qwen_special_ids(tok),
     )
-    processor = ImageOnlyQwen2_5_VLProcessor(
-        image_processor=_qwen_images(), tokenizer=tok, chat_template=tok.chat_template
+    processor = zoo_recent.image_only(Qwen2_5_VLProcessor)(
+        image_processor=_qwen_images(), tokenizer=tok, video_processor=_qwen2_video(), chat_template=tok.chat_template
     )
     return Qwen2_5_VLForConditionalGeneration(config), processor
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.zoo_templates import TOKENIZERS as TOKENIZERS_2025
+
 TEXT = dict(
     hidden_size=64,
     intermediate_size=128,
@@ -137,6 +139,9 @@ _TOKENIZERS = {
 }
 
 
+_TOKENIZERS.update(TOKENIZERS_2025)
+
+
 def tokenizer(family: str, vocab_size: int = 700):
     """A BPE trained on ShapesWorld text and the claim prompts, with the family's quirks."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -145,7 +150,7 @@ def tokenizer(family: str, vocab_size: int = 700):
     from rlaifv_ray import prompts
     from rlaifv_ray.toyworld import data
 
-    style, specials, bos, eos, pad, _, template = _TOKENIZERS[family]
+    style, specials, bos, eos, pad, _, template, *named = _TOKENIZERS[family]
     corpus = data.corpus(0, n=100) + [prompts.INSTRUCT.facts, prompts.INSTRUCT.questions, prompts.LABEL_PROMPT]
     if style == "metaspace":  # SentencePiece-like: words carry a leading "▁"
         bpe = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -172,13 +177,15 @@ def tokenizer(family: str, vocab_size: int = 700):
         pad_token=pad,
         unk_token="<unk>" if style == "metaspace" else None,
         additional_special_tokens=[s for s in specials if s not in (bos, eos, pad, "<unk>")],
+        # hub tokenizers name their image markup (Gemma 3's boi_token, InternVL's context_image_token)
+        extra_special_tokens=named[0] if named else None,
     )
     tok.chat_template = template
     return tok
 
 
 def eos_ids(family: str, tok) -> list[int]:
-    _, _, _, eos, _, extra, _ = _TOKENIZERS[family]
+    _, _, _, eos, _, extra, *_ = _TOKENIZERS[family]
     return [tok.convert_tokens_to_ids(t) for t in [eos, *extra]]
 
 

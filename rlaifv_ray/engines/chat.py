@@ -69,7 +69,8 @@ class ChatFormat:
         for m, answer in zip(messages, answers):
             completions.append(self.completion(m, answer))
             turn = self._turns.get(_key(m))  # where the answer starts in the rendered turn
-            starts.append(turn.index(_SENTINEL) if turn is not None else -1)
+            # a template that transforms answers (Gemma's trim) still writes a stripped one as given
+            starts.append(turn.index(_SENTINEL) if turn is not None else completions[-1].find(answer))
         try:
             offsets = self.tokenizer(completions, add_special_tokens=False, return_offsets_mapping=True)[
                 "offset_mapping"

@@ -93,7 +93,7 @@ class HFEngine:
                 raise ValueError("a batch mixes requests with and without images")
             batch = self.processor(
                 text=texts,
-                images=images,
+                images=[[img] for img in images],  # one list per prompt, which every processor takes
                 padding=True,
                 return_tensors="pt",
                 padding_side=padding_side,
@@ -209,33 +209,29 @@ class HFEngine:
 
         prompts = [self.chat.prompt(r.messages) for r in requests]
         completions = [self.completion_text(r.messages, r.answer) for r in requests]
-        # candidates of one (image, prompt) share its encoding: the image is processed once
-        keys = [(id(r.image), p) for r, p in zip(requests, prompts)]
-        unique = {k: (r.image, k[1]) for k, r in zip(keys, requests)}
-        slot = {k: i for i, k in enumerate(unique)}
-        enc_p = self._encode([p for _, p in unique.values()], [img for img, _ in unique.values()], "right")
-        extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
-        index = torch.tensor([slot[k] for k in keys], device=self.device)
         enc_c = self._encode(completions, [None] * len(requests), "right")
-        per_row = all(isinstance(v, torch.Tensor) and v.shape[0] == len(unique) for v in extra.values())
-        if per_row and self.share_image_prefix:
-            return self._logprobs_shared_prefix(enc_p, extra, enc_c, index)
-        if per_row:
-            extra = {k: v.index_select(0, index) for k, v in extra.items()}  # one image tensor per row
-        elif len(unique) != len(requests):  # e.g. flattened patches (Qwen2-VL): encode row by row
-            keys, slot = list(range(len(requests))), {i: i for i in range(len(requests))}
-            enc_p = self._encode(prompts, [r.image for r in requests], "right")
+        if self.share_image_prefix:
+            # candidates of one (image, prompt) share its encoding: the image is processed once
+            keys = [(id(r.image), p) for r, p in zip(requests, prompts)]
+            unique = {k: (r.image, k[1]) for k, r in zip(keys, requests)}
+            enc_p = self._encode([p for _, p in unique.values()], [img for img, _ in unique.values()], "right")
             extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
+            if all(isinstance(v, torch.Tensor) and v.shape[0] == len(unique) for v in extra.values()):
+                index = torch.tensor([list(unique).index(k) for k in keys], device=self.device)
+                return self._logprobs_shared_prefix(enc_p, extra, enc_c, index)
+        # one encoding per request: image tensors come in each family's own layout (one per row,
+        # flattened patches, packed slices), which only the processor knows how to batch
+        enc_p = self._encode(prompts, [r.image for r in requests], "right")
+        extra = {k: v for k, v in enc_p.items() if k not in ("input_ids", "attention_mask")}
         rows, aligned, spans = [], {k: [] for k in _TOKEN_ALIGNED if k in extra}, []
         for i in range(len(requests)):
-            j = slot[keys[i]]
-            p_keep = enc_p["attention_mask"][j].bool()
-            p_ids = enc_p["input_ids"][j][p_keep]
+            p_keep = enc_p["attention_mask"][i].bool()
+            p_ids = enc_p["input_ids"][i][p_keep]
             c_ids = enc_c["input_ids"][i][enc_c["attention_mask"][i].bool()]
             rows.append(torch.cat([p_ids, c_ids]))
             spans.append((len(p_ids), len(p_ids) + len(c_ids)))
             for k in aligned:  # e.g. Qwen's mm_token_type_ids: the prompt's, then 0 (text) for the answer
-                aligned[k].append(torch.cat([extra[k][j][p_keep], torch.zeros_like(c_ids)]))
+                aligned[k].append(torch.cat([extra[k][i][p_keep], torch.zeros_like(c_ids)]))
         width = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=rows[0].dtype, device=self.device)
         attention = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)

@@ -18,11 +18,13 @@ from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
 from .. import schema as S
 
-# Where the image encoder sits in the HF multimodal families we support, and the projector that
-# some families keep inside it (Qwen2-VL's `visual.merger`): the projector trains, as LLaVA's
-# `multi_modal_projector` and Idefics3's `connector` (outside the encoder) do.
+# Where the image encoder sits in the HF multimodal families we support, and the projectors that
+# some families keep inside it (Qwen2/3-VL's `visual.merger`, Qwen3-VL's deepstack mergers): those
+# train, as LLaVA's, InternVL's and Gemma 3's `multi_modal_projector`, Idefics3's `connector` and
+# MiniCPM-V's `merger` (outside the encoder) do. MiniCPM-V's `vit_merger` sits between encoder
+# layers: it is part of the encoder and stays frozen.
 _VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model")
-_PROJECTORS_INSIDE = ("merger",)
+_PROJECTORS_INSIDE = ("merger", "deepstack_merger_list")
 REF_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
