@@ -1,10 +1,12 @@
 """One RLAIF-V feedback iteration through the CLI with three different model families, as a user
-mixes them: a Qwen2.5-VL policy, a LLaVA-NeXT labeler and a Llama-3-format claim LLM (no pad token,
-BOS added by both its template and its tokenizer, two eos ids). The policy and claim LLM are zoo
-models taught ShapesWorld briefly (so answers name objects and claims parse); the labeler is
-random-init. The pairs' reference log-probs, computed by the pipeline's reference stage in a Ray
-actor, are checked against TRL's own at step 0 of DPO on those pairs (Ray Train's part of DPO is
-family-blind: test_train, test_s3 and test_pairs_io run it end to end)."""
+mixes them today: a Qwen3.5 policy (hybrid linear-attention decoder, M-RoPE, a template that opens
+a reasoning block), a Gemma 3 labeler (one image list per prompt, BOS written twice) and a Qwen3
+claim LLM in non-thinking mode (`chat_template_kwargs`). The policy and claim LLM are zoo models
+taught ShapesWorld briefly (so answers name objects and claims parse); the labeler is random-init.
+No stage may run a batch row by row (the engines' silent fallback before). The pairs' reference
+log-probs, computed by the pipeline's reference stage in a Ray actor, are checked against TRL's loss
+at step 0 of DPO on those pairs (Ray Train's part of DPO is family-blind: test_train, test_s3 and
+test_pairs_io run it end to end; tests/test_families.py checks every family at the engine level)."""
 
 import json
 import math
@@ -21,7 +23,7 @@ from tests import zoo
 def _dpo_step0_losses(policy: str, run_dir: str, out_dir: str) -> list[float]:
     """TRL's DPO loss on each batch of the run's pairs before any step, read and collated as a Ray
     Train worker does (train/launch.py): ln 2 exactly when the stored reference log-probs are the
-    policy's own on the tokens TRL trains on (here: Qwen's M-RoPE inputs)."""
+    policy's own on the tokens TRL trains on (here: Qwen's M-RoPE inputs after a closed think block)."""
     from rlaifv_ray.config import TrainConfig
     from rlaifv_ray.storage.images import fetch_images
     from rlaifv_ray.storage.store import RunStore
@@ -42,9 +44,9 @@ def _dpo_step0_losses(policy: str, run_dir: str, out_dir: str) -> list[float]:
 
 def test_mixed_families_collect_feedback_whose_reference_logps_equal_trls(tmp_path, ray_local, torch_threads, capsys):
     models = {
-        "policy": ("qwen2_5_vl", "captions", 80),
-        "labeler": ("llava_next", None, 0),
-        "claim_llm": ("llama3", "claims", 200),
+        "policy": ("qwen3_5", "captions", 80),
+        "labeler": ("gemma3", None, 0),
+        "claim_llm": ("qwen3", "claims", 200),
     }
     for role, (family, task, steps) in models.items():
         zoo.build(family, tmp_path / role)
@@ -61,6 +63,7 @@ def test_mixed_families_collect_feedback_whose_reference_logps_equal_trls(tmp_pa
             for k in ("sample", "claims", "label", "reference")
         },
     }
+    config["models"]["claim_llm"]["chat_template_kwargs"] = {"enable_thinking": False}
     path = tmp_path / "mixed.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["feedback", str(path), "--toy", "8"]) == 0
@@ -69,6 +72,7 @@ def test_mixed_families_collect_feedback_whose_reference_logps_equal_trls(tmp_pa
     run = tmp_path / "run" / "iter_000"
     pairs = pq.read_table(run / "pairs").to_pylist()
     assert pairs and metrics["rows"]["pairs"] == len(pairs), metrics
+    assert metrics["batches_retried_row_by_row"] == {}, metrics["batches_retried_row_by_row"]
     assert all(math.isfinite(p["ref_chosen_logp"]) and math.isfinite(p["ref_rejected_logp"]) for p in pairs)
     claims = pq.read_table(run / "claims").to_pylist()
     assert sum(not c["claim_error"] for c in claims) >= len(claims) // 2  # the claim LLM's lists parse

@@ -3,7 +3,7 @@ Training, evaluation, serving and resources live in their own modules beside thi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -46,12 +46,21 @@ class ModelSpec(Strict):
         "(set the stage's num_gpus to match); default: the whole model on one device.",
     )
     vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="Engine options used when engine is vllm.")
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to the chat template on both backends and in DPO, as transformers and vLLM take "
+        "them (e.g. {enable_thinking: false}). Prompts always end where the answer begins: a thinking "
+        "template's empty reasoning block is part of the prompt (docs/method.md).",
+    )
 
     def engine_options(self, batch_size: int | None = None) -> dict:
-        """Keyword arguments for `load_engine(path, engine, ...)`; batch_size: the stage's engine batch."""
+        """Keyword arguments for `load_engine(path, engine, ...)`; batch_size: the stage's engine batch.
+        chat_template_kwargs only when set, so the resume keys of runs without them stay as they were."""
+        template = {"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else {}
         if self.engine == "vllm":
-            return {"dtype": self.dtype, **self.vllm.model_dump()}  # vLLM schedules its own batches
+            return {"dtype": self.dtype, **self.vllm.model_dump(), **template}  # vLLM schedules its own batches
         return {
+            **template,
             "dtype": self.dtype,
             **({"device_map": self.device_map} if self.device_map else {}),
             **({"batch_size": batch_size} if batch_size else {}),

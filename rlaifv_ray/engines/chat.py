@@ -11,24 +11,35 @@ _PROBE = "  probe {answer} <b>&amp;</b>\n two lines  "
 class ChatFormat:
     """Rendering is cached per conversation: a ranker renders one prompt for many candidates, and
     the answer is substituted into the rendered assistant turn (checked once per conversation
-    against a real rendering; a template that transforms the answer is always rendered)."""
+    against a real rendering; a template that transforms the answer is always rendered).
 
-    def __init__(self, processor, tokenizer, multimodal: bool):
+    template_kwargs go to every `apply_chat_template` call (e.g. `{"enable_thinking": False}`).
+    A prompt ends where the answer begins: where a template writes markup into an assistant turn
+    before the answer (a thinking template's empty `<think>\n\n</think>\n\n`), the prompt
+    includes it, so a policy samples its answer after a closed reasoning block, a labeler reads
+    yes/no at the answer's first token, and DPO scores the answer's tokens only (docs/method.md)."""
+
+    def __init__(self, processor, tokenizer, multimodal: bool, template_kwargs: dict | None = None):
         self.processor, self.tokenizer, self.multimodal = processor, tokenizer, multimodal
+        self.template_kwargs = dict(template_kwargs or {})
         self._prompts: dict[str, str] = {}
         self._turns: dict[str, str | None] = {}
 
     @classmethod
-    def load(cls, model: str, multimodal: bool, model_type: str = "") -> ChatFormat:
+    def load(cls, model: str, multimodal: bool, model_type: str = "", template_kwargs: dict | None = None):
         import transformers
 
         if multimodal:
             from .processors import load_processor
 
             processor = load_processor(model, model_type)
-            return cls(processor, ensure_pad_token(processor.tokenizer), True)
+            return cls(processor, ensure_pad_token(processor.tokenizer), True, template_kwargs)
         tokenizer = ensure_pad_token(transformers.AutoTokenizer.from_pretrained(model))
-        return cls(tokenizer, tokenizer, False)
+        return cls(tokenizer, tokenizer, False, template_kwargs)
+
+    def _render(self, messages: list[dict], **options) -> str:
+        owner, msgs = self._owner_and_messages(messages)
+        return owner.apply_chat_template(msgs, tokenize=False, **self.template_kwargs, **options)
 
     def _owner_and_messages(self, messages: list[dict]):
         if self.multimodal:
@@ -37,13 +48,22 @@ class ChatFormat:
         return self.tokenizer, [{**m, "content": text_of(m["content"])} for m in messages]
 
     def prompt(self, messages: list[dict]) -> str:
+        """The generation prompt, extended by the markup an assistant turn writes before its answer
+        when that is more than whitespace (a leading space is the answer's own first token)."""
         key = _key(messages)
         if key not in self._prompts:
             if len(self._prompts) > 4096:
                 self._prompts.clear()
-            owner, msgs = self._owner_and_messages(messages)
-            self._prompts[key] = owner.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            prompt = self._render(messages, add_generation_prompt=True)
+            full = self._render(messages + [self._assistant(_SENTINEL)])
+            if full.startswith(prompt) and _SENTINEL in full:
+                lead = full[len(prompt) : full.index(_SENTINEL)]
+                prompt += lead if lead.strip() else ""
+            self._prompts[key] = prompt
         return self._prompts[key]
+
+    def _assistant(self, answer: str) -> dict:
+        return {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}
 
     def completion(self, messages: list[dict], answer: str) -> str:
         """The answer as the chat template renders an assistant turn (e.g. "answer<|im_end|>\\n"):
@@ -86,9 +106,7 @@ class ChatFormat:
 
     def _render_completion(self, messages: list[dict], answer: str) -> str:
         prompt = self.prompt(messages)
-        turn = {"role": "assistant", "content": answer if not self.multimodal else [{"type": "text", "text": answer}]}
-        owner, messages = self._owner_and_messages(messages)
-        full = owner.apply_chat_template(messages + [turn], tokenize=False)
+        full = self._render(messages + [self._assistant(answer)])
         if not full.startswith(prompt):
             raise ValueError("the chat template renders the prompt differently with an answer appended")
         return full[len(prompt) :]

@@ -41,6 +41,7 @@ class HFEngine:
         batch_size: int = 32,
         share_image_prefix: bool = True,
         device_map: str | None = None,
+        chat_template_kwargs: dict | None = None,
     ):
         import torch
         import transformers
@@ -57,14 +58,14 @@ class HFEngine:
         try:
             config = transformers.AutoConfig.from_pretrained(model)
             self.multimodal = hasattr(config, "vision_config")
-            self.chat = ChatFormat.load(model, self.multimodal, config.model_type)
+            self.chat = ChatFormat.load(model, self.multimodal, config.model_type, chat_template_kwargs)
             self.processor, self.tokenizer = self.chat.processor, self.chat.tokenizer
             cls = transformers.AutoModelForImageTextToText if self.multimodal else transformers.AutoModelForCausalLM
             # device_map="auto": accelerate spreads a model too large for one device over all
             # visible ones (and CPU memory after them)
             extra = {"device_map": device_map} if device_map else {}
             self.model = cls.from_pretrained(model, dtype=getattr(torch, dtype), **extra)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, ImportError) as exc:  # ImportError: a package the model needs
             raise ModelLoadError(f"model {model!r}: cannot be loaded ({exc})") from None
         if device_map:
             self.device = str(self.model.get_input_embeddings().weight.device)

@@ -36,6 +36,7 @@ class VLLMEngine:
         enforce_eager: bool = False,
         yes_no_top_k: int = 20,
         seed: int = 0,
+        chat_template_kwargs: dict | None = None,
     ):
         import torch
         import transformers
@@ -55,7 +56,7 @@ class VLLMEngine:
             # vLLM fails on a top-k larger than the vocabulary (tiny or custom models)
             yes_no_top_k = min(yes_no_top_k, config.get_text_config().vocab_size)
             self.multimodal = hasattr(config, "vision_config")
-            self.chat = ChatFormat.load(model, self.multimodal, config.model_type)
+            self.chat = ChatFormat.load(model, self.multimodal, config.model_type, chat_template_kwargs)
             self.llm = vllm.LLM(
                 model=vllm_loadable(model, config),
                 tokenizer=model,
@@ -73,7 +74,7 @@ class VLLMEngine:
                 # would ask Ray for GPUs the actor already holds and wait forever.
                 **({"distributed_executor_backend": "mp"} if tensor_parallel_size > 1 else {}),
             )
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, ImportError) as exc:  # ImportError: a package the model needs
             raise ModelLoadError(f"model {model!r}: vLLM cannot load it ({exc})") from None
         self._sampling = vllm.SamplingParams
         self.top_k = yes_no_top_k

@@ -29,12 +29,16 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
         n = store.count_rows(f"{d}/quarantine/{stage}")
         if n:
             quarantine[stage] = n
-    busy = {}
+    busy, row_by_row = {}, {}
     for stage in ("candidates", "claims", "labels", "pairs"):
         total = 0.0
         for f in store.files(f"{d}/_timings/{stage}", suffix=".json"):
             with store.fs.open_input_stream(f) as fh:
-                total += json.loads(fh.read())["seconds"]
+                timing = json.loads(fh.read())
+            total += timing["seconds"]
+            if timing.get("row_by_row"):  # a batch the engine failed on, retried a row at a time
+                entry = row_by_row.setdefault(stage, {"batches": 0, "cause": timing["row_by_row"]})
+                entry["batches"] += 1
         busy[stage] = round(total, 2)
     claims = store.read_table(f"{d}/claims", S.schema("claims"), columns=[S.CLAIM_ERROR]) if rows["claims"] else None
     claim_errors = [e for e in claims.column(S.CLAIM_ERROR).to_pylist() if e] if claims is not None else []
@@ -50,6 +54,9 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
         "pair_yield": rows["pairs"] / rows["prompts"] if rows["prompts"] else 0.0,
         "length_balance": pairs_manifest.get("length_balance"),
         "stage_busy_seconds": busy,
+        # batches retried row by row, per stage, with the first cause: slower, and a sign the
+        # engine cannot batch this model (tests require it empty for every family)
+        "batches_retried_row_by_row": row_by_row,
         "wall_seconds": {k: round(v, 2) for k, v in walls.items()},
     }
     if truth is not None:

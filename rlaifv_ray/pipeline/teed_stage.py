@@ -2,18 +2,23 @@
 
 Ray Data calls `TeedStage` on pyarrow batches inside actors. Good rows are written as a part file
 of the stage's directory (so every stage's output is auditable and a crashed run resumes), rows
-with an `error` go to `quarantine/<stage>/` with their reason, and the good rows flow on.
+with an `error` go to `quarantine/<stage>/` with their reason, and the good rows flow on. A batch
+that fails as a whole is retried row by row; that is never silent: the cause is logged once per
+actor and cause, and each batch's timing record names it (metrics.json counts them per stage).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
 from .. import schema as S
 from ..errors import RlaifvError
 from ..storage.store import RunStore
+
+log = logging.getLogger(__name__)
 
 
 class TeedStage:
@@ -38,6 +43,7 @@ class TeedStage:
 
         # which actor did the work, for the audit of elastic pools (timings show pool size over time)
         self.actor = f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
+        self._causes_logged: set[str] = set()
 
     def __call__(self, table):
         import pyarrow as pa
@@ -51,7 +57,7 @@ class TeedStage:
             from ..storage.images import fetch_images
 
             batch[S.IMAGE] = fetch_images(self.store, self.iter_dir, batch[S.IMAGE_ID])
-        out = self._isolating_failures(batch)
+        out, row_by_row = self._isolating_failures(batch)
         n = len(next(iter(out.values()))) if out else 0
         errors = out.get(S.ERROR) or [None] * n
         good = [i for i in range(n) if not errors[i]]
@@ -85,17 +91,23 @@ class TeedStage:
                 "actor": self.actor,
                 "start": started,
                 "end": time.time(),
+                **({"row_by_row": row_by_row} if row_by_row else {}),
             },
         )
         return good_table
 
-    def _isolating_failures(self, batch: dict) -> dict:
+    def _isolating_failures(self, batch: dict) -> tuple[dict, str | None]:
+        """The stage's output, and the cause when the batch failed and its rows were retried alone."""
         try:
-            return self.stage_fn(batch)
+            return self.stage_fn(batch), None
         except RlaifvError:
             raise  # a problem of the run (model, config, storage), not of a row
-        except Exception:  # noqa: BLE001 - retried row by row below; what still fails is quarantined
+        except Exception as batch_exc:  # noqa: BLE001 - retried row by row below; what still fails is quarantined
             n = len(next(iter(batch.values())))
+            cause = f"{type(batch_exc).__name__}: {batch_exc}"[:500]
+            if cause not in self._causes_logged:
+                self._causes_logged.add(cause)
+                log.warning(f"stage {self.name}: a batch of {n} rows failed ({cause}); retrying its rows one at a time")
             outs = []
             for i in range(n):
                 row = {k: v[i : i + 1] for k, v in batch.items()}
@@ -111,7 +123,7 @@ class TeedStage:
                 m = len(next(iter(o.values())))
                 for k in keys:
                     merged[k] += list(o.get(k) or [None] * m)
-            return merged
+            return merged, cause
 
 
 def row_ids(batch: dict) -> list[str]:

@@ -15,15 +15,17 @@ from .data import Example
 def encode_examples(examples: list[Example], processor):
     """Tokenize chat-formatted examples; labels are -100 except on the answer and its end token."""
 
+    from ..engines.base import user_message
+    from ..engines.chat import ChatFormat
+
     tokenizer = getattr(processor, "tokenizer", processor)
+    # the engines' rendering: a thinking template's answer follows its closed reasoning block
+    chat = ChatFormat(processor, tokenizer, multimodal=tokenizer is not processor)
     prompts, fulls, images = [], [], []
     for ex in examples:
-        content = [{"type": "text", "text": ex.prompt}]
         if ex.image is not None:
-            content.insert(0, {"type": "image"})
-            images.append(ex.image)
-        msgs = [{"role": "user", "content": content if ex.image is not None else ex.prompt}]
-        prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            images.append([ex.image])  # one list per prompt, which every processor takes
+        prompt = chat.prompt(user_message(ex.prompt, ex.image is not None))
         prompts.append(prompt)
         fulls.append(prompt + ex.answer + tokenizer.eos_token)
     # the chat template writes any BOS itself; the engines and TRL add no special tokens either

@@ -10,7 +10,7 @@ live-reference computation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from trl import DPOConfig, DPOTrainer
@@ -51,21 +51,39 @@ def pair_examples(pairs: dict[str, list], images: list[bytes]) -> list[dict]:
 @dataclass
 class PrecomputedRefCollator(DataCollatorForVisionPreference):
     """TRL's vision preference collator, plus the stored reference log-probs as tensors; decodes
-    (and downscales) each batch's images, so no worker holds every pair's pixels at once."""
+    (and downscales) each batch's images, so no worker holds every pair's pixels at once.
+
+    Prompts and completions are rendered by the engines' own ChatFormat (with the policy's
+    chat_template_kwargs), so DPO scores exactly the tokens the reference stage scored and the
+    policy generated: the answer and its end of turn, never a thinking template's markup that
+    TRL's own rendering would count as completion."""
 
     max_pixels: int = 1024 * 1024
+    chat_template_kwargs: dict | None = None
+    _chat: object = field(default=None, init=False, repr=False)
 
     def torch_call(self, examples: list[dict]) -> dict:
+        from ..engines.base import user_message
+        from ..engines.chat import ChatFormat
         from ..media import load_image
 
+        if self._chat is None:
+            self._chat = ChatFormat(self.processor, self.processor.tokenizer, True, self.chat_template_kwargs)
         refs = {k: torch.tensor([float(e[k]) for e in examples], dtype=torch.float32) for k in REF_KEYS}
-        examples = [
-            {
-                **{k: v for k, v in e.items() if k not in REF_KEYS},
-                "images": [load_image(img, name="image of a pair", max_pixels=self.max_pixels) for img in e["images"]],
-            }
-            for e in examples
-        ]
+        rendered = []
+        for e in examples:
+            messages = user_message(e["prompt"][0]["content"], True)
+            rendered.append(
+                {
+                    "prompt": self._chat.prompt(messages),
+                    "chosen": self._chat.completion(messages, e["chosen"][0]["content"]),
+                    "rejected": self._chat.completion(messages, e["rejected"][0]["content"]),
+                    "images": [
+                        load_image(img, name="image of a pair", max_pixels=self.max_pixels) for img in e["images"]
+                    ],
+                }
+            )
+        examples = rendered
         out = super().torch_call(examples)
         out.update(refs)
         return out
@@ -187,10 +205,18 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
 
 
 def build_trainer(
-    model, processor, examples: list[dict], args: DPOConfig, callbacks=(), lora=None, max_pixels: int = 1024 * 1024
+    model,
+    processor,
+    examples: list[dict],
+    args: DPOConfig,
+    callbacks=(),
+    lora=None,
+    max_pixels: int = 1024 * 1024,
+    chat_template_kwargs: dict | None = None,
 ) -> PrecomputedRefDPOTrainer:
     """lora: our LoraConfig (or None for full fine-tuning of everything but the vision encoder);
-    max_pixels: larger images are downscaled to this many pixels when their batch is collated."""
+    max_pixels: larger images are downscaled to this many pixels when their batch is collated;
+    chat_template_kwargs: the policy's (models.policy.chat_template_kwargs)."""
     import datasets
 
     if not examples:
@@ -203,7 +229,9 @@ def build_trainer(
         processing_class=processor,
         callbacks=list(callbacks),
         peft_config=lora_config(lora) if lora else None,
-        data_collator=PrecomputedRefCollator(processor=processor, max_pixels=max_pixels),
+        data_collator=PrecomputedRefCollator(
+            processor=processor, max_pixels=max_pixels, chat_template_kwargs=chat_template_kwargs
+        ),
     )
 
 

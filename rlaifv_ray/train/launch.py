@@ -39,7 +39,8 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
     d = f"iter_{iteration:03d}"
     # what the trained policy depends on: its pairs (their own resume key), the train settings, the policy
     pairs_key = (store.read_json(f"{d}/pairs/_SUCCESS") or {}).get("config_hash")
-    digest = resume_key("dpo", pairs_key, _key_settings(config.train), policy)
+    template = config.models.policy.chat_template_kwargs  # the tokens DPO scores (in the key only when set)
+    digest = resume_key("dpo", pairs_key, _key_settings(config.train), policy, *([template] if template else []))
     out = f"{d}/checkpoint"
     if store.finished(out, digest, companions=(f"{d}/train_log.json",)):
         log.info(f"[{d}] dpo: finished earlier, skipped")
@@ -91,6 +92,7 @@ def _trainer(config: RunConfig, store: RunStore, d: str, policy: str):
             "run_uri": store.uri,
             "iter_dir": d,
             "policy": policy,
+            "chat_template_kwargs": config.models.policy.chat_template_kwargs,
             "train": t.model_dump(),
             "seed": config.seed,
             "max_pixels": config.data.max_image_pixels,
@@ -213,6 +215,7 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
             callbacks=[_Report(), _History()],
             lora=train.lora,
             max_pixels=cfg["max_pixels"],
+            chat_template_kwargs=cfg.get("chat_template_kwargs"),
         )
     )
     resume, resumed_step = None, 0
@@ -247,6 +250,7 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
         args,
         lora=train.lora,  # its collator, its loss
         max_pixels=cfg["max_pixels"],
+        chat_template_kwargs=cfg.get("chat_template_kwargs"),
     )
     shard(trainer.model, train.use_gpu)
 
