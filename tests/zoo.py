@@ -159,9 +159,7 @@ def _qwen_images():
 
 
 def _build_qwen2_vl(tok, vocab):
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
-
-    from transformers import Qwen2VLProcessor
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     text = _text_config(
         tok,
@@ -190,9 +188,7 @@ def _build_qwen2_vl(tok, vocab):
 
 
 def _build_qwen2_5_vl(tok, vocab):
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    from transformers import Qwen2_5_VLProcessor
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
     text = _text_config(
         tok,

@@ -45,7 +45,12 @@ def _qwen3_text(tok, vocab, **extra) -> dict:
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
         **TEXT,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6], "mrope_interleaved": True},
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [4, 6, 6],
+            "mrope_interleaved": True,
+        },
         **extra,
     )
 
@@ -102,7 +107,12 @@ def build_qwen3_5(tok, vocab):
 
 
 def build_internvl(tok, vocab):
-    from transformers import GotOcr2ImageProcessorPil, InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+    from transformers import (
+        GotOcr2ImageProcessorPil,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+    )
 
     vision = dict(
         hidden_size=64,
@@ -123,7 +133,11 @@ def build_internvl(tok, vocab):
     images = GotOcr2ImageProcessorPil(size={"height": 56, "width": 56}, crop_to_patches=False)
     video = inert_video("internvl", size={"height": 56, "width": 56})
     processor = image_only(InternVLProcessor)(
-        image_processor=images, tokenizer=tok, video_processor=video, image_seq_length=4, chat_template=tok.chat_template
+        image_processor=images,
+        tokenizer=tok,
+        video_processor=video,
+        image_seq_length=4,
+        chat_template=tok.chat_template,
     )
     return InternVLForConditionalGeneration(config), processor
 
@@ -163,7 +177,9 @@ def build_gemma3(tok, vocab):
         image_token_index=tok.image_token_id,
     )
     images = Gemma3ImageProcessorPil(size={"height": 56, "width": 56})
-    processor = Gemma3Processor(image_processor=images, tokenizer=tok, image_seq_length=4, chat_template=tok.chat_template)
+    processor = Gemma3Processor(
+        image_processor=images, tokenizer=tok, image_seq_length=4, chat_template=tok.chat_template
+    )
     return Gemma3ForConditionalGeneration(config), processor
 
 

@@ -50,7 +50,9 @@ QWEN3 = (
     "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
 )
 
-_INTERNVL_SYSTEM = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+_INTERNVL_SYSTEM = (  # the hub template's default system turn: its bytes are most of a short prompt
+    "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+)
 INTERNVL = (
     "{% if messages[0]['role'] != 'system' %}<|im_start|>system\n" + _INTERNVL_SYSTEM + "<|im_end|>\n{% endif %}"
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"

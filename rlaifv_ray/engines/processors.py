@@ -100,7 +100,8 @@ def _video_class(name: str | None, model_type: str):
     if name is None:  # families that borrow another's video processor (Qwen3.5 uses Qwen3-VL's)
         name = getattr(auto, "MISSING_VIDEO_PROCESSOR_MAPPING_NAMES", {}).get(model_type, {}).get("torchvision")
     # the model type's own module first, then those whose name starts the class name (Qwen3VL...)
-    others = sorted(auto.VIDEO_PROCESSOR_MAPPING_NAMES, key=lambda mt: not (name or "").lower().startswith(mt.replace("_", "")))
+    prefix = (name or "").lower()
+    others = sorted(auto.VIDEO_PROCESSOR_MAPPING_NAMES, key=lambda mt: not prefix.startswith(mt.replace("_", "")))
     for mt in dict.fromkeys([model_type, *others]):
         module_name = auto.model_type_to_module_name(mt) if mt else ""
         path = f"transformers.models.{module_name}.video_processing_{module_name}"
@@ -138,9 +139,7 @@ def _inert_class(stock: type, name: str) -> type:
             self.__dict__.update({k: v for k, v in config.items() if k != "video_processor_type"})
 
         def refuse(self, *args, **kwargs):
-            raise ValueError(
-                f"{name} was loaded image-only (torchvision is missing): videos are not supported"
-            )
+            raise ValueError(f"{name} was loaded image-only (torchvision is missing): videos are not supported")
 
         def to_dict(self):
             return {**{k: v for k, v in self.__dict__.items() if not k.startswith("_")}, "video_processor_type": name}
@@ -148,6 +147,6 @@ def _inert_class(stock: type, name: str) -> type:
         _INERT[stock, name] = type(
             name,
             (stock,),
-            {"__init__": __init__, "__call__": refuse, "preprocess": refuse, "to_dict": to_dict, "__module__": __name__},
+            {"__init__": __init__, "__call__": refuse, "preprocess": refuse, "to_dict": to_dict},
         )
     return _INERT[stock, name]
