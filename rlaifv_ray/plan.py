@@ -15,20 +15,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .model_shapes import Shape, shape
+
 GB = 1e9
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}  # auto = bf16 on GPUs
 _HEADROOM = 0.9  # CUDA context, allocator fragmentation
-
-
-@dataclass(frozen=True)
-class Shape:
-    params: float  # all parameters
-    vision_params: float  # the image encoder (frozen in DPO)
-    hidden: int
-    layers: int
-    kv_dim: int  # kv_heads * head_dim
-    vocab: int
-    image_tokens: int  # per image at the configured maximum size
 
 
 def model_config(path: str) -> dict:
@@ -60,54 +51,6 @@ def _read_config(path: str) -> dict:
     return json.loads(Path(hf_hub_download(path, "config.json", cache_dir=os.environ.get("HF_HUB_CACHE"))).read_text())
 
 
-def shape(config: dict, max_image_pixels: int = 1024 * 1024) -> Shape:
-    text = config.get("text_config") or config
-    h, inter, layers = text["hidden_size"], text["intermediate_size"], text["num_hidden_layers"]
-    heads = text["num_attention_heads"]
-    head_dim = text.get("head_dim") or h // heads
-    kv = text.get("num_key_value_heads") or heads
-    vocab = text.get("vocab_size") or config["vocab_size"]
-    per_layer = h * heads * head_dim * 2 + 2 * h * kv * head_dim + 3 * h * inter + 2 * h
-    if config.get("model_type", "").startswith("qwen2"):  # q/k/v biases
-        per_layer += heads * head_dim + 2 * kv * head_dim
-    untied = not (text.get("tie_word_embeddings") or config.get("tie_word_embeddings", False))
-    decoder = vocab * h * (2 if untied else 1) + layers * per_layer + h
-    vision, projector, image_tokens = _vision(config, h, max_image_pixels)
-    return Shape(decoder + vision + projector, vision, h, layers, kv * head_dim, vocab, image_tokens)
-
-
-def _vision(config: dict, h: int, max_image_pixels: int) -> tuple[float, float, int]:
-    v = config.get("vision_config")
-    if not v:
-        return 0.0, 0.0, 0
-    if "depth" in v:  # Qwen2(.5)-VL: patches of 14 px, 2x2 merged into one token
-        hv, iv, depth = v.get("hidden_size") or v["embed_dim"], v.get("intermediate_size"), v["depth"]
-        iv = iv or hv * v.get("mlp_ratio", 4)
-        patch, merge, t = v.get("patch_size", 14), v.get("spatial_merge_size", 2), v.get("temporal_patch_size", 2)
-        out = v.get("out_hidden_size") or v.get("hidden_size") or h
-        mlp = 3 * hv * iv if "intermediate_size" in v else 2 * hv * iv
-        blocks = depth * (4 * hv * hv + 4 * hv + mlp + 2 * hv)
-        merged = hv * merge * merge
-        projector = merged * merged + merged + merged * out + out + hv
-        tokens = max_image_pixels // (patch * merge) ** 2
-        return 3 * t * patch * patch * hv + blocks, projector, int(tokens)
-    hv, iv, depth = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"]  # CLIP / SigLIP
-    patch, size = v["patch_size"], v["image_size"]
-    patches = (size // patch) ** 2
-    encoder = 3 * patch * patch * hv + (patches + 1) * hv + depth * (4 * hv * hv + 2 * hv * iv + 9 * hv + iv) + 4 * hv
-    projector = hv * h + h + h * h + h
-    return encoder, projector, patches * _tiles(config, size)
-
-
-def _tiles(config: dict, size: int) -> int:
-    """Image views of the largest anyres grid plus the base view (1 for fixed-size models)."""
-    pinpoints = config.get("image_grid_pinpoints")
-    if not pinpoints:
-        return 1
-    h, w = max(pinpoints, key=lambda p: p[0] * p[1])
-    return (h // size) * (w // size) + 1
-
-
 @dataclass
 class Row:
     what: str
@@ -134,7 +77,9 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
         sh = shape(model_config(spec.path), px)
         weights = sh.params * _BYTES[spec.dtype]
         seq = sh.image_tokens + 128 + (s.max_new_tokens if stage != "label" else 16)
-        kv = 2 * sh.layers * sh.kv_dim * _BYTES[spec.dtype] * seq * res.engine_batch_size
+        # KV per token of the attention layers (sliding-window ones up to their window) plus the
+        # fixed state of linear-attention layers, per sequence of the engine batch
+        kv = sh.kv_bytes(seq, _BYTES[spec.dtype]) * res.engine_batch_size
         logits = 1 << 28  # the hf engine's bounded logits block (2**26 fp32 values)
         spread = _spread(spec, res.num_gpus)
         per_gpu = (weights + kv + logits) / spread / GB
@@ -169,6 +114,8 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
                     "weights_gb": round(weights / GB, 1),
                     "kv_cache_gb": round(kv / GB, 1),
                     "logits_gb": round(logits / GB, 2),
+                    # a MoE holds every expert; one token computes through these
+                    **({"active_params_b": round(sh.active_params / 1e9, 2)} if sh.active_params < sh.params else {}),
                 },
                 fits,
                 fix,

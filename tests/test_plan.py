@@ -22,6 +22,9 @@ HUB = {
     "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b-instruct",
     "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b-instruct",
     "Qwen/Qwen2.5-VL-72B-Instruct": "qwen2.5-vl-72b",
+    "Qwen/Qwen3-VL-8B-Instruct": "qwen3-vl-8b",
+    "Qwen/Qwen3-VL-32B-Instruct": "qwen3-vl-32b",
+    "Qwen/Qwen3-8B": "qwen3-8b",
 }
 
 
@@ -49,6 +52,10 @@ def hub_cache(tmp_path, monkeypatch):
         ("llama-3-8b-instruct", 8.03),
         ("qwen2.5-7b-instruct", 7.62),
         ("qwen2.5-vl-72b", 73.4),
+        ("qwen3-vl-8b", 8.77),
+        ("qwen3-vl-32b", 33.4),
+        ("qwen3-vl-30b-a3b", 31.1),  # every expert: what memory must hold
+        ("qwen3-8b", 8.19),
     ],
 )
 def test_parameter_counts_match_the_published_sizes(name, published_b):
@@ -145,11 +152,11 @@ def _node_gpus_gb() -> dict:
     }
 
 
-@pytest.mark.parametrize("config", ["cluster_7b.yaml", "qwen2_5_vl_7b.yaml", "cluster_72b.yaml"])
+@pytest.mark.parametrize("config", ["cluster_7b.yaml", "qwen2_5_vl_7b.yaml", "cluster_72b.yaml", "qwen3_vl_8b.yaml"])
 def test_shipped_cluster_configs_fit_the_shipped_node_types(hub_cache, config):
     gpus = _node_gpus_gb()
     loaded = load_config(REPO / "rlaifv_ray" / "configs" / config)
-    if config == "cluster_72b.yaml":  # one 8 x 80 GB node, named in the config itself
+    if config in ("cluster_72b.yaml", "qwen3_vl_8b.yaml"):  # one 8 x 80 GB node, named in the config itself
         gpus = {"gpu_feedback": loaded.resources.gpu_memory_gb, "gpu_train": loaded.train.gpu_memory_gb}
         assert gpus == {"gpu_feedback": 80, "gpu_train": 80}
     rows = plan(loaded, feedback_gpu_gb=gpus["gpu_feedback"], train_gpu_gb=gpus["gpu_train"])
@@ -243,3 +250,31 @@ def test_a_vllm_context_that_cannot_hold_image_instruction_and_answer_is_named(t
     )
     assert "(1599)" in sample_row(max_instruction_tokens=511).fix
     assert sample_row(max_model_len=1216).fits is None  # it fits; no GPU size given, so nothing else is known
+
+
+@pytest.mark.parametrize(
+    "family", ["llava15", "qwen2_5_vl", "qwen3_vl", "qwen3_5", "internvl", "gemma3", "minicpmv4_6"]
+)
+def test_parameter_counts_equal_the_real_classes(zoo_dir, family):
+    """The zoo's models are the real transformers classes at toy size: the plan's count from
+    config.json alone must equal theirs, encoder and all (list-valued sizes, deepstack mergers,
+    linear-attention layers, pixel shuffle, MiniCPM-V's mergers)."""
+    import transformers
+
+    model = transformers.AutoModelForImageTextToText.from_pretrained(zoo_dir / family)
+    counted = sum(p.numel() for p in model.parameters())
+    sh = shape(json.loads((zoo_dir / family / "config.json").read_text()), 56 * 56)
+    assert sh.params == pytest.approx(counted, rel=2e-3)
+
+
+def test_moe_linear_attention_and_sliding_windows_in_the_plan(zoo_dir):
+    moe = shape(json.loads((SHAPES / "qwen3-vl-30b-a3b" / "config.json").read_text()))
+    assert moe.active_params / 1e9 == pytest.approx(3.9, abs=0.2)  # "A3B": ~3B in the decoder per token
+    hybrid = shape(json.loads((zoo_dir / "qwen3_5" / "config.json").read_text()))
+    assert hybrid.kv_layers == 1 and hybrid.state_bytes_per_seq > 0  # one of two layers keeps a KV cache
+    # the linear layer's state is fixed: 1000 more tokens cost only the attention layer's KV
+    assert hybrid.kv_bytes(2000, 2) - hybrid.kv_bytes(1000, 2) == 2 * hybrid.kv_dim * 2 * 1000
+    gemma = shape(json.loads((zoo_dir / "gemma3" / "config.json").read_text()))
+    assert gemma.window_layers == 1 and gemma.window > 0
+    full = 2 * gemma.kv_dim * 2
+    assert gemma.kv_bytes(1000, 2) == full * (1000 + gemma.window)  # the local layer stops at its window
