@@ -198,19 +198,26 @@ def test_dpo_freezes_the_vision_encoder_and_trains_the_projector(zoo_dir, family
     assert all(names[n] for n in projector | language), f"{family}: projector and language model must train"
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
-def test_qwen_folder_as_the_hub_ships_it_loads_without_torchvision(zoo_dir, family):
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5", "internvl", "minicpmv4_6"])
+def test_folder_with_a_video_processor_loads_and_saves_without_torchvision(zoo_dir, tmp_path, family):
     import importlib.util
     import json
 
     import transformers
 
     folder = zoo_dir / family
-    assert json.loads((folder / "processor_config.json").read_text())["processor_class"].startswith("Qwen2")
     if importlib.util.find_spec("torchvision") is None:  # the stock loader needs torchvision here
         with pytest.raises((ImportError, OSError, ValueError)):
             transformers.AutoProcessor.from_pretrained(str(folder))
     engine = load_engine(str(folder))
+    engine.processor.save_pretrained(tmp_path / "saved")  # as DPO saves the trained policy's folder
+    saved = json.loads((tmp_path / "saved" / "processor_config.json").read_text())
+    assert (
+        saved["processor_class"]
+        == type(engine.processor).__name__
+        == json.loads((folder / "processor_config.json").read_text())["processor_class"]
+    )
+    assert saved["video_processor"]["video_processor_type"].endswith("VideoProcessor")
     out = engine.generate(
         [
             GenerateRequest(

@@ -27,9 +27,12 @@ def load_processor(model: str, model_type: str = ""):
             raise ModelLoadError(f"model {model!r}: its processor needs a package that is missing ({exc})") from None
     cls = image_only_class(_processor_class(model, model_type))
     try:
-        return cls.from_pretrained(model, video_processor=inert_video_processor(model, model_type))
+        processor = cls.from_pretrained(model, video_processor=inert_video_processor(model, model_type))
     except ImportError as exc:
         raise ModelLoadError(f"model {model!r}: its processor needs a package that is missing ({exc})") from None
+    # from_pretrained passes its keyword arguments on to the tokenizer, which would save them
+    getattr(processor, "tokenizer", None) and processor.tokenizer.init_kwargs.pop("video_processor", None)
+    return processor
 
 
 def image_only_class(cls: type) -> type:
@@ -42,7 +45,22 @@ def image_only_class(cls: type) -> type:
                 return type(argument)
             return cls.check_argument_for_proper_class(self, name, argument)
 
-        body = {"check_argument_for_proper_class": check_argument_for_proper_class, "__module__": cls.__module__}
+        def to_dict(self):
+            # the stock serializer keeps only what it knows as a transformers sub-processor
+            videos = {k: v for k, v in self.__dict__.items() if type(v) in _INERT.values()}
+            for k in videos:
+                del self.__dict__[k]
+            try:
+                out = cls.to_dict(self)
+            finally:
+                self.__dict__.update(videos)
+            return {**out, **{k: v.to_dict() for k, v in videos.items()}}
+
+        body = {
+            "check_argument_for_proper_class": check_argument_for_proper_class,
+            "to_dict": to_dict,
+            "__module__": cls.__module__,
+        }
         _IMAGE_ONLY[cls] = type(cls.__name__, (cls,), body)  # saved configs keep naming the stock class
     return _IMAGE_ONLY[cls]
 
