@@ -69,7 +69,7 @@ GEMMA3 = (
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
 
-QWEN3_SPECIALS = [
+QWEN_SPECIALS = [  # Qwen2-VL's, which every later Qwen keeps
     "<|endoftext|>",
     "<|im_start|>",
     "<|im_end|>",
@@ -77,9 +77,8 @@ QWEN3_SPECIALS = [
     "<|vision_end|>",
     "<|image_pad|>",
     "<|video_pad|>",
-    "<think>",
-    "</think>",
 ]
+QWEN3_SPECIALS = QWEN_SPECIALS + ["<think>", "</think>"]
 INTERNVL_NAMED = {
     "start_image_token": "<img>",
     "end_image_token": "</img>",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.zoo_templates import QWEN_SPECIALS
 from tests.zoo_templates import TOKENIZERS as TOKENIZERS_2025
 
 TEXT = dict(
@@ -62,15 +63,6 @@ _LLAMA3_TEMPLATE = (  # writes BOS itself, and the tokenizer adds one too (the r
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
 
-_QWEN_SPECIALS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
 _TOKENIZERS = {
     # family: (style, specials, bos, eos, pad, extra generation eos, template)
     "llava15": (
@@ -91,10 +83,10 @@ _TOKENIZERS = {
         [],
         _MISTRAL_TEMPLATE,
     ),
-    "qwen2_vl": ("bytes", _QWEN_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"], _QWEN2_VL_TEMPLATE),
+    "qwen2_vl": ("bytes", QWEN_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"], _QWEN2_VL_TEMPLATE),
     "qwen2_5_vl": (
         "bytes",
-        _QWEN_SPECIALS,
+        QWEN_SPECIALS,
         None,
         "<|im_end|>",
         "<|endoftext|>",
@@ -129,7 +121,7 @@ _TOKENIZERS = {
     ),
     "qwen2_5": (
         "bytes",
-        _QWEN_SPECIALS[:3],
+        QWEN_SPECIALS[:3],
         None,
         "<|im_end|>",
         "<|endoftext|>",

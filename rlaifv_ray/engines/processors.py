@@ -31,7 +31,8 @@ def load_processor(model: str, model_type: str = ""):
     except ImportError as exc:
         raise ModelLoadError(f"model {model!r}: its processor needs a package that is missing ({exc})") from None
     # from_pretrained passes its keyword arguments on to the tokenizer, which would save them
-    getattr(processor, "tokenizer", None) and processor.tokenizer.init_kwargs.pop("video_processor", None)
+    if hasattr(processor, "tokenizer"):
+        processor.tokenizer.init_kwargs.pop("video_processor", None)
     return processor
 
 
@@ -45,20 +46,8 @@ def image_only_class(cls: type) -> type:
                 return type(argument)
             return cls.check_argument_for_proper_class(self, name, argument)
 
-        def to_dict(self):
-            # the stock serializer keeps only what it knows as a transformers sub-processor
-            videos = {k: v for k, v in self.__dict__.items() if type(v) in _INERT.values()}
-            for k in videos:
-                del self.__dict__[k]
-            try:
-                out = cls.to_dict(self)
-            finally:
-                self.__dict__.update(videos)
-            return {**out, **{k: v.to_dict() for k, v in videos.items()}}
-
         body = {
             "check_argument_for_proper_class": check_argument_for_proper_class,
-            "to_dict": to_dict,
             "__module__": cls.__module__,
         }
         _IMAGE_ONLY[cls] = type(cls.__name__, (cls,), body)  # saved configs keep naming the stock class
@@ -75,9 +64,11 @@ def _processor_class(model: str, model_type: str) -> type:
     name = None
     for file in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
         path = cached_file(model, file, _raise_exceptions_for_missing_entries=False)
-        if path and not name:
+        if path:
             with open(path, encoding="utf-8") as f:
                 name = json.load(f).get("processor_class")
+        if name:
+            break
     name = name or PROCESSOR_MAPPING_NAMES.get(model_type)
     cls = processor_class_from_name(name) if name else None
     if cls is None:
@@ -99,8 +90,6 @@ def inert_video_processor(model: str, model_type: str = "", config: dict | None 
     name = config.get("video_processor_type")
     stock = _video_class(name, model_type)
     if stock is None:  # its module imports torchvision itself (InternVL's): the base class, same settings
-        from transformers.video_processing_utils import BaseVideoProcessor
-
         stock = BaseVideoProcessor
     return _inert_class(stock, name or stock.__name__)(config)
 
@@ -110,7 +99,6 @@ def _video_class(name: str | None, model_type: str):
     without torchvision transformers' own maps hold no names and its top-level names are
     placeholders, but the modules import and define the classes."""
     import importlib
-    import importlib.util
 
     from transformers.models.auto import video_processing_auto as auto
     from transformers.video_processing_utils import BaseVideoProcessor
@@ -120,16 +108,12 @@ def _video_class(name: str | None, model_type: str):
     # the model type's own module first, then those whose name starts the class name (Qwen3VL...)
     prefix = (name or "").lower()
     others = sorted(auto.VIDEO_PROCESSOR_MAPPING_NAMES, key=lambda mt: not prefix.startswith(mt.replace("_", "")))
-    for mt in dict.fromkeys([model_type, *others]):
-        module_name = auto.model_type_to_module_name(mt) if mt else ""
+    for mt in (mt for mt in dict.fromkeys([model_type, *others]) if mt):
+        module_name = auto.model_type_to_module_name(mt)
         path = f"transformers.models.{module_name}.video_processing_{module_name}"
-        if not module_name or importlib.util.find_spec(f"transformers.models.{module_name}") is None:
-            continue
-        if importlib.util.find_spec(path) is None:
-            continue
         try:
             module = importlib.import_module(path)
-        except Exception:  # noqa: BLE001 - a module that needs torchvision at import time
+        except Exception:  # noqa: BLE001 - no such module, or one that needs torchvision at import time
             continue
         found = [
             c
