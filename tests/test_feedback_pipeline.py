@@ -205,7 +205,11 @@ def test_a_row_an_engine_fails_on_is_quarantined_in_every_stage_and_the_rest_go_
             self.specs = {k: replace(s, cls=_failing(s.cls, *poison[k])) for k, s in self.specs.items()}
 
     cfg = validate_config(toy_config(tmp_path, toy_models, **{"pairs.length_balance": False}))
-    Poisoned(cfg, 0, cfg.models.policy.path, "toy:16").run()
+    metrics = Poisoned(cfg, 0, cfg.models.policy.path, "toy:16").run()
+    # each poisoned batch was retried row by row: counted per stage, with its cause, never silent
+    retried = metrics["batches_retried_row_by_row"]
+    assert set(retried) == {"candidates", "claims", "labels", "pairs"}, retried
+    assert all(r["batches"] >= 1 and "injected engine failure" in r["cause"] for r in retried.values())
     q = pq.read_table(Path(cfg.run_dir) / "iter_000" / "quarantine").to_pylist()
     got = {}
     for r in q:
