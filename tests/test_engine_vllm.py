@@ -34,7 +34,7 @@ def report():
 def model_classes_inspected_in_process():
     """vLLM inspects each architecture's model class in a fresh Python process, so that the caller
     never initialises CUDA, and caches the answer on disk (cold on a new machine): ~14 s of imports
-    per architecture, seven architectures here. The CPU build has no CUDA to protect, so here the
+    per architecture, fourteen architectures here. The CPU build has no CUDA to protect, so here the
     same inspection runs in this process and fills the same cache (which the Ray actors then read)."""
     import torch
 
@@ -192,28 +192,63 @@ def test_bf16_on_cuda_agrees_with_fp32_hf(toy_models, images, tensor_parallel):
     assert sum((x[0] > x[1]) == (y[0] > y[1]) for x, y in zip(a, b)) >= 0.95 * len(a)
 
 
-@pytest.mark.parametrize("family", ["llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"])
-def test_every_family_scores_like_hf(zoo_dir, images, torch_threads, family):
-    """yes_no and sequence_logprobs of vLLM == hf (fp32, CPU) on each zoo family: same prompt
-    tokens (no second BOS), same completion tokens, same image placement."""
-    path = str(zoo_dir / family)
+def _gaps(path: str, images, dtype: str = "auto") -> dict:
+    """Max |vLLM - hf| of yes/no probabilities and of answer log-prob totals on one model folder."""
     # random-init models spread probability thinly: read every token's log-prob, not the top 20
-    hf, vl = load_engine(path, "hf"), load_engine(path, "vllm", **VLLM_OPTS, yes_no_top_k=1 << 20)
+    hf = load_engine(path, "hf", dtype=dtype)
+    vl = load_engine(path, "vllm", dtype=dtype, **VLLM_OPTS, yes_no_top_k=1 << 20)
     questions = [
         YesNoRequest(LABEL_PROMPT.format(question=f"Is there a {obj} in the image?"), img)
         for img in images[:4]
         for obj in OBJECTS[:3]
     ]
     a, b = hf.yes_no(questions), vl.yes_no(questions)
-    gap_yes_no = max(abs(x[i] - y[i]) for x, y in zip(a, b) for i in (0, 1))
     describe = user_message("Describe the image.", True)
     answers = ["There is a red circle.", "A blue square and a green triangle.", "Nothing."]
     scored = [LogprobRequest(describe, ans, img) for img in images[:4] for ans in answers]
     la, lb = hf.sequence_logprobs(scored), vl.sequence_logprobs(scored)
+    assert [len(x.tokens) for x in la] == [len(y.tokens) for y in lb]  # the same completion tokens
+    return {
+        "dtype": dtype,
+        "yes_no_max_abs": max(abs(x[i] - y[i]) for x, y in zip(a, b) for i in (0, 1)),
+        "logprobs_max_abs_total": max(abs(x.total - y.total) for x, y in zip(la, lb)),
+    }
+
+
+@pytest.mark.parametrize(
+    "family", ["llava15", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "qwen3_vl", "internvl", "gemma3"]
+)
+def test_every_family_scores_like_hf(zoo_dir, images, torch_threads, family):
+    """yes_no and sequence_logprobs of vLLM == hf (fp32, CPU) on each zoo family: same prompt
+    tokens (no second BOS), same completion tokens, same image placement (Gemma 3's SigLIP tower is
+    renamed to the hub layout vLLM loads, as LLaVA's CLIP is)."""
+    gaps = REPORT.setdefault("families", {})[family] = _gaps(str(zoo_dir / family), images)
+    assert gaps["yes_no_max_abs"] <= 1e-5 and gaps["logprobs_max_abs_total"] <= 1e-3  # p_yes ~1e-2: 0.1%
+
+
+@pytest.mark.parametrize("family", ["qwen3_5", "minicpmv4_6"])
+def test_hybrid_decoders_score_like_hf_in_bf16(zoo_dir, images, torch_threads, family):
+    """Qwen3.5's Gated DeltaNet layers (MiniCPM-V 4.6 has the same decoder) run on vLLM's CPU only in
+    bf16: both engines in bf16, so the gaps are bf16 rounding (sums of ~10 token log-probs)."""
+    gaps = REPORT.setdefault("families", {})[family] = _gaps(str(zoo_dir / family), images, "bfloat16")
+    assert gaps["yes_no_max_abs"] <= 1e-4 and gaps["logprobs_max_abs_total"] <= 5e-2
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma3_text"])
+def test_2025_text_claim_llms_score_like_hf(zoo_dir, family):
+    """Qwen3 (its empty reasoning block in the prompt) and Gemma 3 text (BOS in template and tokenizer)."""
+    path = str(zoo_dir / family)
+    hf, vl = load_engine(path, "hf"), load_engine(path, "vllm", **VLLM_OPTS)
+    msgs = user_message("Split the answer into facts.", False)
+    scored = [LogprobRequest(msgs, a) for a in ("There is a red circle.", "No.")]
+    la, lb = hf.sequence_logprobs(scored), vl.sequence_logprobs(scored)
     assert [len(x.tokens) for x in la] == [len(y.tokens) for y in lb]
-    gap_total = max(abs(x.total - y.total) for x, y in zip(la, lb))
-    REPORT.setdefault("families", {})[family] = {"yes_no_max_abs": gap_yes_no, "logprobs_max_abs_total": gap_total}
-    assert gap_yes_no <= 1e-5 and gap_total <= 1e-3  # p_yes here is ~1e-2: a gap of 1e-5 is 0.1%
+    gap = max(abs(x.total - y.total) for x, y in zip(la, lb))
+    REPORT.setdefault("families", {})[family] = {"logprobs_max_abs_total": gap}
+    assert gap <= 1e-3
+    request = [GenerateRequest(msgs, None, SamplingParams(0.0, 1.0, 12))]
+    # greedy: the same tokens; a random model may end inside a UTF-8 character, which hf decodes as U+FFFD
+    assert [t.rstrip("\ufffd") for t in hf.generate(request)] == [t.rstrip("\ufffd") for t in vl.generate(request)]
 
 
 def test_llama3_format_claim_llm_generates_like_hf(zoo_dir):

@@ -148,7 +148,7 @@ def test_reference_logps_cover_trls_tokens_and_give_ln2_at_step_0(zoo_dir, torch
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)
         for p in policy.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+            p.add_(torch.randn(p.shape, generator=gen) * 0.1)
     ours = build_trainer(policy, processor, copy.deepcopy(examples), args)
     plain = _for_trl(examples)
     live = DPOTrainer(

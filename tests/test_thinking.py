@@ -44,9 +44,11 @@ def test_yes_no_is_read_at_the_answers_first_token(zoo_dir, torch_threads):
     assert engine.tokenizer.decode(batch["input_ids"][0, -4:]).endswith("</think>\n\n")
 
 
-def test_dpo_scores_exactly_the_generated_tokens(zoo_dir, torch_threads, tmp_path):
-    """Sampled answers of a thinking policy, collated as DPO's Ray Train workers do: the completion
-    tokens are the sampled token ids and the end of turn, and the reference stage scores as many."""
+def test_dpo_scores_exactly_the_generated_tokens(zoo_dir, torch_threads):
+    """A thinking policy's pair, collated as DPO's Ray Train workers do: DPO's prompt tokens are the
+    very tokens the engine generates after (so the answer's tokens are what the policy sampled
+    there), its completion is the answer's tokens plus the end of turn, and the reference stage
+    scores as many tokens."""
     from rlaifv_ray.engines import LogprobRequest
     from rlaifv_ray.train.dpo import PrecomputedRefCollator, load_policy
 
@@ -54,27 +56,22 @@ def test_dpo_scores_exactly_the_generated_tokens(zoo_dir, torch_threads, tmp_pat
     engine = load_engine(path)
     image = scene_and_image(3, 1)[1]
     msgs = user_message("Describe the image.", True)
-    params = SamplingParams(temperature=1.0, max_new_tokens=10)
-    batch = engine._encode([engine.chat.prompt(msgs)], [image], "left")
-    with torch.no_grad():  # the policy's own token ids, as the engine generates them
-        sampler_out = [engine.generate([GenerateRequest(msgs, image, params, seed=s)])[0] for s in (3, 4)]
-        greedy = engine.model.generate(**batch, do_sample=False, max_new_tokens=6, eos_token_id=engine.eos_ids)
-    generated = greedy[0, batch["input_ids"].shape[1] :].tolist()
-    answer = engine.tokenizer.decode(generated, skip_special_tokens=True)
-    assert engine.chat.token_ids(answer) == generated, "pick a model whose greedy answer round-trips"
+    generation_input = engine._encode([engine.chat.prompt(msgs)], [image], "left")["input_ids"][0].tolist()
+    sampled = engine.generate([GenerateRequest(msgs, image, SamplingParams(temperature=1.0, max_new_tokens=10))])[0]
+    answer = "There is a red circle."
     _, processor = load_policy(path)
-    collator = PrecomputedRefCollator(processor=processor)
     pair = {
         "images": [png_bytes(image)],
         "prompt": [{"role": "user", "content": "Describe the image."}],
         "chosen": [{"role": "assistant", "content": answer}],
-        "rejected": [{"role": "assistant", "content": sampler_out[0]}],
+        "rejected": [{"role": "assistant", "content": sampled}],
         "ref_chosen_logps": 0.0,
         "ref_rejected_logps": 0.0,
     }
-    out = collator([pair])
-    scored = out["input_ids"][0][out["completion_mask"][0].bool()].tolist()
-    tail = engine.chat.token_ids("<|im_end|>\n")
-    assert scored == generated + tail
+    out = PrecomputedRefCollator(processor=processor)([pair])
+    real, completion = out["attention_mask"][0].bool(), out["completion_mask"][0].bool()
+    assert out["input_ids"][0][real & ~completion].tolist() == generation_input
+    scored = out["input_ids"][0][completion].tolist()
+    assert scored == engine.chat.token_ids(answer) + engine.chat.token_ids("<|im_end|>\n")
     ref = engine.sequence_logprobs([LogprobRequest(msgs, answer, image)])[0]
     assert len(ref.tokens) == len(scored)

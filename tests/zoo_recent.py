@@ -40,19 +40,34 @@ def _qwen3_video():
 
 
 def _qwen3_text(tok, vocab, **extra) -> dict:
-    return dict(
-        vocab_size=vocab,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6], "mrope_interleaved": True}
+    return {
+        "vocab_size": vocab,
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
         **TEXT,
-        rope_parameters={
-            "rope_type": "default",
-            "rope_theta": 10000.0,
-            "mrope_section": [4, 6, 6],
-            "mrope_interleaved": True,
-        },
+        "rope_parameters": rope,
+        **extra,
+    }
+
+
+def _hybrid_text(tok, vocab, **extra) -> dict:
+    """Qwen3.5's decoder (MiniCPM-V 4.6's too): a Gated DeltaNet layer beside an attention layer (3:1
+    on the hub). Head sizes of 64: what vLLM's CPU kernels accept in bf16, which they require."""
+    text = _qwen3_text(
+        tok,
+        vocab,
+        head_dim=64,
+        layer_types=["linear_attention", "full_attention"],
+        linear_conv_kernel_dim=4,
+        linear_key_head_dim=64,
+        linear_value_head_dim=64,
+        linear_num_key_heads=2,
+        linear_num_value_heads=2,
         **extra,
     )
+    text["rope_parameters"]["partial_rotary_factor"] = 0.5
+    return text
 
 
 def _qwen3_vision(**extra) -> dict:
@@ -87,18 +102,8 @@ def build_qwen3_vl(tok, vocab):
 def build_qwen3_5(tok, vocab):
     from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration, Qwen3VLProcessor
 
-    text = _qwen3_text(
-        tok,
-        vocab,
-        layer_types=["linear_attention", "full_attention"],  # Gated DeltaNet beside attention, as 3:1 on the hub
-        linear_conv_kernel_dim=4,
-        linear_key_head_dim=16,
-        linear_value_head_dim=16,
-        linear_num_key_heads=2,
-        linear_num_value_heads=2,
-    )
-    text["rope_parameters"]["partial_rotary_factor"] = 0.5
-    text["rope_parameters"]["mrope_section"] = [2, 3, 3]
+    text = _hybrid_text(tok, vocab)
+    text["rope_parameters"]["mrope_section"] = [6, 5, 5]  # sums to half the rotary dims (64 * 0.5 / 2)
     config = Qwen3_5Config(text_config=text, vision_config=_qwen3_vision(), **qwen_special_ids(tok))
     processor = image_only(Qwen3VLProcessor)(
         image_processor=_qwen3_images(), tokenizer=tok, video_processor=_qwen3_video(), chat_template=tok.chat_template
@@ -191,17 +196,7 @@ def build_minicpmv4_6(tok, vocab):
         MiniCPMV4_6Processor,
     )
 
-    text = _qwen3_text(
-        tok,
-        vocab,
-        layer_types=["linear_attention", "full_attention"],
-        linear_conv_kernel_dim=4,
-        linear_key_head_dim=16,
-        linear_value_head_dim=16,
-        linear_num_key_heads=2,
-        linear_num_value_heads=2,
-        model_type="qwen3_5_text",
-    )
+    text = _hybrid_text(tok, vocab, model_type="qwen3_5_text")
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
     vision = dict(
         hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14

@@ -98,6 +98,9 @@ MINICPM_NAMED = {
     "image_id_end_token": "</image_id>",
 }
 
+# Gemma's vocabulary spells newline runs as single tokens, and vLLM's Gemma 3 processor looks them up
+ADDED_TOKENS = {"gemma3": ["\n\n", "\n\n\n", "\n\n\n\n"], "gemma3_text": ["\n\n", "\n\n\n", "\n\n\n\n"]}
+
 # family: (style, specials, bos, eos, pad, extra generation eos, template, named special tokens)
 TOKENIZERS = {
     "qwen3_vl": ("bytes", QWEN3_SPECIALS, None, "<|im_end|>", "<|endoftext|>", ["<|endoftext|>"], QWEN3_VL, {}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.zoo_templates import QWEN_SPECIALS
+from tests.zoo_templates import ADDED_TOKENS, QWEN_SPECIALS
 from tests.zoo_templates import TOKENIZERS as TOKENIZERS_2025
 
 TEXT = dict(
@@ -172,6 +172,7 @@ def tokenizer(family: str, vocab_size: int = 700):
         # hub tokenizers name their image markup (Gemma 3's boi_token, InternVL's context_image_token)
         extra_special_tokens=named[0] if named else None,
     )
+    tok.add_tokens(ADDED_TOKENS.get(family, []))
     tok.chat_template = template
     return tok
 

@@ -142,8 +142,9 @@ class VLLMEngine:
 
 
 def vllm_loadable(model: str, config) -> str:
-    """A folder vLLM's loader accepts. transformers 5 saves a LLaVA's CLIP tower flattened
-    (`vision_tower.embeddings...`); vLLM expects the hub layout (`vision_tower.vision_model...`).
+    """A folder vLLM's loader accepts. transformers 5 saves a CLIP or SigLIP tower flattened
+    (`vision_tower.embeddings...`: LLaVA, Gemma 3); vLLM expects the hub layout
+    (`vision_tower.vision_model...`).
     Such a folder is copied once, keys renamed, into the cache; any other folder is used as is."""
     import json
     import re
@@ -158,7 +159,7 @@ def vllm_loadable(model: str, config) -> str:
     vision = getattr(config, "vision_config", None)
     src = Path(model)
     weights = sorted(src.glob("*.safetensors")) if src.is_dir() else []
-    if getattr(vision, "model_type", None) != "clip_vision_model" or not weights:
+    if getattr(vision, "model_type", None) not in ("clip_vision_model", "siglip_vision_model") or not weights:
         return model
     with safe_open(weights[0], "pt") as f:
         if not any(flat.match(k) for k in f.keys()):
