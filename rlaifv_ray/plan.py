@@ -93,16 +93,9 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
                 else f"lower resources.{stage}.engine_batch_size"
             )
         )
-        prompt = sh.image_tokens + (config.data.max_instruction_tokens or 128) + s.max_new_tokens
-        if spec.engine == "vllm" and stage == "sample" and spec.vllm.max_model_len < prompt:
-            fits, fix = (
-                False,
-                (
-                    f"vllm.max_model_len {spec.vllm.max_model_len} cannot hold {sh.image_tokens} image "
-                    f"tokens + the instruction bound + {s.max_new_tokens} answer tokens ({prompt}); "
-                    "raise it or lower data.max_instruction_tokens"
-                ),
-            )
+        need, what = _context_need(stage, sh, config)
+        if spec.engine == "vllm" and spec.vllm.max_model_len < need:
+            fits, fix = False, f"vllm.max_model_len {spec.vllm.max_model_len} cannot hold {what} ({need}); raise it"
         rows.append(
             Row(
                 f"stage {stage}",
@@ -124,6 +117,30 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
     if config.train.use_gpu:
         rows.append(_dpo_row(config, train_gpu_gb or config.train.gpu_memory_gb))
     return rows
+
+
+# Room for the text around what a stage's config bounds: a yes/no question with the label prompt,
+# and the claim LLM's instructions around the answer it splits
+_QUESTION_TOKENS = 128
+_CLAIM_PROMPT_TOKENS = 256
+
+
+def _context_need(stage: str, sh: Shape, config) -> tuple[int, str]:
+    """The longest sequence STAGE's engine must hold, in tokens, and what it is made of."""
+    s, instruction = config.sampling, config.data.max_instruction_tokens or 128
+    if stage in ("sample", "reference"):
+        return (
+            sh.image_tokens + instruction + s.max_new_tokens,
+            f"{sh.image_tokens} image tokens + the instruction bound + {s.max_new_tokens} answer tokens "
+            "(or lower data.max_instruction_tokens)",
+        )
+    if stage == "label":
+        return sh.image_tokens + _QUESTION_TOKENS + 1, f"{sh.image_tokens} image tokens + a question"
+    facts = config.claim_extraction.max_new_tokens
+    return (
+        s.max_new_tokens + _CLAIM_PROMPT_TOKENS + facts,
+        f"a {s.max_new_tokens}-token answer in the claim prompt + {facts} tokens of facts",
+    )
 
 
 def _spread(spec, num_gpus: float) -> float:

@@ -278,3 +278,18 @@ def test_moe_linear_attention_and_sliding_windows_in_the_plan(zoo_dir):
     assert gemma.window_layers == 1 and gemma.window > 0
     full = 2 * gemma.kv_dim * 2
     assert gemma.kv_bytes(1000, 2) == full * (1000 + gemma.window)  # the local layer stops at its window
+
+
+def test_every_vllm_stage_checks_its_context_per_family(hub_cache):
+    """Qwen3-VL's image tokens at max_image_pixels (32 px per token: 784 at 802816 px), checked for
+    the labeler (image + a question) and the claim LLM (answer + prompt + facts), not just sampling."""
+    from rlaifv_ray.config import validate_config
+
+    raw = yaml.safe_load((REPO / "rlaifv_ray" / "configs" / "qwen3_vl_8b.yaml").read_text())
+    raw["models"]["labeler"]["vllm"]["max_model_len"] = 800
+    raw["models"]["claim_llm"]["vllm"]["max_model_len"] = 1024
+    rows = {r.what: r for r in plan(validate_config(raw), feedback_gpu_gb=80, train_gpu_gb=80)}
+    assert rows["stage label"].fits is False and "784 image tokens + a question (913)" in rows["stage label"].fix
+    claims = rows["stage claims"]
+    assert claims.fits is False and "512-token answer in the claim prompt + 512 tokens of facts (1280)" in claims.fix
+    assert rows["stage sample"].fits and rows["stage reference"].fits
