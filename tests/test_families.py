@@ -230,6 +230,26 @@ def test_folder_with_a_video_processor_loads_and_saves_without_torchvision(zoo_d
     assert isinstance(out[0], str)
 
 
+def test_a_processor_that_needs_torchvision_itself_fails_with_one_line(zoo_dir, tmp_path):
+    """Pixtral's processor class (Mistral 3) needs torchvision even for images: the engine says so in
+    one line naming the model and the package, not a traceback of transformers' install notes."""
+    import importlib.util
+    import shutil
+
+    from rlaifv_ray.errors import ModelLoadError
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed here: the processor loads")
+    folder = tmp_path / "pixtral_processor"
+    shutil.copytree(zoo_dir / "gemma3", folder)
+    config = json.loads((folder / "processor_config.json").read_text())
+    (folder / "processor_config.json").write_text(json.dumps({**config, "processor_class": "PixtralProcessor"}))
+    with pytest.raises(ModelLoadError) as err:
+        load_engine(str(folder))
+    message = str(err.value)
+    assert "\n" not in message and str(folder) in message and "Torchvision" in message, message
+
+
 def test_yes_no_reads_every_spelling_of_the_answer_words(zoo_dir):
     engine = load_engine(str(zoo_dir / "llava15"))  # SentencePiece-style: "Yes" and "▁Yes" both exist
     spelled = {engine.tokenizer.convert_ids_to_tokens(i) for i in engine.yes_ids}

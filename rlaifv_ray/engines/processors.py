@@ -24,16 +24,22 @@ def load_processor(model: str, model_type: str = ""):
         return transformers.AutoProcessor.from_pretrained(model)
     except ImportError as exc:
         if "torchvision" not in str(exc).lower():
-            raise ModelLoadError(f"model {model!r}: its processor needs a package that is missing ({exc})") from None
+            raise _missing(model, exc) from None
     cls = image_only_class(_processor_class(model, model_type))
     try:
         processor = cls.from_pretrained(model, video_processor=inert_video_processor(model, model_type))
-    except ImportError as exc:
-        raise ModelLoadError(f"model {model!r}: its processor needs a package that is missing ({exc})") from None
+    except ImportError as exc:  # the processor class itself needs torchvision (Pixtral's)
+        raise _missing(model, exc) from None
     # from_pretrained passes its keyword arguments on to the tokenizer, which would save them
     if hasattr(processor, "tokenizer"):
         processor.tokenizer.init_kwargs.pop("video_processor", None)
     return processor
+
+
+def _missing(model: str, exc: ImportError) -> ModelLoadError:
+    """One line: transformers' backend messages run over several, with install instructions."""
+    first = " ".join(str(exc).split()).split(". ")[0].rstrip(".")
+    return ModelLoadError(f"model {model!r}: its processor needs a package that is missing ({first})")
 
 
 def image_only_class(cls: type) -> type:
@@ -100,9 +106,10 @@ def _video_class(name: str | None, model_type: str):
     placeholders, but the modules import and define the classes."""
     import importlib
 
-    from transformers.models.auto import video_processing_auto as auto
     from transformers.video_processing_utils import BaseVideoProcessor
 
+    # the module itself: without torchvision the auto package's attribute of that name is a placeholder
+    auto = importlib.import_module("transformers.models.auto.video_processing_auto")
     if name is None:  # families that borrow another's video processor (Qwen3.5 uses Qwen3-VL's)
         name = getattr(auto, "MISSING_VIDEO_PROCESSOR_MAPPING_NAMES", {}).get(model_type, {}).get("torchvision")
     # the model type's own module first, then those whose name starts the class name (Qwen3VL...)
