@@ -14,6 +14,18 @@ from rlaifv_ray.engines import LogprobRequest, load_engine
 from rlaifv_ray.engines.base import user_message
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
 
+TRL_STEP_METRICS = (
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+)
+
 ANSWERS = [
     ("There is a red circle.", "There is a red circle. There is a blue square."),
     ("There is a green triangle and a yellow square.", "There is a green triangle."),
@@ -148,16 +160,17 @@ def test_sft_weight_adds_the_chosen_answers_mean_token_nll_to_the_dpo_loss(toy_m
 
 
 def test_new_train_fields_at_their_defaults_keep_a_runs_resume_key():
-    """A run made before train.loss_type and train.sft_weight existed resumes as finished; setting
-    either is a new DPO."""
+    """A run made before train.loss_type, train.sft_weight and train.heldout_pairs existed resumes as
+    finished; setting any is a new DPO."""
     from rlaifv_ray.train.launch import _key_settings
 
     before = TrainConfig().model_dump(mode="json")
-    for field in ("loss_type", "sft_weight"):
+    for field in ("loss_type", "sft_weight", "heldout_pairs"):
         before.pop(field)
     assert _key_settings(TrainConfig()) == before
     assert _key_settings(TrainConfig(sft_weight=0.1))["sft_weight"] == 0.1
     assert _key_settings(TrainConfig(loss_type="ipo"))["loss_type"] == "ipo"
+    assert _key_settings(TrainConfig(heldout_pairs=16))["heldout_pairs"] == 16
 
 
 def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_models, ray_local, tmp_path, caplog):
@@ -188,7 +201,7 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     before = load_file(toy_models / "policy" / "model.safetensors")
     adapted = [k for k in before if "language_model" in k and k.endswith(("q_proj.weight", "v_proj.weight"))]
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-    losses = {}
+    losses, signals = {}, {}
     temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*")))
     for strategy in ("ddp", "fsdp"):
         config = validate_config(
@@ -215,6 +228,10 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
         assert len(list((iteration / "dpo").glob("checkpoint_20*"))) == 1  # of one per step
         assert set(glob.glob(os.path.join(tempfile.gettempdir(), "rlaifv-dpo-*"))) <= temp_before
         assert result["steps"] == 3 and [s["step"] for s in train_log["steps"]] == [1, 2, 3]
+        # every strategy logs TRL's step metrics under TRL's names (the trackers read them from here)
+        assert all(set(TRL_STEP_METRICS) <= set(s) for s in train_log["steps"]), train_log["steps"][0]
+        signals[strategy] = train_log["signals"]
+        assert result["kl_ref_policy"] == signals[strategy]["kl_ref_policy"] and "heldout_margin" not in result
         assert losses[strategy][0] == pytest.approx(math.log(2), abs=1e-4)
         assert abs(losses[strategy][2] - math.log(2)) > 1e-3  # it learned: the comparisons are not of constants
         after = load_file(iteration / "checkpoint" / "model.safetensors")
@@ -231,6 +248,9 @@ def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_m
     assert list((tmp_path / "ddp" / "run" / "iter_000" / "tensorboard").rglob("events.out.tfevents*"))
     assert train_log["fsdp_frozen_share_per_rank"] == pytest.approx([0.5, 0.5], abs=0.05)
     assert losses["fsdp"] == pytest.approx(losses["ddp"], abs=1e-4)
+    # the KL probe: the same trained adapters, the same pairs, the same estimate
+    assert signals["fsdp"]["kl_ref_policy"] == pytest.approx(signals["ddp"]["kl_ref_policy"], abs=1e-3)
+    assert signals["ddp"]["probe_pairs"] == len(cols[S.PROMPT_ID])
 
 
 def test_resumed_training_continues_from_the_checkpoints_weights(toy_models, torch_threads, tmp_path):

@@ -2,6 +2,7 @@
 problem named by line), scoring answers, the metrics.
 
 pope, amber_disc   yes/no questions (yesno.py): accuracy, precision, recall, F1, yes-ratio
+mcq                multiple-choice questions of general ability (mcq.py): accuracy, share naming no option
 chair              descriptions against COCO-format object annotations (chair.py): CHAIRs, CHAIRi, recall
 amber_gen          AMBER's generative queries (amber_gen.py): CHAIR, Cover, Hal, Cog
 
@@ -12,12 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import amber_gen, chair, yesno
+from . import amber_gen, chair, mcq, yesno
 from .files import first, items, raise_problems
 
-KINDS = ("pope", "amber_disc", "chair", "amber_gen")
+KINDS = ("pope", "amber_disc", "chair", "amber_gen", "mcq")
 CAPTION_KINDS = ("chair", "amber_gen")
-COLUMNS = {"pope": yesno.COLUMNS, "amber_disc": yesno.COLUMNS, "chair": chair.COLUMNS, "amber_gen": amber_gen.COLUMNS}
+COLUMNS = {
+    "pope": yesno.COLUMNS,
+    "amber_disc": yesno.COLUMNS,
+    "chair": chair.COLUMNS,
+    "amber_gen": amber_gen.COLUMNS,
+    "mcq": mcq.COLUMNS,
+}
 # which way is better, for picking a checkpoint by a metric
 DIRECTION = {
     "f1": "max",
@@ -29,6 +36,7 @@ DIRECTION = {
     "cover": "max",
     "hal": "min",
     "cog": "min",
+    "no_option": "min",
 }
 
 
@@ -41,6 +49,7 @@ class Question:
     kind: str = ""  # AMBER: existence / attribute / relation; POPE: the file's name
     truth: tuple[str, ...] = ()  # caption kinds: the objects in the image
     hallu: tuple[str, ...] = ()  # amber_gen: hallucination candidates
+    options: tuple[str, ...] = ()  # mcq: the options' texts, lettered A, B, ... (label: the right letter)
 
 
 @dataclass
@@ -57,6 +66,8 @@ class Benchmark:
             return chair.score(self.scorer, questions, answers)
         if self.kind == "amber_gen":
             return amber_gen.score(self.scorer, questions, answers)
+        if self.kind == "mcq":
+            return mcq.score(questions, answers)
         return yesno.score(questions, answers)
 
 
@@ -74,6 +85,8 @@ def load_benchmark(kind: str, files: dict[str, tuple[str, str]], limit: int | No
         else:
             scorer, images = chair.load_truth(ann, files.get("captions"), problems)
             make = lambda item: chair.question_fields(item, images)  # noqa: E731
+    elif kind == "mcq":
+        make = mcq.question_fields
     else:
         annotations = [a for _, a in items(ann[1], ann[0], problems) if isinstance(a, dict)] if ann else []
         truth = {str(a.get("id")): a for a in annotations}

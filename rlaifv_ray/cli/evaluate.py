@@ -11,17 +11,19 @@ from .common import add_parser, init_ray, model_arg
 
 log = logging.getLogger(__name__)
 
-BENCH_KINDS = ["pope", "amber_disc", "chair", "amber_gen"]
+BENCH_KINDS = ["pope", "amber_disc", "chair", "amber_gen", "mcq"]
 
 
 def add_commands(sub) -> None:
     e = add_parser(
         sub,
         "eval",
-        help="evaluate a model on a benchmark file (POPE, AMBER, CHAIR) or held-out ShapesWorld",
+        help="evaluate a model on a benchmark file (POPE, AMBER, CHAIR, multiple choice) or held-out ShapesWorld",
         description="--bench KIND --file F --image-root DIR --model M: the model's greedy answers to a benchmark file "
         "on Ray Data, scored: accuracy, precision, recall, F1 and yes-ratio (pope, amber_disc); CHAIRs, CHAIRi, recall "
-        "(chair); CHAIR, Cover, Hal, Cog (amber_gen). --answers A.jsonl instead of --model scores answers made "
+        "(chair); CHAIR, Cover, Hal, Cog (amber_gen); accuracy, per-category accuracy and the share of answers "
+        "naming no option (mcq: MMStar / MMBench / SEED-Bench style, answers read without a judge). --answers "
+        "A.jsonl instead of --model scores answers made "
         "elsewhere ({question_id, answer} per line) without loading a model or starting Ray. Without --bench, one "
         "model on N held-out ShapesWorld images: --model: hallucination metrics of sampled answers; --labeler: yes/no "
         "accuracy; --claim-llm: claim extraction exact match.",
@@ -64,7 +66,7 @@ def _bench_arguments(e) -> None:
         "--max-new-tokens",
         type=int,
         metavar="N",
-        help="with --bench and --model: answer length cap (default 8 for yes/no, 512 for captions)",
+        help="with --bench and --model: answer length cap (default 8 for yes/no, 512 for captions, 64 for mcq)",
     )
     e.add_argument(
         "--out",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from ..locations import SHIPPED_CONFIGS, resolve_local_path, resolve_model_path, shipped_config
-from .evaluation import BenchmarkConfig, EvalConfig, SelectConfig
+from .evaluation import BenchmarkConfig, CollapseConfig, EvalConfig, GuardConfig, SelectConfig, StopConfig
 from .resources import ResourcesConfig, StageResources
 from .schema import (
     ClaimExtractionConfig,
@@ -26,15 +26,19 @@ from .schema import (
     VLLMOptions,
 )
 from .serving import ServeConfig
+from .tracking import MlflowConfig, TrackingConfig, WandbConfig
 from .training import LoraConfig, TrainConfig
 
 __all__ = [
     "SHIPPED_CONFIGS",
     "BenchmarkConfig",
     "ClaimExtractionConfig",
+    "CollapseConfig",
     "DataConfig",
     "EvalConfig",
+    "GuardConfig",
     "LoraConfig",
+    "MlflowConfig",
     "ModelSpec",
     "ModelsConfig",
     "PairsConfig",
@@ -44,8 +48,11 @@ __all__ = [
     "SelectConfig",
     "ServeConfig",
     "StageResources",
+    "StopConfig",
+    "TrackingConfig",
     "TrainConfig",
     "VLLMOptions",
+    "WandbConfig",
     "apply_override",
     "describe_fields",
     "load_config",

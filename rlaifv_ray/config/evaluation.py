@@ -10,10 +10,12 @@ from .fields import LocalPath, Strict
 
 
 class BenchmarkConfig(Strict):
-    kind: Literal["pope", "amber_disc", "chair", "amber_gen"] = Field(
+    kind: Literal["pope", "amber_disc", "chair", "amber_gen", "mcq"] = Field(
         description="pope: JSONL {question_id, image, text, label}; amber_disc / amber_gen: AMBER's discriminative / "
         "generative queries [{id, image, query}] with its annotations.json; chair: JSONL {question_id, "
-        "image, text} (describe-the-image prompts, Object HalBench style) with COCO-format annotations."
+        "image, text} (describe-the-image prompts, Object HalBench style) with COCO-format annotations; mcq: JSONL "
+        "{question_id, image, question, options (list or letter -> text, or flat A/B/C/D), answer, category?, "
+        "hint?} (MMStar, MMBench, SEED-Bench, ScienceQA-IMG, AI2D style), a general-ability guard."
     )
     path: LocalPath = Field(description="The benchmark file (local or s3://).")
     image_root: LocalPath = Field(description="Folder (local or s3://) the file's image names are relative to.")
@@ -43,7 +45,8 @@ class BenchmarkConfig(Strict):
     max_new_tokens: int | None = Field(
         None,
         ge=1,
-        description="Answer length cap (default: 8 for yes/no kinds, 512 for chair / amber_gen, as the paper).",
+        description="Answer length cap (default: 8 for yes/no kinds, 512 for chair / amber_gen, as the paper; "
+        "64 for mcq, room for 'The answer is (B) because ...').",
     )
 
     @model_validator(mode="after")
@@ -67,10 +70,41 @@ class BenchmarkConfig(Strict):
 
     @property
     def answer_tokens(self) -> int:
-        return self.max_new_tokens or (512 if self.kind in ("chair", "amber_gen") else 8)
+        return self.max_new_tokens or {"chair": 512, "amber_gen": 512, "mcq": 64}.get(self.kind, 8)
 
 
-class SelectConfig(Strict):
+def known_direction(metric: str) -> str | None:
+    """min / max for a metric whose better direction is known (benchmark metrics by their suffix)."""
+    from ..benchmarks import DIRECTION
+    from ..stability import DIRECTION as SIGNALS
+
+    known = {**DIRECTION, **SIGNALS}
+    matches = [c for c in known if metric == c or metric.endswith("_" + c)]
+    return known[max(matches, key=len)] if matches else None  # the longest: objhal_chair_s is a chair_s
+
+
+class _Directed(Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mode(cls, data):
+        if isinstance(data, dict) and data.get("mode") is None and isinstance(data.get("metric"), str):
+            mode = known_direction(data["metric"])
+            if mode:
+                data = {**data, "mode": mode}
+            else:
+                raise ValueError(f"{data['metric']!r}: which way is better is not known; set mode (min or max)")
+        return data
+
+
+class GuardConfig(_Directed):
+    metric: str = Field(description="A summary.json metric that must not get much worse (e.g. shapes_mcq_accuracy).")
+    max_drop: float = Field(ge=0, description="How much worse than the starting policy's value it may get.")
+    mode: Literal["min", "max"] = Field(
+        description="Which way is better (default: known for benchmark metrics and stability signals)."
+    )
+
+
+class SelectConfig(_Directed):
     metric: str = Field(
         description="A summary.json metric: chair_s, recall ... (held-out ShapesWorld) or "
         "<benchmark>_<metric> (e.g. objhal_chair_s, pope_f1)."
@@ -78,17 +112,12 @@ class SelectConfig(Strict):
     mode: Literal["min", "max"] = Field(
         description="Lower or higher is better (default: known for CHAIR, recall, F1, accuracy, Cover, Hal, Cog)."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_mode(cls, data):
-        from ..benchmarks import DIRECTION
-
-        if isinstance(data, dict) and data.get("mode") is None and isinstance(data.get("metric"), str):
-            known = [c for c in DIRECTION if data["metric"] == c or data["metric"].endswith("_" + c)]
-            if known:  # the longest: objhal_chair_s is a chair_s, not a ...
-                data = {**data, "mode": DIRECTION[max(known, key=len)]}
-        return data
+    guard: GuardConfig | None = Field(
+        None,
+        description="Pick only among policies whose guard metric is at most max_drop worse than the starting "
+        "policy's (e.g. {metric: mmstar_accuracy, max_drop: 0.02}: less hallucination must not cost general "
+        "ability); best.json lists the iterations it excluded.",
+    )
 
 
 class EvalConfig(Strict):
@@ -122,12 +151,50 @@ class EvalConfig(Strict):
             raise ValueError(f"benchmark names cannot hold '/': {names}")
         return v
 
-    @model_validator(mode="after")
-    def _select_known(self) -> EvalConfig:
+    def metrics(self) -> list[str]:
+        """The summary.json metrics a run with these benchmarks has."""
         from ..benchmarks import COLUMNS
+        from ..stability import SIGNALS
         from ..toyworld import HELDOUT_COLUMNS
 
-        known = [*HELDOUT_COLUMNS] + [f"{b.label}_{c}" for b in self.benchmarks for c in COLUMNS[b.kind]]
-        if self.select is not None and self.select.metric not in known:
-            raise ValueError(f"select.metric {self.select.metric!r} is not a summary metric; known: {', '.join(known)}")
+        return [*HELDOUT_COLUMNS, *(f"{b.label}_{c}" for b in self.benchmarks for c in COLUMNS[b.kind]), *SIGNALS]
+
+    @model_validator(mode="after")
+    def _select_known(self) -> EvalConfig:
+        known = self.metrics()
+        wrong = [
+            f"{where} {metric!r} is not a summary metric; known: {', '.join(known)}"
+            for where, metric in (
+                ("select.metric", self.select and self.select.metric),
+                ("select.guard.metric", self.select and self.select.guard and self.select.guard.metric),
+            )
+            if metric and metric not in known
+        ]
+        if wrong:
+            raise ValueError("; ".join(wrong))
         return self
+
+
+class CollapseConfig(Strict):
+    min_words_share: float = Field(
+        0.5, gt=0, le=1, description="Collapse when the candidates' mean words fall below this share of iteration 0's."
+    )
+    max_repeated_share: float = Field(
+        0.5, gt=0, le=1, description="Collapse when more than this share of the candidates repeat a sentence."
+    )
+    stop: bool = Field(False, description="Stop the run on a collapse (false: warn and go on).")
+
+
+class StopConfig(Strict):
+    patience: int | None = Field(
+        None, ge=1, description="Stop when eval.select's metric has not improved for this many iterations."
+    )
+    guards: list[GuardConfig] = Field(
+        default_factory=list,
+        description="Stop when a metric gets more than max_drop worse than the starting policy's "
+        "(e.g. [{metric: pope_f1, max_drop: 0.03}]).",
+    )
+    collapse: CollapseConfig = Field(
+        default_factory=CollapseConfig,
+        description="Checked on each iteration's candidates before DPO: a warning, or a stop with collapse.stop.",
+    )

@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .evaluation import EvalConfig
+from .evaluation import EvalConfig, StopConfig
 from .fields import LocalPath, ModelLocation, Strict
 from .resources import ResourcesConfig
 from .serving import ServeConfig
+from .tracking import TrackingConfig
 from .training import TrainConfig
 
 
@@ -208,6 +209,15 @@ class RunConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig, description="Input handling.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="DPO training.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation after each iteration.")
+    stop: StopConfig = Field(
+        default_factory=StopConfig,
+        description="Rules the driver applies after each evaluation (and to each iteration's candidates); "
+        "RUN/stopped.json records why a run stopped.",
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="MLflow / W&B: one tracker run per run directory, across iterations and resumes.",
+    )
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The best-of-N ranker on Ray Serve.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Per-stage actor resources.")
     scoring: Literal["claims", "holistic"] = Field(
@@ -230,6 +240,20 @@ class RunConfig(Strict):
         labeler = m.labeler if m.labeler_mode == "model" else m.policy if m.labeler_mode == "self" else None
         claims = None if self.scoring == "holistic" else m.claim_llm  # holistic: nothing is extracted
         return {"sample": m.policy, "reference": m.policy, "label": labeler, "claims": claims}
+
+    @model_validator(mode="after")
+    def _stop_rules_known(self) -> RunConfig:
+        known = self.eval.metrics()
+        wrong = [
+            f"stop.guards: {g.metric!r} is not a summary metric; known: {', '.join(known)}"
+            for g in self.stop.guards
+            if g.metric not in known
+        ]
+        if self.stop.patience and self.eval.select is None:
+            wrong.append("stop.patience watches eval.select's metric: set eval.select")
+        if wrong:
+            raise ValueError("; ".join(wrong))
+        return self
 
     @model_validator(mode="after")
     def _holistic_needs_a_labeler_model(self) -> RunConfig:

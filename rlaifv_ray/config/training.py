@@ -66,9 +66,18 @@ class TrainConfig(Strict):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: less memory, about a third more compute."
     )
+    heldout_pairs: int = Field(
+        0,
+        ge=0,
+        description="Pairs held out of DPO each iteration (a seeded choice): after training, the reward margin "
+        "and the KL to the reference are measured on them (summary.json's heldout_margin, kl_ref_policy). "
+        "0: nothing held out, and the KL is measured on up to 32 of the trained pairs.",
+    )
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
         default_factory=list,
-        description="Experiment trackers for the DPO logs; tensorboard logs land in RUN/iter_NNN/tensorboard/.",
+        description="The HF Trainer's own loggers, per iteration (strategy ddp); tensorboard logs land in "
+        "RUN/iter_NNN/tensorboard/. For MLflow / W&B prefer `tracking:`: one tracker run across iterations, "
+        "every strategy's DPO steps, evaluation and feedback metrics.",
     )
 
     @model_validator(mode="after")

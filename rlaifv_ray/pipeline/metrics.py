@@ -59,6 +59,19 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
         "batches_retried_row_by_row": row_by_row,
         "wall_seconds": {k: round(v, 2) for k, v in walls.items()},
     }
+    metrics["stability"] = _answer_signals(store, d, rows)
     if truth is not None:
         metrics["audit"] = truth.audit(store, d, rows)
     return metrics
+
+
+def _answer_signals(store, d: str, rows: dict) -> dict:
+    """The candidates' stability signals (rlaifv_ray/stability.py): with their scores once labelled."""
+    from ..stability import answer_signals
+
+    stage = "labels" if rows["labels"] else "candidates"
+    if not rows[stage]:
+        return {}
+    columns = [S.ANSWER, S.SCORE] if stage == "labels" else [S.ANSWER]
+    table = store.read_table(f"{d}/{stage}", S.schema(stage), columns=columns).to_pydict()
+    return answer_signals(table[S.ANSWER], table.get(S.SCORE, []))

@@ -15,7 +15,7 @@ import random
 from .. import schema as S
 from ..prompts import LABEL_PROMPT
 from .text import BIAS_PAIRS, INSTRUCTIONS, caption, negative_kind, question_for
-from .world import COLOURS, IMAGE_SIZE, OBJECTS, png_bytes, scene_and_image
+from .world import COLOURS, IMAGE_SIZE, OBJECTS, SHAPES, png_bytes, scene_and_image
 
 PAIRS_OFFSET = 70_000_000
 BENCH_OFFSET = 80_000_000
@@ -90,7 +90,8 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
     then same colour or shape). amber_disc: AMBER's query list [{id, image, query}] and its
     annotations [{id, type, truth}] with existence, attribute (colour) and relation (left of) kinds.
     Questions carry ShapesWorld's answer cue (the models were trained on it). chair: describe-the-image
-    prompts and COCO-format instances (Object HalBench's shape). Returns the config entry.
+    prompts and COCO-format instances (Object HalBench's shape). mcq: MMStar-style multiple choice
+    (counting, colour, shape, position; 4 options, truth from the scene). Returns the config entry.
     """
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     scenes = []
@@ -103,6 +104,8 @@ def write_benchmark(folder: str, kind: str, n_images: int, seed: int = 0, split:
     rng = random.Random(f"bench-{kind}-{split}-{seed}")
     if kind == "chair":
         return _chair_files(folder, scenes)
+    if kind == "mcq":
+        return _mcq_file(folder, scenes, rng)
     if kind == "pope":
         lines = []
         counts = {o: sum(o in s.kinds for _, s in scenes) for o in OBJECTS}
@@ -183,6 +186,52 @@ def _chair_files(folder: str, scenes: list) -> dict:
         "name": "objhal",
         "path": path,
         "annotations": annotations,
+        "image_root": os.path.join(folder, "images"),
+        "max_new_tokens": 48,
+    }
+
+
+def _mcq_file(folder: str, scenes: list, rng: random.Random) -> dict:
+    """MMStar's shape, one JSONL line per question, 4 options each: how many objects; the colour of
+    a shape there once; the shape of a colour there once; which object is furthest left. The
+    ShapesWorld policy was trained to describe, never to pick a letter: its answers are read by the
+    option text they name (benchmarks/mcq.py), and this measures what DPO leaves of that."""
+    lines = []
+    for name, scene in scenes:
+        kinds = scene.kinds
+        shapes, colours = [k.split()[1] for k in kinds], [k.split()[0] for k in kinds]
+        asked = [("counting", "How many objects are in the image?", ["1", "2", "3", "4"], str(len(kinds)))]
+        once = [k for k in kinds if shapes.count(k.split()[1]) == 1]
+        if once:
+            colour, shape = rng.choice(once).split()
+            asked.append(("colour", f"What colour is the {shape}?", list(COLOURS), colour))
+        once = [k for k in kinds if colours.count(k.split()[0]) == 1]
+        if once:
+            colour, shape = rng.choice(once).split()
+            asked.append(("shape", f"What shape is the {colour} object?", [*SHAPES, "star"], shape))
+        if len(kinds) >= 2:
+            others = rng.sample([o for o in OBJECTS if o not in kinds], 4 - min(4, len(kinds)))
+            asked.append(("position", "Which object is furthest to the left?", kinds[:4] + others, kinds[0]))
+        for category, question, options, right in asked:
+            if category != "counting":
+                options = rng.sample(options, len(options))
+            lines.append(
+                {
+                    "question_id": len(lines) + 1,
+                    "image": name,
+                    "question": question,
+                    "options": options,
+                    "answer": "ABCD"[options.index(right)],
+                    "category": category,
+                }
+            )
+    path = os.path.join(folder, "mcq.jsonl")
+    with open(path, "w") as f:
+        f.write("".join(json.dumps(line) + "\n" for line in lines))
+    return {
+        "kind": "mcq",
+        "name": "shapes_mcq",
+        "path": path,
         "image_root": os.path.join(folder, "images"),
         "max_new_tokens": 48,
     }

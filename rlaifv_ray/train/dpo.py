@@ -48,6 +48,57 @@ def pair_examples(pairs: dict[str, list], images: list[bytes]) -> list[dict]:
     return out
 
 
+def hold_out(examples: list[dict], n: int, seed: int) -> tuple[list[dict], tuple[list[dict], bool]]:
+    """(the pairs to train on, (the probe pairs, whether they were held out)): N pairs held out by a
+    seeded choice, or with N = 0 all pairs train and up to 32 of them probe the KL."""
+    import random
+
+    order = list(range(len(examples)))
+    random.Random(f"heldout-{seed}").shuffle(order)
+    if n:
+        if n >= len(examples):
+            raise ValueError(
+                f"train.heldout_pairs ({n}) leaves none of the iteration's {len(examples)} pairs to train on"
+            )
+        held = set(order[:n])
+        return [e for i, e in enumerate(examples) if i not in held], ([examples[i] for i in sorted(held)], True)
+    return examples, ([examples[i] for i in sorted(order[:32])], False)
+
+
+def probe_signals(trainer, examples: list[dict], held_out: bool, batch_size: int, beta: float) -> dict:
+    """The trained policy against its reference on PROBE pairs, through TRL's own loss and metrics
+    (eval mode, no gradients; every rank takes part with the same pairs):
+    kl_ref_policy = mean over answers y of log pi_ref(y) - log pi(y) = -(r_chosen + r_rejected) / (2 beta),
+    an estimate of KL(pi_ref || pi) in nats per answer, since the reference sampled every y; with
+    held-out pairs also their reward margin and accuracy."""
+    import copy
+
+    model, keys = trainer.model, ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+    was_training = model.training
+    model.eval()
+    totals, metrics = dict.fromkeys(keys, 0.0), trainer._metrics["eval"]
+    metrics.clear()
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i : i + batch_size]
+            batch = trainer.data_collator(copy.deepcopy(chunk))
+            trainer.compute_loss(
+                model, {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
+            )
+            for k in keys:
+                totals[k] += metrics[k][-1] * len(chunk)
+    metrics.clear()
+    model.train(was_training)
+    mean = {k: v / max(1, len(examples)) for k, v in totals.items()}
+    out = {"kl_ref_policy": round(-(mean["rewards/chosen"] + mean["rewards/rejected"]) / (2 * beta), 4)}
+    if held_out:
+        out |= {
+            "heldout_margin": round(mean["rewards/margins"], 4),
+            "heldout_reward_accuracy": round(mean["rewards/accuracies"], 4),
+        }
+    return {**out, "probe_pairs": len(examples)}
+
+
 @dataclass
 class PrecomputedRefCollator(DataCollatorForVisionPreference):
     """TRL's vision preference collator, plus the stored reference log-probs as tensors; decodes

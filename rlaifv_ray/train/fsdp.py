@@ -43,6 +43,16 @@ def shard(model, use_gpu: bool) -> None:
     fully_shard(model, **kw)
 
 
+def reshard(model) -> None:
+    """Free the gathered parameters a forward without backward leaves behind (the root module keeps
+    its parameters unsharded after forward, expecting the backward)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
 def local_fraction(model, trainable: bool = True) -> float:
     """Share of the trainable (or of the frozen) parameters this rank holds."""
     held = total = 0
@@ -113,8 +123,12 @@ def train_sharded(
     model.train()
     for step in range(start, len(plan)):
         batch = trainer.data_collator(copy.deepcopy([examples[i] for i in plan[step][2]]))
-        loss = _step(trainer, model, batch, params, optimizer, schedule)
-        history.append({"step": step + 1, "loss": loss, "learning_rate": schedule.get_last_lr()[0]})
+        lr = schedule.get_last_lr()[0]
+        loss, grad_norm = _step(trainer, model, batch, params, optimizer, schedule)
+        # TRL's own step metrics (rewards/*, logps/*), as the HF Trainer logs them under ddp
+        trl = {k: v[-1] for k, v in trainer._metrics["train"].items() if k.startswith(("rewards/", "logps/"))}
+        trainer._metrics["train"].clear()
+        history.append({"step": step + 1, "loss": loss, "grad_norm": grad_norm, "learning_rate": lr, **trl})
         path = None
         if (step + 1) % train.checkpoint_steps == 0 or step + 1 == len(plan):
             path = os.path.join(save_dir, f"step-{step + 1}")
@@ -125,22 +139,23 @@ def train_sharded(
     return history, start
 
 
-def _step(trainer, model, batch: dict, params: list, optimizer, schedule) -> float:
-    """One optimizer step; returns the loss averaged over the ranks."""
+def _step(trainer, model, batch: dict, params: list, optimizer, schedule) -> tuple[float, float]:
+    """One optimizer step; returns the loss averaged over the ranks and the gradient norm (before clipping)."""
     import torch
     import torch.distributed as dist
 
     batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
     loss = trainer.compute_loss(model, batch)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # a DTensor when sharded
     optimizer.step()
     schedule.step()
     optimizer.zero_grad(set_to_none=True)
     mean = loss.detach().float().clone()
     if dist.is_initialized():
         dist.all_reduce(mean, op=dist.ReduceOp.AVG)
-    return mean.item()
+    return mean.item(), norm.item()
 
 
 def _load(checkpoint_dir: str, model, optimizer, state: dict, adapters_only: bool) -> tuple[int, list[dict]]:

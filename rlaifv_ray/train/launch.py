@@ -74,7 +74,7 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
 
 
 # train.* fields added after runs existed: at these values they leave a run's resume keys as they were
-_ADDED_FIELDS = {"loss_type": "sigmoid", "sft_weight": 0.0}
+_ADDED_FIELDS = {"loss_type": "sigmoid", "sft_weight": 0.0, "heldout_pairs": 0}
 
 
 def _key_settings(train) -> dict:
@@ -126,6 +126,7 @@ def _summary(train_log: dict | None) -> dict:
             (s["rewards/accuracies"] for s in reversed(steps) if "rewards/accuracies" in s), None
         ),
         "resumed_from_step": (train_log or {}).get("resumed_from_step", 0),
+        **(train_log or {}).get("signals", {}),
     }
 
 
@@ -135,7 +136,7 @@ def _worker_loop(cfg: dict) -> None:
     import torch
 
     from ..config import TrainConfig
-    from .dpo import load_policy, pair_examples
+    from .dpo import hold_out, load_policy, pair_examples
 
     ctx = ray.train.get_context()
     train = TrainConfig(**cfg["train"])
@@ -143,6 +144,7 @@ def _worker_loop(cfg: dict) -> None:
     store = RunStore(cfg["run_uri"])
     pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
     examples = pair_examples(pairs, fetch_images(store, cfg["iter_dir"], pairs[S.IMAGE_ID]))
+    examples, cfg["probe"] = hold_out(examples, train.heldout_pairs, cfg["seed"])
     model, processor = load_policy(cfg["policy"], _base_dtype(train))
     local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
     try:
@@ -183,7 +185,7 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
     from transformers import TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    from .dpo import build_trainer, save_policy
+    from .dpo import build_trainer, probe_signals, save_policy
 
     history: list[dict] = []
 
@@ -228,8 +230,9 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
             resumed_step = state["global_step"]
             history += [h for h in state["log_history"] if "loss" in h]
         trainer.train(resume_from_checkpoint=resume)
+    signals = probe_signals(trainer, *cfg["probe"], args.per_device_train_batch_size, train.beta)
     save_policy(trainer, processor, final)
-    return history, resumed_step, {}
+    return history, resumed_step, {"signals": signals}
 
 
 def _fsdp(cfg, train, model, processor, examples, args, local, final):
@@ -238,8 +241,8 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
     import ray.train
     import torch
 
-    from .dpo import build_trainer
-    from .fsdp import local_fraction, save_adapted, save_full, shard, train_sharded
+    from .dpo import build_trainer, probe_signals
+    from .fsdp import local_fraction, reshard, save_adapted, save_full, shard, train_sharded
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -262,6 +265,8 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
         history, resumed_step = train_sharded(
             trainer, examples, train, cfg["seed"], rank, world, ckpt_dir, os.path.join(local, "checkpoints"), report
         )
+    signals = probe_signals(trainer, *cfg["probe"], max(1, train.batch_size // world), train.beta)
+    reshard(trainer.model)
     if train.lora:
         save_adapted(trainer.model, cfg["policy"], train.lora, final, rank, _base_dtype(train))
     else:
@@ -272,7 +277,7 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
     for key, trainable in (("fsdp_param_share_per_rank", True), ("fsdp_frozen_share_per_rank", False)):
         shares[key] = [None] * world
         torch.distributed.all_gather_object(shares[key], local_fraction(trainer.model, trainable))
-    return history, resumed_step, shares
+    return history, resumed_step, {**shares, "signals": signals}
 
 
 def _base_dtype(train) -> str:
