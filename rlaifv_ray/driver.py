@@ -16,14 +16,17 @@ from .pipeline.benchmark_answers import check_benchmarks, evaluate_benchmarks
 from .pipeline.dataset_pairs import import_pairs
 from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
+from .stability import ANSWER_SIGNALS, DPO_SIGNALS, collapse, stop_reason, worsening
 from .storage.store import RunStore
 from .toyworld import HELDOUT_COLUMNS
+from .tracking import open_tracking
 from .train.launch import train_dpo
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 BEST = "best.json"
+STOPPED = "stopped.json"
 
 
 def preflight(config: RunConfig, needs_input: bool = True) -> None:
@@ -33,6 +36,10 @@ def preflight(config: RunConfig, needs_input: bool = True) -> None:
     if needs_input and not config.data.input:
         raise ConfigError("data.input: `run` needs prompts (a JSONL/parquet file, an image folder, s3://..., or toy:N)")
     check_benchmarks(config)
+    if config.tracking.enabled:
+        from .tracking.backends import check_packages
+
+        check_packages(config)
     if config.resources.gpu_memory_gb or config.train.gpu_memory_gb:
         from .plan import plan
 
@@ -87,14 +94,23 @@ def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback"
     """COLLECT(k, policy): iteration k's pairs, with policy's reference log-probs; returns their metrics."""
     summary = {row["iteration"]: row for row in store.read_json(SUMMARY) or []}
     policy = config.models.policy.path
+    tracking = open_tracking(config, store)
 
     if 0 not in summary:
         summary[0] = _row(0, policy, _timed("iter_000", "evaluate start policy", {}, _evaluate, config, policy, 0))
         store.write_json(SUMMARY, _ordered(summary))
+    tracking.iteration(summary[0])
+    stopped, start = None, {}
     for k in range(config.iterations):
         d, seconds = f"iter_{k:03d}", {}
         feedback = _timed(d, step, seconds, collect, k, policy)
+        signals = feedback.get("stability") or {}
+        start = start or signals  # iteration 0's candidates: what the starting policy says
+        stopped = _collapsed(config, k, signals, start)
+        if stopped:
+            break
         trained = _timed(d, "dpo", seconds, train_dpo, config, k, policy)
+        tracking.dpo(k, store.read_json(f"{d}/train_log.json"))
         policy = trained["checkpoint"]  # samples iteration k+1 and is its reference
         if summary.get(k + 1, {}).get("dpo_config_hash") != trained["config_hash"]:  # new or retrained
             evaluation = _timed(d, "evaluate", seconds, _evaluate, config, policy, k + 1)
@@ -104,18 +120,62 @@ def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback"
             )
             store.write_json(SUMMARY, _ordered(summary))
             _write_best(config, store, _ordered(summary))  # after each iteration: a run stopped early has one
+        tracking.iteration(summary[k + 1], _feedback_extras(store.read_json(f"{d}/metrics.json") or feedback))
+        stopped = stop_reason(config.stop, config.eval.select, [summary[i] for i in range(k + 2)])
+        if stopped:
+            stopped["iteration"] = k + 1
+            log.warning(f"[{d}] stopping: {stopped['reason']} (stop.{stopped['rule']})")
+            break
     from .report import write_report
 
     rows = _ordered(summary)
+    _record_stop(store, stopped)
     best = _write_best(config, store, rows)
-    write_report(store, rows, _bench_columns(config), best, holistic=config.scoring == "holistic")
+    write_report(store, rows, _bench_columns(config), best, holistic=config.scoring == "holistic", stopped=stopped)
+    tracking.finish(stopped)
     return rows
+
+
+def _collapsed(config: RunConfig, k: int, signals: dict, start: dict) -> dict | None:
+    """Iteration K's candidates against iteration 0's (stop.collapse): a warning, or the stop."""
+    why = collapse(signals, start, config.stop.collapse) if k else None
+    if not why:
+        return None
+    if not config.stop.collapse.stop:
+        log.warning(f"[iter_{k:03d}] the candidates look collapsed: {why} (set stop.collapse.stop to stop here)")
+        return None
+    log.warning(f"[iter_{k:03d}] stopping before DPO: the candidates look collapsed: {why} (stop.collapse)")
+    return {"rule": "collapse", "reason": why, "iteration": k}
+
+
+def _record_stop(store: RunStore, stopped: dict | None) -> None:
+    """RUN/stopped.json says why the run ended before its iterations; a later run that goes on removes it."""
+    if stopped:
+        store.write_json(STOPPED, stopped)
+    elif store.exists(STOPPED):
+        store.fs.delete_file(store.path(STOPPED))
+
+
+def _feedback_extras(metrics: dict) -> dict:
+    """What a tracker shows of an iteration beside its summary row: step and stage seconds, rows and
+    quarantined rows per stage and reason."""
+    keep = ("step_seconds", "wall_seconds", "rows", "quarantined", "quarantined_by_reason", "pair_yield")
+    return {k: metrics[k] for k in keep if k in metrics}
 
 
 def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict | None:
     """RUN/best.json: the evaluated policy that is best by eval.select (ties: the earliest)."""
     select = config.eval.select
     rows = [r for r in summary if select and r.get(select.metric) is not None]
+    excluded = []
+    if select and select.guard and rows:  # general ability must not pay for less hallucination
+        g, start = select.guard, summary[0].get(select.guard.metric)
+        excluded = [
+            r["iteration"]
+            for r in rows
+            if start is not None and (r.get(g.metric) is None or worsening(r[g.metric], start, g.mode) > g.max_drop)
+        ]
+        rows = [r for r in rows if r["iteration"] not in excluded]
     if not rows:
         return None
     sign = 1 if select.mode == "min" else -1
@@ -129,6 +189,12 @@ def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict
         "value": row[select.metric],
         "metrics": {k: row.get(k) for k in evaluated},
     }
+    if select.guard:
+        best["guard"] = {
+            **select.guard.model_dump(),
+            "start": summary[0].get(select.guard.metric),
+            "excluded": excluded,
+        }
     store.write_json(BEST, best)
     return best
 
@@ -162,6 +228,8 @@ def _row(
         "dpo_loss_last": (trained or {}).get("loss_last"),
         "dpo_steps": (trained or {}).get("steps"),
         "dpo_config_hash": (trained or {}).get("config_hash"),
+        **{k: (feedback or {}).get("stability", {}).get(k) for k in ANSWER_SIGNALS},
+        **{k: (trained or {}).get(k) for k in DPO_SIGNALS},
     }
 
 

@@ -5,7 +5,9 @@ lengths.png  mean words of chosen vs rejected answers in each iteration's pairs 
 scores.png   distribution of candidate scores S = -(rejected claims) per iteration
 times.png    seconds per driver step (feedback, dpo, evaluate) per iteration
 bench_<name>.png  each benchmark's summary metrics per policy (eval.benchmarks)
-The best policy by eval.select (RUN/best.json) is marked in the table.
+stability.png  the stability signals per iteration: answer length, distinct-2, repeated sentences, KL
+The best policy by eval.select (RUN/best.json) is marked in the table, with what its guard excluded,
+and why the run stopped early (RUN/stopped.json) when it did.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import html
 import io
 
 from . import schema as S
+from .stability import SIGNALS
 from .toyworld import HELDOUT_COLUMNS
 
 _COLUMNS = (
@@ -33,9 +36,11 @@ def write_report(
     benchmarks: dict[str, tuple[str, ...]] | None = None,
     best: dict | None = None,
     holistic: bool = False,
+    stopped: dict | None = None,
 ) -> None:
     """BENCHMARKS: name -> its summary columns; BEST: RUN/best.json's content; HOLISTIC: the run
-    scored whole answers (scoring holistic), so candidate scores are yes-probabilities."""
+    scored whole answers (scoring holistic), so candidate scores are yes-probabilities; STOPPED:
+    RUN/stopped.json's content."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on cluster nodes
@@ -46,11 +51,13 @@ def write_report(
         "lengths.png": _plot_lengths(store, iters),
         "scores.png": _plot_scores(store, iters, holistic),
         "times.png": _plot_times(per_iter),
+        "stability.png": _plot_stability(summary),
         **{f"bench_{name}.png": _plot_benchmark(name, cols, summary) for name, cols in (benchmarks or {}).items()},
     }
     for name, png in plots.items():
         store.write_bytes(name, png)
-    store.write_bytes("report.html", _html(summary, per_iter, list(plots), benchmarks or {}, best).encode())
+    page = _html(summary, per_iter, list(plots), benchmarks or {}, best, stopped)
+    store.write_bytes("report.html", page.encode())
 
 
 def _iter_dirs(store) -> list[str]:
@@ -91,6 +98,30 @@ def _plot_metrics(summary: list[dict]) -> bytes:
     ax.legend(loc="upper left", fontsize=8)
     words.legend(loc="upper right", fontsize=8)
     ax.set_title("held-out hallucination and recall")
+    return _png(fig)
+
+
+def _plot_stability(summary: list[dict]) -> bytes:
+    """Row k+1 holds iteration k's signals: plotted at k, the iteration whose candidates they describe."""
+    fig, ax = _figure()
+    rows = [r for r in summary if r["iteration"] > 0]
+    xs = [r["iteration"] - 1 for r in rows]
+    for key in ("distinct_2", "repeated_sentence_share", "heldout_reward_accuracy"):
+        ys = [r.get(key) for r in rows]
+        if any(y is not None for y in ys):
+            ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=key.replace("_", " "))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("iteration")
+    ax.set_xticks(xs)
+    right = ax.twinx()
+    for key, style in (("words_mean", "k--"), ("kl_ref_policy", "r:")):
+        ys = [r.get(key) for r in rows]
+        right.plot(xs, [float("nan") if y is None else y for y in ys], style, marker="s", label=key.replace("_", " "))
+    right.set_ylabel("words / nats")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
+    right.legend(loc="upper right", fontsize=8)
+    ax.set_title("stability over iterations")
     return _png(fig)
 
 
@@ -204,7 +235,12 @@ def _table(columns, rows) -> str:
 
 
 def _html(
-    summary: list[dict], per_iter: dict[int, dict], images: list[str], benchmarks: dict, best: dict | None
+    summary: list[dict],
+    per_iter: dict[int, dict],
+    images: list[str],
+    benchmarks: dict,
+    best: dict | None,
+    stopped: dict | None = None,
 ) -> str:
     columns = list(_COLUMNS) + [f"{b}_{c}" for b, cols in benchmarks.items() for c in cols if c != "mean_words"]
     figs = "".join(f'<img src="{name}" alt="{name}">' for name in images)
@@ -223,6 +259,18 @@ def _html(
         if best
         else ""
     )
+    guard = (best or {}).get("guard")
+    if guard:
+        picked += (
+            f"<p>guard: {html.escape(guard['metric'])} at most {guard['max_drop']:g} worse than the start's "
+            f"{_fmt(guard['start'])}; excluded iterations: {', '.join(map(str, guard['excluded'])) or 'none'}</p>"
+        )
+    if stopped:
+        picked += (
+            f"<p><b>stopped</b> after iteration {stopped['iteration']} by stop.{html.escape(stopped['rule'])}: "
+            f"{html.escape(stopped['reason'])} (RUN/stopped.json)</p>"
+        )
+    signals = [c for c in SIGNALS if any(r.get(c) is not None for r in summary)]
     return (
         "<!doctype html><meta charset='utf-8'><title>RLAIF-V run report</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
@@ -233,4 +281,7 @@ def _html(
         + picked
         + f"<div>{figs}</div><h2>Feedback per iteration</h2>"
         + _table(_FEEDBACK, [_feedback_row(k, m) for k, m in per_iter.items()])
+        + "<h2>Stability per iteration</h2><p>Iteration k's candidates (sampled by the policy of row k) and "
+        "its DPO (the policy of row k+1 against its reference).</p>"
+        + _table(["iteration", *signals], [[r["iteration"] - 1, *(r.get(c) for c in signals)] for r in summary[1:]])
     )

@@ -276,3 +276,86 @@ def unsharded_training(config, policy: str, work: Path):
         trainer, examples, t, config.seed, 0, 1, None, str(work / "checkpoints"), lambda metrics, path: None
     )
     return history, trainer.model
+
+
+# what every DPO strategy logs per step, under TRL's names (train_log.json and the trackers)
+TRL_STEP_METRICS = (
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server on loopback: SQLite backend, artifacts proxied to a local folder.
+    Yields its URI; read it back with MlflowClient."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("mlflow")
+    (port,) = _free_ports(1)
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{uri}/health", proc, 120, lambda: (root / "server.log").read_text())
+        yield uri
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def wandb_history(run_dir: Path) -> list[dict]:
+    """Every history row W&B wrote to the offline run files under RUN_DIR/wandb/ (all of a run's
+    resumes), read from its record log: leveldb-log blocks of protobuf Records."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    rows = []
+    for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        data, pos, block = path.read_bytes(), 7, 32768  # header: ":W&B", magic, version
+        assert data[:4] == b":W&B", path
+        chunk = b""
+        while pos + 7 <= len(data):
+            if block - pos % block < 7:  # a record header never straddles a block: skip the padding
+                pos += block - pos % block
+                continue
+            _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+            chunk += data[pos + 7 : pos + 7 + length]
+            pos += 7 + length
+            if kind in (1, 4):  # FULL or LAST
+                record = pb.Record()
+                record.ParseFromString(chunk)
+                chunk = b""
+                if record.WhichOneof("record_type") == "history":
+                    items = record.history.item
+                    rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in items})
+    return rows

@@ -13,18 +13,7 @@ from rlaifv_ray.config import TrainConfig
 from rlaifv_ray.engines import LogprobRequest, load_engine
 from rlaifv_ray.engines.base import user_message
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
-
-TRL_STEP_METRICS = (
-    "loss",
-    "grad_norm",
-    "learning_rate",
-    "rewards/chosen",
-    "rewards/rejected",
-    "rewards/margins",
-    "rewards/accuracies",
-    "logps/chosen",
-    "logps/rejected",
-)
+from tests.conftest import TRL_STEP_METRICS
 
 ANSWERS = [
     ("There is a red circle.", "There is a red circle. There is a blue square."),

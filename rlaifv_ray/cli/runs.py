@@ -71,8 +71,10 @@ def _add_demo(sub) -> None:
         help="the ShapesWorld loop on this machine, end to end, with a metrics table",
         description="Build the ShapesWorld models if missing (the committed ones are used by default), then run the "
         "RLAIF-V loop locally (the shipped toy config) and print held-out CHAIRs / CHAIRi / recall / mean words per "
-        "iteration, F1 on a POPE-format (adversarial split) and an AMBER-format ShapesWorld benchmark, and CHAIRs on "
-        "an Object-HalBench-format one (COCO-style annotations), which picks the best policy (RUN/best.json).",
+        "iteration, F1 on a POPE-format (adversarial split) and an AMBER-format ShapesWorld benchmark, CHAIRs on "
+        "an Object-HalBench-format one (COCO-style annotations), which picks the best policy (RUN/best.json), and "
+        "accuracy on an MMStar-format multiple-choice one (counting, colour, shape, position), which guards the pick. "
+        "--set tracking.mlflow.uri=http://127.0.0.1:5000 logs it to MLflow.",
     )
     d.add_argument("--workdir", default="runs/demo", help="run directory (default runs/demo)")
     d.add_argument("--models", help="ShapesWorld model folder (default: the committed models; built when missing)")
@@ -160,18 +162,20 @@ def _demo(args) -> int:
     if not all((models / r / "config.json").exists() for r in ROLES):
         log.info(f"demo: building ShapesWorld models in {models} (about 15 minutes on 2 cores)")
         build(models)
-    # POPE-, AMBER- and Object-HalBench-format benchmarks from ShapesWorld truth, answered by every
-    # policy beside the held-out CHAIR; the best policy is picked by the caption benchmark's CHAIRs
+    # POPE-, AMBER-, Object-HalBench- and MMStar-format benchmarks from ShapesWorld truth, answered by
+    # every policy beside the held-out CHAIR; the best policy is picked by the caption benchmark's
+    # CHAIRs among those whose multiple-choice accuracy held
     bench = Path(args.workdir).resolve() / "benchmark_data"
     benchmarks = [
         write_benchmark(str(bench / "pope"), "pope", 100, split="adversarial"),
         write_benchmark(str(bench / "amber"), "amber_disc", 100),
         write_benchmark(str(bench / "objhal"), "chair", 100),
+        write_benchmark(str(bench / "mcq"), "mcq", 50),
     ]
     overrides = [
         f"run_dir={args.workdir}",
         f"eval.benchmarks={json.dumps(benchmarks)}",
-        'eval.select={"metric": "objhal_chair_s"}',
+        'eval.select={"metric": "objhal_chair_s", "guard": {"metric": "shapes_mcq_accuracy", "max_drop": 0.05}}',
         *(f"models.{r}.path={models / r}" for r in ROLES),
         *args.set,
     ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .fields import Strict
 
@@ -16,6 +17,16 @@ class MlflowConfig(Strict):
         "(sqlite:///mlflow.db, a folder).",
     )
     experiment: str = Field("rlaifv-ray", min_length=1, description="Experiment the run's tracker run goes to.")
+
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", v):
+            raise ValueError(
+                "holds credentials: the config is written to the run directory; set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead"
+            )
+        return v
 
 
 class WandbConfig(Strict):

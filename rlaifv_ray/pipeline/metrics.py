@@ -24,11 +24,13 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
     for stage in ("prompts", "candidates", "claims", "labels", "pairs"):
         manifest = store.read_json(f"{d}/{stage}/_SUCCESS") or {}
         rows[stage] = manifest.get("rows", 0)
-    quarantine = {}
+    quarantine, by_reason = {}, Counter()
     for stage in ("prompts", "candidates", "claims", "labels", "pairs"):
         n = store.count_rows(f"{d}/quarantine/{stage}")
         if n:
             quarantine[stage] = n
+            reasons = store.read_table(f"{d}/quarantine/{stage}", S.schema("quarantine"), columns=[S.REASON])
+            by_reason.update(f"{stage}: {claim_reason(r)}" for r in reasons.column(S.REASON).to_pylist())
     busy, row_by_row = {}, {}
     for stage in ("candidates", "claims", "labels", "pairs"):
         total = 0.0
@@ -47,6 +49,7 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
         **info,
         "rows": rows,
         "quarantined": quarantine,
+        "quarantined_by_reason": dict(by_reason.most_common()),
         "answers_without_usable_claims": len(claim_errors),
         # per reason: a claim LLM whose output format drifts shows here first
         "answers_without_usable_claims_by_reason": dict(Counter(claim_reason(e) for e in claim_errors).most_common()),

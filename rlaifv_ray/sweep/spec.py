@@ -94,6 +94,9 @@ def load_sweep(path: str | Path) -> Sweep:
             except ConfigError as exc:
                 problems.append(f"variant {variant}, seed {seed}: {exc}")
                 continue
+            if config.tracking.enabled:  # one experiment (W&B group) per sweep, one tracker run per run
+                tracking = config.tracking.for_sweep(out.rsplit("/", 1)[-1], variant, seed, overrides)
+                config = config.model_copy(update={"tracking": tracking})
             runs.append(SweepRun(variant, seed, config))
     if runs:
         known = summary_columns(runs[0].config)

@@ -51,6 +51,10 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
             f"{d}: no preference pairs to train on; see {store.uri_of(d, 'metrics.json')} "
             "(pair yield, quarantine, length balance) - more prompts or candidates may help"
         )
+    if config.train.heldout_pairs >= n_pairs:
+        raise RlaifvError(
+            f"{d}: train.heldout_pairs ({config.train.heldout_pairs}) leaves none of its {n_pairs} pairs to train on"
+        )
     store.clear(out)
     if (store.read_json(f"{d}/{RUN_NAME}_config.json") or {}).get("config_hash") != digest:
         store.clear(f"{d}/{RUN_NAME}")  # checkpoints of other settings must not be resumed
