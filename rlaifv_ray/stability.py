@@ -4,11 +4,12 @@
 Signals of iteration k (summary row k+1, beside iteration k's other feedback metrics):
   score_p10/p50/p90          the candidates' scores (S = -rejected claims; holistic: P(yes) x 1000)
   words_p10/p50/p90, _mean   the candidates' lengths in words
-  distinct_2                 distinct word bigrams / all bigrams over the candidates
+  distinct_2                 per candidate, its distinct word bigrams / its bigrams; the mean
+                             (1.0: no bigram said twice; falls as answers repeat themselves)
   repeated_sentence_share    share of candidates that say one sentence twice
-  kl_ref_policy              KL(reference || trained policy), per answer, in nats: the mean of
-                             log pi_ref(y) - log pi(y) over answers y the reference sampled
-                             (train/launch.py computes it after DPO)
+  kl_ref_policy              KL(reference || trained policy), per answer, in nats, estimated on
+                             answers y the reference sampled with k3 = r - 1 - log r,
+                             r = pi(y) / pi_ref(y) (non-negative, low variance; train/dpo.py)
   heldout_margin             the DPO reward margin on pairs held out of training (train.heldout_pairs)
 """
 
@@ -45,8 +46,9 @@ def quantile(values: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def distinct_2(answers: list[str]) -> float | None:
-    grams = [g for a in answers for g in zip(a.lower().split(), a.lower().split()[1:])]
+def distinct_2(answer: str) -> float | None:
+    words = answer.lower().split()
+    grams = list(zip(words, words[1:]))
     return len(set(grams)) / len(grams) if grams else None
 
 
@@ -62,7 +64,8 @@ def answer_signals(answers: list[str], scores: list[float | None]) -> dict:
     out = {f"score_p{int(q * 100)}": _round(quantile(scored, q)) for q in (0.1, 0.5, 0.9)}
     out |= {f"words_p{int(q * 100)}": _round(quantile(words, q)) for q in (0.1, 0.5, 0.9)}
     out["words_mean"] = _round(sum(words) / len(words)) if words else None
-    out["distinct_2"] = _round(distinct_2(answers))
+    per_answer = [d for d in map(distinct_2, answers) if d is not None]
+    out["distinct_2"] = _round(sum(per_answer) / len(per_answer)) if per_answer else None
     out["repeated_sentence_share"] = _round(sum(map(repeats_a_sentence, answers)) / len(answers)) if answers else None
     return out
 

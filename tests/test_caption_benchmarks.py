@@ -279,7 +279,7 @@ def test_select_names_a_metric_the_summary_has(tmp_path):
     base = {"run_dir": str(tmp_path), "models": {r: {"path": "org/m"} for r in ("policy", "labeler", "claim_llm")}}
     with pytest.raises(ConfigError, match="select.metric 'objhal_f1' is not a summary metric; known: chair_s"):
         validate_config({**base, "eval": {"select": {"metric": "objhal_f1"}}})
-    with pytest.raises(ConfigError, match="eval.select.mode: Field required"):
+    with pytest.raises(ConfigError, match="'mean_words': which way is better is not known; set mode"):
         validate_config({**base, "eval": {"select": {"metric": "mean_words"}}})
     assert validate_config({**base, "eval": {"select": {"metric": "recall"}}}).eval.select.mode == "max"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import checkpoint_registered, stage_pairs, toy_config
+from tests.conftest import TRL_STEP_METRICS, checkpoint_registered, stage_pairs, toy_config
 
 pytestmark = pytest.mark.faults  # make test-cluster
 
@@ -27,7 +27,10 @@ def _mtimes(run: Path) -> dict:
     }
 
 
-def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_path, toy_models):
+def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_path, toy_models, mlflow_server):
+    """Also: the killed run and its rerun log to one MLflow run, each DPO step once (ddp's HF Trainer)."""
+    from mlflow import MlflowClient
+
     # Start from a finished feedback iteration (same settings, so its stages count as done).
     run = tmp_path / "run"
     shutil.copytree(clean_run[0].run_dir, run)
@@ -41,6 +44,7 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
             "train.epochs": 3,
             "train.checkpoint_steps": 3,
             "train.num_cpus_per_worker": 1,
+            "tracking": {"mlflow": {"uri": mlflow_server, "experiment": "killed"}},
         },
     )
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
@@ -72,3 +76,10 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
     assert summary[1]["pairs"] == len(stage_pairs(str(run)))
     assert (run / "report.html").exists() and (run / "metrics.png").stat().st_size > 1000
     assert (run / "iter_000" / "checkpoint" / "model.safetensors").exists()
+
+    client = MlflowClient(mlflow_server)
+    (tracked,) = client.search_runs([client.get_experiment_by_name("killed").experiment_id])
+    assert json.loads((run / "tracking.json").read_text())["mlflow"]["run_id"] == tracked.info.run_id
+    for metric in TRL_STEP_METRICS:  # the steps continue across the kill: none missing, none doubled
+        assert sorted(m.step for m in client.get_metric_history(tracked.info.run_id, metric)) == steps, metric
+    assert sorted(m.step for m in client.get_metric_history(tracked.info.run_id, "chair_s")) == [0, 1]

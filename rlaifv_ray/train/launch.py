@@ -234,7 +234,7 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
             resumed_step = state["global_step"]
             history += [h for h in state["log_history"] if "loss" in h]
         trainer.train(resume_from_checkpoint=resume)
-    signals = probe_signals(trainer, *cfg["probe"], args.per_device_train_batch_size, train.beta)
+    signals = probe_signals(trainer, *cfg["probe"], train.beta)
     save_policy(trainer, processor, final)
     return history, resumed_step, {"signals": signals}
 
@@ -269,7 +269,7 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
         history, resumed_step = train_sharded(
             trainer, examples, train, cfg["seed"], rank, world, ckpt_dir, os.path.join(local, "checkpoints"), report
         )
-    signals = probe_signals(trainer, *cfg["probe"], max(1, train.batch_size // world), train.beta)
+    signals = probe_signals(trainer, *cfg["probe"], train.beta)
     reshard(trainer.model)
     if train.lora:
         save_adapted(trainer.model, cfg["policy"], train.lora, final, rank, _base_dtype(train))
