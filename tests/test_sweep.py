@@ -148,17 +148,23 @@ def test_the_table_gives_last_iteration_means_and_changes_and_feedback_means():
     assert "- **failed** b/seed_1: iter_001: no preference pairs" in lines
 
 
-def test_sweep_runs_variants_shares_their_common_stages_and_isolates_a_failure(tmp_path, clean_run, capfd, monkeypatch):
+def test_sweep_runs_variants_shares_their_common_stages_and_isolates_a_failure(
+    tmp_path, clean_run, capfd, monkeypatch, mlflow_server
+):
     """The first variant resumes from the session's finished feedback iteration (its run dir copied
-    in: an ordinary run's resume); the others copy what they share with it."""
+    in: an ordinary run's resume); the others copy what they share with it. The sweep is one MLflow
+    experiment with a tracker run per variant and seed, the failed one included."""
     import shutil
+
+    from mlflow import MlflowClient
 
     from rlaifv_ray.cli import main
 
     monkeypatch.chdir(tmp_path)
     config, _ = clean_run
     base = {**config.model_dump(mode="json"), "data": {**config.data.model_dump(mode="json"), "input": "toy:16"}}
-    _write(tmp_path / "base.yaml", {**base, "eval": {**base["eval"], "toy_heldout": 8}})
+    tracking = {"mlflow": {"uri": mlflow_server}}
+    _write(tmp_path / "base.yaml", {**base, "eval": {**base["eval"], "toy_heldout": 8}, "tracking": tracking})
     sweep = {
         "base": "base.yaml",
         "out": "out",
@@ -203,3 +209,10 @@ def test_sweep_runs_variants_shares_their_common_stages_and_isolates_a_failure(t
     for metric in ("chair_s", "recall", "pair_accuracy", "pairs"):
         assert out.read_bytes(f"{metric}.png")[:4] == b"\x89PNG"
     assert json.loads(out.read_bytes("status.json")) == status
+
+    client = MlflowClient(mlflow_server)
+    tracked = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("out").experiment_id])}
+    assert set(tracked) == set(status)
+    assert tracked["beta-0.5/seed_0"].data.params["override.train.beta"] == "0.5"
+    assert tracked["beta-0.5/seed_0"].data.tags["variant"] == "beta-0.5"
+    assert "loss" in tracked["beta-0.5/seed_0"].data.metrics and "chair_s" in tracked["no-pairs/seed_0"].data.metrics

@@ -67,6 +67,8 @@ def test_a_run_logs_to_one_mlflow_run_and_one_wandb_run_and_a_rerun_doubles_noth
     artifacts = {a.path for a in client.list_artifacts(tracked.info.run_id)}
     assert {"report.html", "summary.json", "best.json", "metrics.png", "stability.png"} <= artifacts
 
+    kept = list(run_dir.glob("wandb/offline-run-*/files/report.html"))  # `wandb sync` uploads these
+    assert kept and all(f.is_file() and not f.is_symlink() for f in kept)
     rows = wandb_history(run_dir)
     assert [r["dpo_step"] for r in rows if "loss" in r] == list(range(1, n + 1))
     assert all(set(TRL_STEP_METRICS) <= set(r) for r in rows if "loss" in r)

@@ -34,7 +34,7 @@ class Tracking:
 
         self.config, self.store = config, store
         self.state = store.read_json(STATE) or {}
-        self.backends = make_backends(config, store, self.state) if config.tracking.enabled else []
+        self.backends = make_backends(config, store) if config.tracking.enabled else []
         self._down: set[str] = set()
 
     def _each(self, key: str | None, what: str, call) -> None:

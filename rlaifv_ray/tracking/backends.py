@@ -11,7 +11,7 @@ import uuid
 from ..errors import ConfigError
 
 
-def make_backends(config, store, state: dict) -> list:
+def make_backends(config, store) -> list:
     t = config.tracking
     return [b for b in (t.mlflow and MlflowBackend(t.mlflow), t.wandb and WandbBackend(t.wandb, store)) if b]
 
@@ -132,8 +132,11 @@ class WandbBackend:
         self.run.log({**metrics, axis: step})
 
     def log_artifacts(self, paths: list[str], tags: dict[str, str]) -> None:
-        for p in paths:
-            self.run.save(p, base_path=os.path.dirname(p), policy="now")
+        import shutil
+
+        for p in paths:  # copied into the run's own files folder: W&B may link a saved file, and P is temporary
+            kept = shutil.copy(p, os.path.join(self.run.dir, os.path.basename(p)))
+            self.run.save(kept, base_path=self.run.dir, policy="now")
         if tags:
             self.run.summary.update(tags)
 
