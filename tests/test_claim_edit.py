@@ -1,0 +1,50 @@
+"""Claim-level edits (stages/claim_edit.py): claims attributed to their sentences, rejected sentences
+removed or replaced by a checked sentence about the same object, and the cases that fall back."""
+
+from rlaifv_ray.stages.claim_edit import Candidate, attribute, edit, sentence_spans
+from rlaifv_ray.toyworld.text import fact_for
+
+
+def test_sentences_and_attribution_with_the_toy_claim_llms_facts_and_instruct_style_facts():
+    answer = "There is a red circle and a blue square. I can see a green triangle."
+    assert [answer[s:e] for s, e in sentence_spans(answer)] == [
+        "There is a red circle and a blue square.",
+        "I can see a green triangle.",
+    ]
+    facts = [fact_for(k) for k in ("red circle", "blue square", "green triangle")]
+    assert attribute(answer, facts) == [0, 0, 1]
+    instruct = "A brown dog sits on the grass. Behind it, a red frisbee lies near a tree."
+    claims = ["There is a dog.", "The dog is brown.", "There is a frisbee.", "The frisbee is red.", "There is a cat."]
+    assert attribute(instruct, claims) == [0, 0, 1, 1, None]  # the cat is in no sentence
+    # adjacent words break a tie of shared words; a claim listed as often as it is said goes in order
+    mixed = "There is a red circle and a blue square. I can see a red square."
+    assert attribute(mixed, [fact_for("red square")]) == [1]
+    twice = "There is a red circle. There is a red circle."
+    assert attribute(twice, [fact_for("red circle")] * 2) == [0, 1]
+    assert attribute(twice, [fact_for("red circle")]) == [None]  # said twice, listed once: either sentence
+
+
+def test_a_rejected_sentence_is_replaced_by_a_checked_one_about_the_same_object_or_removed():
+    answer = Candidate(
+        "There is a red circle and a blue square. I can see a green triangle.",
+        [fact_for(k) for k in ("red circle", "blue square", "green triangle")],
+        [True, False, True],
+    )
+    donor = Candidate("A red circle is visible. There is a green triangle.", [fact_for("red circle")], [True])
+    out = edit(answer, [donor])
+    assert out.chosen == "A red circle is visible. I can see a green triangle."  # the red circle kept, the square gone
+    assert out.edited == [(0, 40)] and (out.removed, out.replaced) == (0, 1)
+    # "There is a green triangle." carries no claim of the donor: it is never used
+    alone = edit(answer, [donor], replace=False)
+    assert alone.chosen == "I can see a green triangle." and (alone.removed, alone.replaced) == (1, 0)
+    # a donor with a rejected claim gives nothing
+    bad_donor = Candidate(donor.answer, [fact_for("red circle"), fact_for("green triangle")], [True, False])
+    assert edit(answer, [bad_donor]).chosen == "I can see a green triangle."
+
+
+def test_nothing_to_edit_or_nothing_attributable_falls_back():
+    facts = [fact_for("red circle")]
+    assert edit(Candidate("There is a red circle.", facts, [True]), []) is None  # all accepted
+    assert edit(Candidate("There is a red circle.", facts, [False]), []) is None  # nothing left
+    twice = Candidate("There is a red circle. There is a blue square.", [*facts, "There is a cat."], [True, False])
+    assert edit(twice, []) is None  # the rejected claim is in no sentence
