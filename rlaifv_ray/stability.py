@@ -9,7 +9,7 @@ Signals of iteration k (summary row k+1, beside iteration k's other feedback met
   repeated_sentence_share    share of candidates that say one sentence twice
   kl_ref_policy              KL(reference || trained policy), per answer, in nats, estimated on
                              answers y the reference sampled with k3 = r - 1 - log r,
-                             r = pi(y) / pi_ref(y) (non-negative, low variance; train/dpo.py)
+                             r = pi(y) / pi_ref(y) (non-negative, low variance; train/probe.py)
   heldout_margin             the DPO reward margin on pairs held out of training (train.heldout_pairs)
 """
 

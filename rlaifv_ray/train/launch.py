@@ -140,7 +140,8 @@ def _worker_loop(cfg: dict) -> None:
     import torch
 
     from ..config import TrainConfig
-    from .dpo import hold_out, load_policy, pair_examples
+    from .dpo import load_policy, pair_examples
+    from .probe import hold_out
 
     ctx = ray.train.get_context()
     train = TrainConfig(**cfg["train"])
@@ -189,7 +190,8 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
     from transformers import TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    from .dpo import build_trainer, probe_signals, save_policy
+    from .dpo import build_trainer, save_policy
+    from .probe import probe_signals
 
     history: list[dict] = []
 
@@ -245,8 +247,9 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
     import ray.train
     import torch
 
-    from .dpo import build_trainer, probe_signals
+    from .dpo import build_trainer
     from .fsdp import local_fraction, reshard, save_adapted, save_full, shard, train_sharded
+    from .probe import probe_signals
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
