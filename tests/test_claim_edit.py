@@ -48,3 +48,40 @@ def test_nothing_to_edit_or_nothing_attributable_falls_back():
     assert edit(Candidate("There is a red circle.", facts, [False]), []) is None  # nothing left
     twice = Candidate("There is a red circle. There is a blue square.", [*facts, "There is a cat."], [True, False])
     assert edit(twice, []) is None  # the rejected claim is in no sentence
+
+
+def test_the_default_builder_leaves_the_pairs_resume_key_as_it_was():
+    from rlaifv_ray.config import PairsConfig
+
+    default = PairsConfig()
+    assert set(default.model_dump()) - default.unused() == {"min_gap", "min_p_gap", "max_per_prompt", "length_balance"}
+    assert "builder" in set(PairsConfig(builder="claim_edit").model_dump()) - PairsConfig(builder="claim_edit").unused()
+
+
+def test_claim_edit_pairs_through_the_feedback_pipeline(clean_run, tmp_path):
+    """The session's finished iteration with pairs.builder claim_edit: labels are kept, pairs and
+    their reference log-probs rebuilt, every edit pair is its rejected answer minus what was false."""
+    import shutil
+
+    from rlaifv_ray import schema as S
+    from rlaifv_ray.config import validate_config
+    from rlaifv_ray.pipeline.feedback import run_feedback
+    from rlaifv_ray.storage.store import RunStore
+
+    config, base = clean_run
+    shutil.copytree(config.run_dir, tmp_path / "run")
+    raw = config.model_dump(mode="json")
+    # length balancing off, as toy.yaml has it: it would cut edit pairs first (removing a sentence
+    # makes the chosen side shorter by construction)
+    edits_only = {"builder": "claim_edit", "edit": "remove", "length_balance": False}
+    raw |= {"run_dir": str(tmp_path / "run"), "pairs": {**raw["pairs"], **edits_only}}
+    edited = run_feedback(validate_config(raw), 0, config.models.policy.path, "toy:16")
+    built = edited["pair_builder"]
+    assert built["name"] == "claim_edit" and built["answers_edited"] > 0
+    pairs = RunStore(str(tmp_path / "run")).read_table("iter_000/pairs", S.schema("pairs")).to_pylist()
+    edits = [p for p in pairs if p[S.CHOSEN_ID] == p[S.REJECTED_ID] + "+edit"]
+    assert edits and all(p[S.REF_CHOSEN_LOGP] is not None for p in pairs)
+    for p in edits:  # with `remove`, the chosen text is the rejected one with whole sentences taken out
+        assert len(p[S.CHOSEN]) < len(p[S.REJECTED]) and p[S.CHOSEN_SCORE] == 0 > p[S.REJECTED_SCORE]
+        assert all(sentence in p[S.REJECTED] for sentence in p[S.CHOSEN].split(". "))
+    assert edited["audit"]["pair_accuracy"] >= base["audit"]["pair_accuracy"] - 0.05

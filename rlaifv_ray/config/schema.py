@@ -159,6 +159,28 @@ class PairsConfig(Strict):
     length_balance: bool = Field(
         True, description="Drop pairs so mean chosen and rejected lengths match (docs/method.md s.1.7)."
     )
+    builder: Literal["rlaif_v", "claim_edit", "mixed"] = Field(
+        "rlaif_v",
+        description="rlaif_v: pairs of whole candidates (the paper's). claim_edit: a candidate with rejected claims "
+        "against itself with the sentences carrying them removed or replaced (stages/claim_edit.py); a prompt "
+        "without an edit falls back to rlaif_v pairs. mixed: both, edit_share of each prompt's pairs edits.",
+    )
+    edit: Literal["replace", "remove"] = Field(
+        "replace",
+        description="claim_edit / mixed: replace a rejected sentence by a checked sentence about the same object "
+        "from another candidate when there is one (else remove it), or always remove it.",
+    )
+    edit_share: float = Field(0.5, ge=0, le=1, description="mixed: the share of each prompt's pairs that are edits.")
+
+    def unused(self) -> set[str]:
+        """Settings this builder ignores: out of the pairs' resume key, so a run's key stays as it was."""
+        return (
+            {"builder", "edit", "edit_share"}
+            if self.builder == "rlaif_v"
+            else set()
+            if self.builder == "mixed"
+            else {"edit_share"}
+        )
 
 
 class DataConfig(Strict):
@@ -259,6 +281,8 @@ class RunConfig(Strict):
     def _holistic_needs_a_labeler_model(self) -> RunConfig:
         if self.scoring == "holistic" and self.models.labeler_mode == "ground_truth":
             raise ValueError("scoring holistic asks a labeler model about each answer: labeler_mode model or self")
+        if self.scoring == "holistic" and self.pairs.builder != "rlaif_v":
+            raise ValueError(f"pairs.builder {self.pairs.builder} edits rejected claims: scoring holistic has none")
         return self
 
     @model_validator(mode="after")

@@ -90,7 +90,8 @@ class FeedbackRun:
         candidates = spec["candidates"].resume_key(prompts)
         claims = spec["claims"].resume_key(candidates)
         labels = spec["labels"].resume_key(claims)
-        unused = {"min_p_gap"} if c.scoring == "claims" else {"min_gap"}  # a setting the run ignores is not in its key
+        # a setting the run ignores is not in its key
+        unused = ({"min_p_gap"} if c.scoring == "claims" else {"min_gap"}) | c.pairs.unused()
         pairs = spec["reference"].resume_key(labels, pairs=c.pairs.model_dump(mode="json", exclude=unused))
         return {"prompts": prompts, "candidates": candidates, "claims": claims, "labels": labels, "pairs": pairs}
 
@@ -200,7 +201,7 @@ class FeedbackRun:
         from ..stages.build_pairs import BuildPairs
 
         labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels"), columns=[*BuildPairs.reads, S.TRUTH])
-        pairs = _build_pairs(labels.to_pydict(), self.config)
+        pairs, built = _build_pairs(labels.to_pydict(), self.config)
         keep_ids, balance = _length_balance(pairs, self.config.pairs.length_balance)
         pairs = [p for p in pairs if (p[S.CHOSEN_ID], p[S.REJECTED_ID]) in keep_ids]
         self.walls["build_pairs"] = time.time() - t0
@@ -212,7 +213,10 @@ class FeedbackRun:
             for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
                 pass
         self.walls["reference"] = time.time() - t1
-        manifest = self.store.mark_finished(rel, self.keys["pairs"], length_balance=balance)
+        extra = (
+            {"builder": {"name": self.config.pairs.builder, **built}} if self.config.pairs.builder != "rlaif_v" else {}
+        )
+        manifest = self.store.mark_finished(rel, self.keys["pairs"], length_balance=balance, **extra)
         log.info(
             f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
             f"{balance['before']} -> {balance['after']})"
@@ -225,7 +229,8 @@ def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
 
     holistic = config.scoring == "holistic"  # scores in thousandths of a probability
     min_gap = round(1000 * config.pairs.min_p_gap) if holistic else config.pairs.min_gap
-    build = BuildPairs(min_gap, config.pairs.max_per_prompt, config.seed)
+    p = config.pairs
+    build = BuildPairs(min_gap, p.max_per_prompt, config.seed, p.builder, p.edit == "replace", p.edit_share)
     groups: dict[str, list[dict]] = {}
     for row in to_rows(labels):
         groups.setdefault(row[S.PROMPT_ID], []).append(row)
@@ -233,7 +238,7 @@ def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
     for pid in sorted(groups):
         out = build({k: [r[k] for r in groups[pid]] for k in groups[pid][0]})
         pairs += to_rows(out)
-    return pairs
+    return pairs, dict(build.counts)
 
 
 def _read_parts(batch, run_uri: str):

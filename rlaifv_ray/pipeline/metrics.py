@@ -56,6 +56,7 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
         "pairs": rows["pairs"],
         "pair_yield": rows["pairs"] / rows["prompts"] if rows["prompts"] else 0.0,
         "length_balance": pairs_manifest.get("length_balance"),
+        **({"pair_builder": pairs_manifest["builder"]} if "builder" in pairs_manifest else {}),
         "stage_busy_seconds": busy,
         # batches retried row by row, per stage, with the first cause: slower, and a sign the
         # engine cannot batch this model (tests require it empty for every family)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 
 from .. import schema as S
@@ -80,7 +81,7 @@ def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | No
 class BuildPairs(Stage):
     """Group of one prompt's labelled answers -> its preference pairs (before length balancing)."""
 
-    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION)
+    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION, S.CLAIMS, S.ACCEPTED)
     writes = (
         S.PROMPT_ID,
         S.IMAGE_ID,
@@ -95,14 +96,29 @@ class BuildPairs(Stage):
     )
     keeps_input_columns = False  # a group of answers in, its pairs out
 
-    def __init__(self, min_gap: int, max_per_prompt: int, run_seed: int):
+    def __init__(
+        self,
+        min_gap: int,
+        max_per_prompt: int,
+        run_seed: int,
+        builder: str = "rlaif_v",
+        replace: bool = True,
+        edit_share: float = 0.5,
+    ):
         self.min_gap, self.max_per_prompt, self.run_seed = min_gap, max_per_prompt, run_seed
+        self.builder, self.replace, self.edit_share = builder, replace, edit_share
+        # claim_edit / mixed: answers edited, answers whose claims could not be attributed to sentences,
+        # prompts that fell back to whole-answer pairs
+        self.counts: Counter = Counter()
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         if not rows:
             return []
         first = rows[0]
         scored = [Scored(r[S.ANSWER_ID], r[S.ANSWER], r[S.SCORE]) for r in rows if r[S.SCORE] is not None]
+        whole = pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)
+        if self.builder != "rlaif_v":
+            whole = self._with_edits(first[S.PROMPT_ID], [r for r in rows if r[S.SCORE] is not None], whole)
         return [
             {
                 S.PROMPT_ID: first[S.PROMPT_ID],
@@ -116,5 +132,32 @@ class BuildPairs(Stage):
                 S.CHOSEN_SCORE: c.score,
                 S.REJECTED_SCORE: r.score,
             }
-            for c, r in pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)
+            for c, r in whole
         ]
+
+    def _with_edits(self, prompt_id: str, rows: list[dict], whole: list) -> list:
+        """Edit pairs (the edited answer chosen, the answer itself rejected: id ANSWER_ID+edit), at
+        most max_per_prompt by a seeded draw; mixed: edit_share of them edits, the rest whole pairs."""
+        from .claim_edit import Candidate, attribute, edit
+
+        candidates = [Candidate(r[S.ANSWER], list(r[S.CLAIMS] or []), list(r[S.ACCEPTED] or [])) for r in rows]
+        edits = []
+        for r, c in zip(rows, candidates):
+            if all(c.accepted):
+                continue
+            if None in attribute(c.answer, c.claims):
+                self.counts["answers_unattributed"] += 1
+                continue
+            e = edit(c, [d for d in candidates if d is not c], self.replace)
+            if e is not None:
+                self.counts["answers_edited"] += 1
+                edits.append(
+                    (Scored(f"{r[S.ANSWER_ID]}+edit", e.chosen, 0), Scored(r[S.ANSWER_ID], c.answer, r[S.SCORE]))
+                )
+        rng = random.Random(derive_seed(self.run_seed, "edits", prompt_id))
+        n_edits = self.max_per_prompt if self.builder == "claim_edit" else round(self.edit_share * self.max_per_prompt)
+        picked = rng.sample(edits, min(n_edits, len(edits)))
+        if not picked and self.builder == "claim_edit":
+            self.counts["prompts_whole_answer_fallback"] += 1
+            return whole
+        return picked + whole[: self.max_per_prompt - len(picked)]
