@@ -200,7 +200,9 @@ class FeedbackRun:
         # even at 40K answers): a Ray shuffle costs tens of seconds of start-up here.
         from ..stages.build_pairs import BuildPairs
 
-        labels = self.store.read_table(f"{self.dir}/labels", S.schema("labels"), columns=[*BuildPairs.reads, S.TRUTH])
+        labels = self.store.read_table(
+            f"{self.dir}/labels", S.schema("labels"), columns=[*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
+        )
         pairs, built = _build_pairs(labels.to_pydict(), self.config)
         keep_ids, balance = _length_balance(pairs, self.config.pairs.length_balance)
         pairs = [p for p in pairs if (p[S.CHOSEN_ID], p[S.REJECTED_ID]) in keep_ids]

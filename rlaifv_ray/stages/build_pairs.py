@@ -81,7 +81,7 @@ def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | No
 class BuildPairs(Stage):
     """Group of one prompt's labelled answers -> its preference pairs (before length balancing)."""
 
-    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION, S.CLAIMS, S.ACCEPTED)
+    reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION)
     writes = (
         S.PROMPT_ID,
         S.IMAGE_ID,
@@ -107,6 +107,8 @@ class BuildPairs(Stage):
     ):
         self.min_gap, self.max_per_prompt, self.run_seed = min_gap, max_per_prompt, run_seed
         self.builder, self.replace, self.edit_share = builder, replace, edit_share
+        if builder != "rlaif_v":  # edits need each answer's claims and verdicts
+            self.reads = (*BuildPairs.reads, S.CLAIMS, S.ACCEPTED)
         # claim_edit / mixed: answers edited, answers whose claims could not be attributed to sentences,
         # prompts that fell back to whole-answer pairs
         self.counts: Counter = Counter()
