@@ -57,3 +57,44 @@ def _target_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
         return w, h
     scale = (max_pixels / (w * h)) ** 0.5
     return max(1, int(w * scale)), max(1, int(h * scale))
+
+
+CORRUPTIONS = ("crop", "noise", "blank")
+
+
+def corruption_seed(run_seed: int, prompt_id: str, chosen_id: str) -> int:
+    """The seed of a pair's corrupted image, which the reference stage and DPO both derive: same
+    pair, same pixels, on any worker."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{run_seed}/corrupt/{prompt_id}/{chosen_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def corrupt_image(image, kind: str, seed: int):
+    """The image a chosen answer should no longer fit (train.image_preference), seeded so the
+    reference stage and DPO see the same pixels. crop: a random box of 10-20% of the area, scaled
+    back to the image's size (mDPO's corruption: most of what the answer names is gone); noise:
+    Gaussian noise of standard deviation 64 (of 255) on every channel; blank: the image's mean colour."""
+    import random
+
+    from PIL import Image, ImageStat
+
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown image corruption {kind!r} (one of {', '.join(CORRUPTIONS)})")
+    rng = random.Random(seed)
+    w, h = image.size
+    if kind == "blank":
+        return Image.new("RGB", (w, h), tuple(round(v) for v in ImageStat.Stat(image).mean[:3]))
+    if kind == "noise":
+        import numpy as np
+
+        pixels = np.asarray(image, dtype=np.float32)
+        noise = np.random.default_rng(seed).normal(0, 64, pixels.shape)
+        return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+    area = rng.uniform(0.1, 0.2)
+    aspect = rng.uniform(0.5, 2.0)
+    cw = max(1, min(w, round((area * w * h * aspect) ** 0.5)))
+    ch = max(1, min(h, round(area * w * h / cw)))
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    return image.crop((x, y, x + cw, y + ch)).resize((w, h))

@@ -21,6 +21,10 @@ SOURCE = "source_row"  # FILE#ROW of an imported pair: its id and where a quaran
 _NEEDS = {"rlaifv": ("image", "question", "chosen", "rejected"), "trl": ("prompt", "images", "chosen", "rejected")}
 _STR = {"dtype": "string", "_type": "Value"}
 _MESSAGES = {"feature": {"role": _STR, "content": _STR}, "_type": "List"}
+_SPANS = {"feature": {"feature": {"dtype": "int32", "_type": "Value"}, "_type": "List"}, "_type": "List"}
+# what every export adds: how the pair was built (rlaif_v, claim_edit or imported) and, for an edit
+# pair, the [start, end) character spans of chosen and rejected that the edit changed
+PROVENANCE = {"builder": _STR, "edited_chosen_spans": _SPANS, "edited_rejected_spans": _SPANS}
 HF_FEATURES = {
     "rlaifv": {
         "ds_name": _STR,
@@ -32,12 +36,14 @@ HF_FEATURES = {
         "origin_split": _STR,
         "idx": _STR,
         "image_path": _STR,
+        **PROVENANCE,
     },
     "trl": {
         "prompt": _MESSAGES,
         "images": {"feature": {"_type": "Image"}, "_type": "List"},
         "chosen": _MESSAGES,
         "rejected": _MESSAGES,
+        **PROVENANCE,
     },
 }
 
@@ -71,6 +77,9 @@ PAIR_COLUMNS = (
     S.REJECTED_SCORE,
     S.REF_CHOSEN_LOGP,
     S.REF_REJECTED_LOGP,
+    S.REF_CHOSEN_EDITED_LOGP,
+    S.REF_REJECTED_EDITED_LOGP,
+    S.REF_CHOSEN_CORRUPT_LOGP,
     S.ERROR,
 )
 
@@ -113,6 +122,9 @@ def to_pairs(batch: dict[str, list], fmt: str) -> dict[str, list]:
             S.REJECTED_SCORE: None,
             S.REF_CHOSEN_LOGP: None,
             S.REF_REJECTED_LOGP: None,
+            S.REF_CHOSEN_EDITED_LOGP: None,
+            S.REF_REJECTED_EDITED_LOGP: None,
+            S.REF_CHOSEN_CORRUPT_LOGP: None,
             S.ERROR: problem,
         }
         for k, v in row.items():
@@ -152,6 +164,27 @@ def _text(value, role: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def provenance(pairs: dict[str, list]) -> dict:
+    """PROVENANCE's columns for our pairs (with their chosen ids and scores)."""
+    import pyarrow as pa
+
+    from .pair_diff import edited_spans
+
+    builder, spans = [], []
+    for chosen_id, score, chosen, rejected in zip(
+        pairs[S.CHOSEN_ID], pairs[S.CHOSEN_SCORE], pairs[S.CHOSEN], pairs[S.REJECTED]
+    ):
+        edit = chosen_id.endswith(S.EDIT_SUFFIX)
+        builder.append("claim_edit" if edit else "imported" if score is None else "rlaif_v")
+        spans.append(edited_spans(chosen, rejected) if edit else ([], []))
+    span_type = pa.list_(pa.list_(pa.int32()))
+    return {
+        "builder": builder,
+        "edited_chosen_spans": pa.array([c for c, _ in spans], span_type),
+        "edited_rejected_spans": pa.array([r for _, r in spans], span_type),
+    }
+
+
 def from_pairs(pairs: dict[str, list], images: list[bytes], fmt: str, origin: str):
     """Our pairs (columns) and each pair's image bytes -> a table in `fmt`, with HF feature metadata."""
     import pyarrow as pa
@@ -181,5 +214,5 @@ def from_pairs(pairs: dict[str, list], images: list[bytes], fmt: str, origin: st
             "chosen": [[{"role": "assistant", "content": a}] for a in pairs[S.CHOSEN]],
             "rejected": [[{"role": "assistant", "content": a}] for a in pairs[S.REJECTED]],
         }
-    table = pa.table(cols)
+    table = pa.table(cols | provenance(pairs))
     return table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": HF_FEATURES[fmt]}})})

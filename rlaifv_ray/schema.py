@@ -34,6 +34,13 @@ CHOSEN_ID = "chosen_id"
 REJECTED_ID = "rejected_id"
 REF_CHOSEN_LOGP = "ref_chosen_logp"
 REF_REJECTED_LOGP = "ref_rejected_logp"
+# an edit pair (pairs.builder claim_edit / mixed): its chosen id is the answer's id + EDIT_SUFFIX, and
+# the reference log-probs of the tokens chosen and rejected do not share (train.token_weight)
+EDIT_SUFFIX = "+edit"
+REF_CHOSEN_EDITED_LOGP = "ref_chosen_edited_logp"
+REF_REJECTED_EDITED_LOGP = "ref_rejected_edited_logp"
+# the chosen answer under a corrupted image (train.image_preference)
+REF_CHOSEN_CORRUPT_LOGP = "ref_chosen_corrupt_logp"
 # benchmark answers (prompt_id: the question's id)
 LABEL = "label"  # the right answer, yes | no
 KIND = "kind"  # the question's kind (AMBER: existence / attribute / relation)
@@ -95,6 +102,9 @@ def _other_fields(pa) -> dict[str, list]:
         pa.field(REJECTED_SCORE, pa.int32()),
         pa.field(REF_CHOSEN_LOGP, pa.float64()),
         pa.field(REF_REJECTED_LOGP, pa.float64()),
+        pa.field(REF_CHOSEN_EDITED_LOGP, pa.float64()),  # null: not an edit pair
+        pa.field(REF_REJECTED_EDITED_LOGP, pa.float64()),
+        pa.field(REF_CHOSEN_CORRUPT_LOGP, pa.float64()),  # null: no train.image_preference
     ]
     answers = [
         pa.field(PROMPT_ID, pa.string(), nullable=False),

@@ -59,8 +59,10 @@ def test_the_default_builder_leaves_the_pairs_resume_key_as_it_was():
 
 
 def test_claim_edit_pairs_through_the_feedback_pipeline(clean_run, tmp_path):
-    """The session's finished iteration with pairs.builder claim_edit: labels are kept, pairs and
-    their reference log-probs rebuilt, every edit pair is its rejected answer minus what was false."""
+    """The session's finished iteration with pairs.builder claim_edit (and train.image_preference):
+    labels are kept, pairs and their reference log-probs rebuilt, every edit pair is its rejected
+    answer minus what was false, with the reference's sums over its edited tokens and every chosen
+    answer's sum on a corrupted image."""
     import shutil
 
     from rlaifv_ray import schema as S
@@ -75,12 +77,19 @@ def test_claim_edit_pairs_through_the_feedback_pipeline(clean_run, tmp_path):
     # makes the chosen side shorter by construction)
     edits_only = {"builder": "claim_edit", "edit": "remove", "length_balance": False}
     raw |= {"run_dir": str(tmp_path / "run"), "pairs": {**raw["pairs"], **edits_only}}
+    raw["train"] |= {"image_preference": {"corruption": "blank"}}  # the reference scores a third side
     edited = run_feedback(validate_config(raw), 0, config.models.policy.path, "toy:16")
     built = edited["pair_builder"]
     assert built["name"] == "claim_edit" and built["answers_edited"] > 0
     pairs = RunStore(str(tmp_path / "run")).read_table("iter_000/pairs", S.schema("pairs")).to_pylist()
-    edits = [p for p in pairs if p[S.CHOSEN_ID] == p[S.REJECTED_ID] + "+edit"]
+    edits = [p for p in pairs if p[S.CHOSEN_ID] == p[S.REJECTED_ID] + S.EDIT_SUFFIX]
     assert edits and all(p[S.REF_CHOSEN_LOGP] is not None for p in pairs)
+    # the edited tokens' reference sums exactly on edit pairs: every rejected side lost a sentence
+    assert all((p[S.REF_REJECTED_EDITED_LOGP] is not None) == (p in edits) for p in pairs)
+    assert all(p[S.REF_REJECTED_EDITED_LOGP] < 0 and p[S.REF_CHOSEN_EDITED_LOGP] <= 0 for p in edits)
+    # the chosen answer is less likely on a blank image than on its own (the toy policy reads images)
+    lower = [p[S.REF_CHOSEN_CORRUPT_LOGP] < p[S.REF_CHOSEN_LOGP] for p in pairs]
+    assert sum(lower) > 0.8 * len(pairs), (sum(lower), len(pairs))
     for p in edits:  # with `remove`, the chosen text is the rejected one with whole sentences taken out
         assert len(p[S.CHOSEN]) < len(p[S.REJECTED]) and p[S.CHOSEN_SCORE] == 0 > p[S.REJECTED_SCORE]
         assert all(sentence in p[S.REJECTED] for sentence in p[S.CHOSEN].split(". "))

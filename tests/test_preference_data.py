@@ -89,3 +89,28 @@ def test_written_shards_load_with_datasets_with_their_images_decoded(tmp_path, m
     assert first.tobytes() == Image.open(io.BytesIO(images[0])).convert("RGB").tobytes()
     text = ds[3]["chosen"] if fmt == "rlaifv" else ds[3]["chosen"][0]["content"]
     assert text == cols[S.CHOSEN][3]
+
+
+@pytest.mark.parametrize("fmt", ["rlaifv", "trl"])
+def test_an_export_says_how_each_pair_was_built_and_what_an_edit_changed(fmt):
+    """Provenance columns: builder (rlaif_v, claim_edit, imported) and, for an edit pair, the character
+    spans of chosen and rejected that differ; they load with `datasets` under their declared features."""
+    import datasets
+
+    cols, images = synthetic_pairs(3)
+    rejected = "There is a red circle. There is a blue star. There is a green square."
+    cols[S.REJECTED][1], cols[S.CHOSEN][1] = rejected, "There is a red circle. There is a green square."
+    cols[S.CHOSEN_ID][1] = "shapes-x/a3" + S.EDIT_SUFFIX
+    cols[S.CHOSEN_SCORE][2] = None  # a pair imported from a dataset
+    table = from_pairs(cols, images, fmt, origin="test")
+    loaded = datasets.Dataset(table).cast(datasets.Features.from_dict(json_features(table)))
+    assert loaded["builder"] == ["rlaif_v", "claim_edit", "imported"]
+    assert loaded["edited_chosen_spans"][1] == [] and loaded["edited_chosen_spans"][0] == []
+    (start, end), *rest = loaded["edited_rejected_spans"][1]
+    assert not rest and rejected[start:end] == "There is a blue star. "
+
+
+def json_features(table) -> dict:
+    import json
+
+    return json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]

@@ -75,14 +75,16 @@ def _write_pairs(run_dir: str, cols: dict[str, list]) -> None:
         **cols,
         S.IMAGE_ID: put_images(store, "iter_000", cols[S.IMAGE]),
         S.TRUTH: [[]] * n,
-        S.CHOSEN_ID: [f"c{i}" for i in range(n)],
+        S.CHOSEN_ID: cols.get(S.CHOSEN_ID) or [f"c{i}" for i in range(n)],
         S.REJECTED_ID: [f"r{i}" for i in range(n)],
         S.CHOSEN_SCORE: [0] * n,
         S.REJECTED_SCORE: [-1] * n,
     }
     schema = S.schema("pairs")
     store.write_part(
-        "iter_000/pairs", pa.table({f.name: stored[f.name] for f in schema}, schema=schema), cols[S.PROMPT_ID]
+        "iter_000/pairs",
+        pa.table({f.name: stored.get(f.name, [None] * n) for f in schema}, schema=schema),
+        cols[S.PROMPT_ID],
     )
 
 
@@ -149,17 +151,19 @@ def test_sft_weight_adds_the_chosen_answers_mean_token_nll_to_the_dpo_loss(toy_m
 
 
 def test_new_train_fields_at_their_defaults_keep_a_runs_resume_key():
-    """A run made before train.loss_type, train.sft_weight and train.heldout_pairs existed resumes as
-    finished; setting any is a new DPO."""
+    """A run made before train.loss_type, sft_weight, heldout_pairs, token_weight, image_preference
+    and anchor existed resumes as finished; setting any is a new DPO."""
     from rlaifv_ray.train.launch import _key_settings
 
     before = TrainConfig().model_dump(mode="json")
-    for field in ("loss_type", "sft_weight", "heldout_pairs"):
+    for field in ("loss_type", "sft_weight", "heldout_pairs", "token_weight", "image_preference", "anchor"):
         before.pop(field)
     assert _key_settings(TrainConfig()) == before
     assert _key_settings(TrainConfig(sft_weight=0.1))["sft_weight"] == 0.1
     assert _key_settings(TrainConfig(loss_type="ipo"))["loss_type"] == "ipo"
     assert _key_settings(TrainConfig(heldout_pairs=16))["heldout_pairs"] == 16
+    assert _key_settings(TrainConfig(token_weight={"edited": 2}))["token_weight"] == {"edited": 2.0}
+    assert _key_settings(TrainConfig(anchor=True))["anchor"] is True
 
 
 def test_lora_dpo_on_two_ray_train_workers_under_ddp_and_on_a_sharded_base(toy_models, ray_local, tmp_path, caplog):

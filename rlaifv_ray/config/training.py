@@ -20,6 +20,24 @@ class LoraConfig(Strict):
     )
 
 
+class TokenWeightConfig(Strict):
+    edited: float = Field(
+        1.0,
+        gt=0,
+        description="Weight of the tokens an edit pair's two sides do not share (pairs.builder claim_edit / mixed), "
+        "in the policy's and the reference's summed log-probs alike; shared tokens weigh 1. 1: plain DPO.",
+    )
+
+
+class ImagePreferenceConfig(Strict):
+    weight: float = Field(1.0, gt=0, description="Weight of the image-conditioned preference term in the loss.")
+    corruption: Literal["crop", "noise", "blank"] = Field(
+        "crop",
+        description="The rejected image: crop (a random box of 10-20% of the area, scaled back: mDPO's), noise "
+        "(Gaussian, sd 64 of 255) or blank (the mean colour); seeded per pair.",
+    )
+
+
 class TrainConfig(Strict):
     beta: float = Field(0.1, gt=0, description="DPO beta.")
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "sigmoid_norm", "apo_zero", "apo_down"] = Field(
@@ -72,6 +90,22 @@ class TrainConfig(Strict):
         description="Pairs held out of DPO each iteration (a seeded choice): after training, the reward margin "
         "and the KL to the reference are measured on them (summary.json's heldout_margin, kl_ref_policy). "
         "0: nothing held out, and the KL is measured on up to 32 of the trained pairs.",
+    )
+    token_weight: TokenWeightConfig | None = Field(
+        None,
+        description="Token-weighted DPO on edit pairs (RLHF-V's): the edited tokens weigh token_weight.edited. "
+        "Pairs that are not edits train as plain DPO.",
+    )
+    image_preference: ImagePreferenceConfig | None = Field(
+        None,
+        description="mDPO's image-conditioned preference: the chosen answer under a corrupted image is a second "
+        "rejected side, so the policy learns to prefer an answer because of the image. The reference stage scores "
+        "the corrupted side too (the pairs stage reruns when this is set).",
+    )
+    anchor: bool = Field(
+        False,
+        description="mDPO's anchor: a term -log sigmoid(chosen reward) that keeps the chosen answers' reward "
+        "positive, so their likelihood does not fall while the rejected ones' falls faster.",
     )
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
         default_factory=list,

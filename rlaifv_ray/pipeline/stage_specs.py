@@ -104,4 +104,6 @@ def _reference(c: RunConfig, policy: str) -> StageSpec:
         engine_options=m.policy.engine_options(r.reference.engine_batch_size),
         max_pixels=c.data.max_image_pixels,
     )
+    if c.train.image_preference:  # out of the key unless set: the pairs of earlier runs stay finished
+        kwargs |= dict(corruption=c.train.image_preference.corruption, seed=c.seed)
     return StageSpec(ReferenceLogps, kwargs, r.reference, "pairs")

@@ -138,7 +138,7 @@ class BuildPairs(Stage):
         ]
 
     def _with_edits(self, prompt_id: str, rows: list[dict], whole: list) -> list:
-        """Edit pairs (the edited answer chosen, the answer itself rejected: id ANSWER_ID+edit), at
+        """Edit pairs (the edited answer chosen, its id ANSWER_ID + S.EDIT_SUFFIX; the answer itself rejected), at
         most max_per_prompt by a seeded draw; mixed: edit_share of them edits, the rest whole pairs."""
         from .claim_edit import Candidate, attribute, edit
 
@@ -154,7 +154,7 @@ class BuildPairs(Stage):
             if e is not None:
                 self.counts["answers_edited"] += 1
                 edits.append(
-                    (Scored(f"{r[S.ANSWER_ID]}+edit", e.chosen, 0), Scored(r[S.ANSWER_ID], c.answer, r[S.SCORE]))
+                    (Scored(r[S.ANSWER_ID] + S.EDIT_SUFFIX, e.chosen, 0), Scored(r[S.ANSWER_ID], c.answer, r[S.SCORE]))
                 )
         rng = random.Random(derive_seed(self.run_seed, "edits", prompt_id))
         n_edits = self.max_per_prompt if self.builder == "claim_edit" else round(self.edit_share * self.max_per_prompt)

@@ -1,5 +1,4 @@
-"""Claim-level edits of an answer (the building block of issue 38's `pairs.builder: claim_edit`, not
-yet selectable in a config): each claim attributed to the sentence it came from, and the answer
+"""Claim-level edits of an answer (`pairs.builder: claim_edit` and `mixed`, docs/method.md s.6): each claim attributed to the sentence it came from, and the answer
 with every sentence that carries a rejected claim removed, or replaced by a sentence about the
 same object from another candidate whose claims were all accepted. Pure logic.
 

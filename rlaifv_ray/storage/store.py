@@ -132,8 +132,22 @@ class RunStore:
         files = self.files(rel_dir)
         if not files:
             return schema.empty_table() if schema is not None else pa.table({})
-        tables = [pq.read_table(f, filesystem=self.fs, columns=columns) for f in files]
-        return pa.concat_tables([t.cast(schema) if schema is not None else t for t in tables])
+        if schema is None:
+            return pa.concat_tables([pq.read_table(f, filesystem=self.fs, columns=columns) for f in files])
+        return pa.concat_tables([self._read_as(f, schema) for f in files])
+
+    def _read_as(self, file: str, schema):
+        """FILE's columns of SCHEMA; a nullable column added to the schema after the file was written
+        (a run made by an older version) reads as nulls."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        have = set(pq.read_schema(file, filesystem=self.fs).names)
+        table = pq.read_table(file, filesystem=self.fs, columns=[c for c in schema.names if c in have])
+        for f in schema:
+            if f.name not in have and f.nullable:
+                table = table.append_column(f, pa.nulls(len(table), f.type))
+        return table.select([c for c in schema.names if c in table.column_names]).cast(schema)
 
     def count_rows(self, rel_dir: str) -> int:
         import pyarrow.parquet as pq

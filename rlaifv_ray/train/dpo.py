@@ -17,6 +17,8 @@ from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
 from .. import schema as S
+from ..media import corruption_seed
+from ..pair_diff import edited, weighted
 
 # Where the image encoder sits in the HF multimodal families we support, and the projectors that
 # some families keep inside it (Qwen2/3-VL's `visual.merger`, Qwen3-VL's deepstack mergers): those
@@ -26,25 +28,46 @@ from .. import schema as S
 _VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model")
 _PROJECTORS_INSIDE = ("merger", "deepstack_merger_list")
 REF_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
+IMAGE_REF_KEYS = ("ref_chosen_corrupt_logps", "ref_chosen_whole_logps")
 
 
-def pair_examples(pairs: dict[str, list], images: list[bytes]) -> list[dict]:
+def pair_examples(pairs: dict[str, list], images: list[bytes], train=None, seed: int = 0) -> list[dict]:
     """Pairs columns and each pair's encoded image -> TRL conversational vision examples with their
-    reference log-probs. Images stay encoded: the collator decodes each batch's."""
+    reference log-probs. Images stay encoded: the collator decodes each batch's.
+
+    TRAIN (our TrainConfig) adds what its DPO variants need: with token_weight, an edit pair's
+    reference sums count their edited tokens W times and the example carries W (`edit_weight`);
+    with image_preference, the chosen answer's reference sum under its corrupted image, the seed of
+    that image (the reference stage's), and the chosen answer's plain sum."""
+    w = train.token_weight.edited if train is not None and train.token_weight else 1.0
+    image_pref = train is not None and train.image_preference is not None
+    n = len(pairs[S.PROMPT_ID])
+    column = {c: pairs.get(c) or [None] * n for c in (S.REF_CHOSEN_EDITED_LOGP, S.REF_REJECTED_EDITED_LOGP)}
     out = []
     for i, pid in enumerate(pairs[S.PROMPT_ID]):
-        if pairs[S.REF_CHOSEN_LOGP][i] is None or pairs[S.REF_REJECTED_LOGP][i] is None:
+        ref_c, ref_r = pairs[S.REF_CHOSEN_LOGP][i], pairs[S.REF_REJECTED_LOGP][i]
+        if ref_c is None or ref_r is None:
             raise ValueError(f"pair of prompt {pid} has no reference log-probs (rerun the pairs stage)")
-        out.append(
-            {
-                "images": [images[i]],
-                "prompt": [{"role": "user", "content": pairs[S.INSTRUCTION][i]}],
-                "chosen": [{"role": "assistant", "content": pairs[S.CHOSEN][i]}],
-                "rejected": [{"role": "assistant", "content": pairs[S.REJECTED][i]}],
-                "ref_chosen_logps": float(pairs[S.REF_CHOSEN_LOGP][i]),
-                "ref_rejected_logps": float(pairs[S.REF_REJECTED_LOGP][i]),
+        edit_c, edit_r = column[S.REF_CHOSEN_EDITED_LOGP][i], column[S.REF_REJECTED_EDITED_LOGP][i]
+        example = {
+            "images": [images[i]],
+            "prompt": [{"role": "user", "content": pairs[S.INSTRUCTION][i]}],
+            "chosen": [{"role": "assistant", "content": pairs[S.CHOSEN][i]}],
+            "rejected": [{"role": "assistant", "content": pairs[S.REJECTED][i]}],
+            "ref_chosen_logps": weighted(float(ref_c), edit_c, w),
+            "ref_rejected_logps": weighted(float(ref_r), edit_r, w),
+            "edit_weight": w if edit_c is not None else 1.0,
+        }
+        if image_pref:
+            corrupt = (pairs.get(S.REF_CHOSEN_CORRUPT_LOGP) or [None] * n)[i]
+            if corrupt is None:
+                raise ValueError(f"pair of prompt {pid} has no reference log-prob on a corrupted image (rerun pairs)")
+            example |= {
+                "ref_chosen_corrupt_logps": float(corrupt),
+                "ref_chosen_whole_logps": float(ref_c),
+                "corrupt_seed": corruption_seed(seed, pid, pairs[S.CHOSEN_ID][i]),
             }
-        )
+        out.append(example)
     return out
 
 
@@ -56,20 +79,26 @@ class PrecomputedRefCollator(DataCollatorForVisionPreference):
     Prompts and completions are rendered by the engines' own ChatFormat (with the policy's
     chat_template_kwargs), so DPO scores exactly the tokens the reference stage scored and the
     policy generated: the answer and its end of turn, never a thinking template's markup that
-    TRL's own rendering would count as completion."""
+    TRL's own rendering would count as completion.
+
+    DPO's variants: `token_weights` (2B x L, 1 but on an edit pair's edited completion tokens)
+    when a pair of the batch carries an edit_weight; `corrupt_batch`, the chosen answers under
+    their corrupted images (`corruption`), when the examples carry a corrupt_seed."""
 
     max_pixels: int = 1024 * 1024
     chat_template_kwargs: dict | None = None
+    corruption: str = "crop"
     _chat: object = field(default=None, init=False, repr=False)
 
     def torch_call(self, examples: list[dict]) -> dict:
         from ..engines.base import user_message
         from ..engines.chat import ChatFormat
-        from ..media import load_image
+        from ..media import corrupt_image, load_image
 
         if self._chat is None:
             self._chat = ChatFormat(self.processor, self.processor.tokenizer, True, self.chat_template_kwargs)
-        refs = {k: torch.tensor([float(e[k]) for e in examples], dtype=torch.float32) for k in REF_KEYS}
+        keys = REF_KEYS + (IMAGE_REF_KEYS if "corrupt_seed" in examples[0] else ())
+        refs = {k: torch.tensor([float(e[k]) for e in examples], dtype=torch.float32) for k in keys}
         rendered = []
         for e in examples:
             messages = user_message(e["prompt"][0]["content"], True)
@@ -83,14 +112,46 @@ class PrecomputedRefCollator(DataCollatorForVisionPreference):
                     ],
                 }
             )
-        examples = rendered
-        out = super().torch_call(examples)
+        out = super().torch_call(rendered)
         out.update(refs)
+        weights = [float(e.get("edit_weight", 1.0)) for e in examples]
+        if any(w != 1 for w in weights):
+            out["token_weights"] = token_weights(out["input_ids"], out["completion_mask"], weights)
+        if "corrupt_seed" in examples[0]:
+            # the chosen answer on both sides: TRL's collator makes pairs; the loss reads the first half
+            corrupt = [
+                {**r, "rejected": r["chosen"], "images": [corrupt_image(r["images"][0], self.corruption, seed)]}
+                for r, seed in zip(rendered, (e["corrupt_seed"] for e in examples))
+            ]
+            out["corrupt_batch"] = super().torch_call(corrupt)
         return out
 
 
+def token_weights(input_ids, completion_mask, weights: list[float]):
+    """Per position of a collated [chosen; rejected] batch: WEIGHTS[i] on the completion tokens pair
+    i's chosen and rejected rows do not share (pair_diff.edited), 1 elsewhere."""
+    b = len(weights)
+    out = torch.ones(input_ids.shape, dtype=torch.float32)
+    for i, w in enumerate(weights):
+        if w == 1:
+            continue
+        rows = (i, b + i)
+        where = [completion_mask[r].bool().nonzero().flatten() for r in rows]
+        masks = edited(*(input_ids[r][pos].tolist() for r, pos in zip(rows, where)))
+        for r, pos, mask in zip(rows, where, masks):
+            out[r, pos[torch.tensor(mask, dtype=torch.bool)]] = w
+    return out
+
+
 class PrecomputedRefDPOTrainer(DPOTrainer):
-    def __init__(self, *args, processing_class, **kwargs):
+    """TRL's DPO trainer on stored reference log-probs, plus two terms of mDPO (`image_weight`: the
+    image-conditioned preference; `anchor`: the chosen reward kept positive) and token weights.
+
+    The per-token log-probs of TRL's forward pass pass through a forward hook: it scales them by
+    the batch's token weights before TRL sums them (so its loss, rewards and metrics are the
+    weighted ones) and keeps the unweighted ones for the mDPO terms."""
+
+    def __init__(self, *args, processing_class, image_weight: float = 0.0, anchor: bool = False, **kwargs):
         import trl.trainer.dpo_trainer as trl_dpo
 
         kwargs.setdefault("data_collator", PrecomputedRefCollator(processor=processing_class))
@@ -106,6 +167,51 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         self.ref_model = None
         # TRL's loss then reads ref_chosen_logps / ref_rejected_logps from each batch
         self.precompute_ref_logps = True
+        self.image_weight, self.anchor = image_weight, anchor
+        self._weights, self._seen = None, None
+        self.model.register_forward_hook(self._weigh_tokens)
+
+    def _weigh_tokens(self, module, args, output):
+        log_probs = getattr(output, "log_probs", None)
+        if log_probs is None:
+            return output
+        self._seen = log_probs
+        if self._weights is not None:
+            w = self._weights[:, 1:].to(log_probs)  # log_probs[t] scores token t + 1
+            n = w.size(1)
+            output.log_probs = torch.cat([log_probs[:, :-n], log_probs[:, -n:] * w], dim=1)
+        return output
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        weights = self._weights = inputs.pop("token_weights", None)
+        corrupt = inputs.pop("corrupt_batch", None)
+        image_refs = {k: inputs.pop(k, None) for k in IMAGE_REF_KEYS}
+        try:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            seen = self._seen
+        finally:
+            self._weights = self._seen = None
+        if corrupt is None and not self.anchor:
+            return result
+        loss = result[0] if return_outputs else result
+        b, n = inputs["ref_chosen_logps"].size(0), inputs["completion_mask"].size(1) - 1
+        chosen_tokens = seen[:b, -n:]  # as the forward returned them: unweighted
+        if self.anchor:  # on the chosen reward TRL's loss uses (token-weighted if the batch is)
+            w = weights[:b, 1:].to(chosen_tokens) if weights is not None else 1.0
+            reward = self.beta * ((chosen_tokens * w).sum(1) - inputs["ref_chosen_logps"])
+            loss = loss - torch.nn.functional.logsigmoid(reward).mean()
+        if corrupt is not None:  # the same answer, its own image against the corrupted one
+            corrupt_logps = _sequence_logps(model, corrupt)[:b]
+            self._seen = None
+            margin = self.beta * (
+                (chosen_tokens.sum(1) - image_refs["ref_chosen_whole_logps"])
+                - (corrupt_logps - image_refs["ref_chosen_corrupt_logps"])
+            )
+            loss = loss - self.image_weight * torch.nn.functional.logsigmoid(margin).mean()
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["rewards/image_margins"].append(self.accelerator.gather(margin.detach()).mean().item())
+        return (loss, result[1]) if return_outputs else loss
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = model if model is not None else self.model
@@ -122,6 +228,24 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         saved = type(model).from_pretrained(resume_from_checkpoint, dtype=next(model.parameters()).dtype)
         model.load_state_dict(saved.state_dict(), strict=True)
         del saved
+
+
+def to_device(batch: dict, device) -> dict:
+    """A collated batch on DEVICE, with the batch nested in it (image_preference's corrupt_batch)."""
+    return {
+        k: to_device(v, device) if isinstance(v, dict) else v.to(device) if hasattr(v, "to") else v
+        for k, v in batch.items()
+    }
+
+
+def _sequence_logps(model, batch: dict):
+    """Each row's summed completion log-probs in a collated batch, through the fused head as TRL's loss
+    computes them."""
+    mask = batch["completion_mask"]
+    kwargs = {k: v for k, v in batch.items() if k != "completion_mask"}
+    labels = batch["input_ids"].masked_fill(mask == 0, -100)
+    out = model(**kwargs, labels=labels, fused_lm_head=True, use_cache=False)
+    return out.log_probs[:, -(mask.size(1) - 1) :].sum(1)
 
 
 def is_peft(model) -> bool:
@@ -213,11 +337,15 @@ def build_trainer(
     lora=None,
     max_pixels: int = 1024 * 1024,
     chat_template_kwargs: dict | None = None,
+    train=None,
 ) -> PrecomputedRefDPOTrainer:
     """lora: our LoraConfig (or None for full fine-tuning of everything but the vision encoder);
     max_pixels: larger images are downscaled to this many pixels when their batch is collated;
-    chat_template_kwargs: the policy's (models.policy.chat_template_kwargs)."""
+    chat_template_kwargs: the policy's (models.policy.chat_template_kwargs); train: our TrainConfig,
+    for its image_preference and anchor (the examples carry what they need: pair_examples)."""
     import datasets
+
+    image_pref = train.image_preference if train is not None else None
 
     if not examples:
         raise ValueError("no preference pairs to train on")
@@ -230,8 +358,13 @@ def build_trainer(
         callbacks=list(callbacks),
         peft_config=lora_config(lora) if lora else None,
         data_collator=PrecomputedRefCollator(
-            processor=processor, max_pixels=max_pixels, chat_template_kwargs=chat_template_kwargs
+            processor=processor,
+            max_pixels=max_pixels,
+            chat_template_kwargs=chat_template_kwargs,
+            corruption=image_pref.corruption if image_pref else "crop",
         ),
+        image_weight=image_pref.weight if image_pref else 0.0,
+        anchor=bool(train is not None and train.anchor),
     )
 
 

@@ -144,7 +144,9 @@ def _step(trainer, model, batch: dict, params: list, optimizer, schedule) -> tup
     import torch
     import torch.distributed as dist
 
-    batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
+    from .dpo import to_device
+
+    batch = to_device(batch, trainer.args.device)
     loss = trainer.compute_loss(model, batch)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -29,7 +29,19 @@ from ..storage.store import RunStore, resume_key
 log = logging.getLogger(__name__)
 
 RUN_NAME = "dpo"
-PAIR_COLUMNS = [S.PROMPT_ID, S.IMAGE_ID, S.INSTRUCTION, S.CHOSEN, S.REJECTED, S.REF_CHOSEN_LOGP, S.REF_REJECTED_LOGP]
+PAIR_COLUMNS = [
+    S.PROMPT_ID,
+    S.IMAGE_ID,
+    S.INSTRUCTION,
+    S.CHOSEN,
+    S.REJECTED,
+    S.CHOSEN_ID,
+    S.REF_CHOSEN_LOGP,
+    S.REF_REJECTED_LOGP,
+    S.REF_CHOSEN_EDITED_LOGP,
+    S.REF_REJECTED_EDITED_LOGP,
+    S.REF_CHOSEN_CORRUPT_LOGP,
+]
 
 
 def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
@@ -78,7 +90,14 @@ def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:
 
 
 # train.* fields added after runs existed: at these values they leave a run's resume keys as they were
-_ADDED_FIELDS = {"loss_type": "sigmoid", "sft_weight": 0.0, "heldout_pairs": 0}
+_ADDED_FIELDS = {
+    "loss_type": "sigmoid",
+    "sft_weight": 0.0,
+    "heldout_pairs": 0,
+    "token_weight": None,
+    "image_preference": None,
+    "anchor": False,
+}
 
 
 def _key_settings(train) -> dict:
@@ -148,7 +167,7 @@ def _worker_loop(cfg: dict) -> None:
     torch.set_num_threads(max(1, int(train.num_cpus_per_worker)))  # workers share the node's cores
     store = RunStore(cfg["run_uri"])
     pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
-    examples = pair_examples(pairs, fetch_images(store, cfg["iter_dir"], pairs[S.IMAGE_ID]))
+    examples = pair_examples(pairs, fetch_images(store, cfg["iter_dir"], pairs[S.IMAGE_ID]), train, cfg["seed"])
     examples, cfg["probe"] = hold_out(examples, train.heldout_pairs, cfg["seed"])
     model, processor = load_policy(cfg["policy"], _base_dtype(train))
     local = tempfile.mkdtemp(prefix="rlaifv-dpo-")
@@ -224,6 +243,7 @@ def _hf_trainer(cfg, train, model, processor, examples, args, local, final):
             lora=train.lora,
             max_pixels=cfg["max_pixels"],
             chat_template_kwargs=cfg.get("chat_template_kwargs"),
+            train=train,
         )
     )
     resume, resumed_step = None, 0
@@ -261,6 +281,7 @@ def _fsdp(cfg, train, model, processor, examples, args, local, final):
         lora=train.lora,  # its collator, its loss
         max_pixels=cfg["max_pixels"],
         chat_template_kwargs=cfg.get("chat_template_kwargs"),
+        train=train,
     )
     shard(trainer.model, train.use_gpu)
 

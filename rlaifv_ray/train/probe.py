@@ -33,6 +33,8 @@ def probe_signals(trainer, examples: list[dict], held_out: bool, beta: float) ->
     import copy
     import math
 
+    from .dpo import to_device
+
     model, metrics = trainer.model, trainer._metrics["eval"]
     was_training = model.training
     model.eval()
@@ -41,9 +43,7 @@ def probe_signals(trainer, examples: list[dict], held_out: bool, beta: float) ->
     with torch.no_grad():
         for example in examples:
             batch = trainer.data_collator(copy.deepcopy([example]))
-            trainer.compute_loss(
-                model, {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
-            )
+            trainer.compute_loss(model, to_device(batch, trainer.args.device))
             for key in ("rewards/chosen", "rewards/rejected"):
                 log_r = min(metrics[key][-1] / beta, 50.0)  # exp overflows past ~700; 50 nats is no KL anyway
                 k3.append(math.expm1(log_r) - log_r)
