@@ -147,3 +147,26 @@ def test_benchmark_images_and_path_only_pairs_are_fetched_over_http(tmp_path):
             _stage_images(store, bench, ["ok.png", "nope.png"])
         assert _image({"bytes": None, "path": f"{url}/ok.png"}) == (_png(), None)  # rlaifv-format pairs
         assert "HTTP 404" in _image({"bytes": None, "path": f"{url}/nope.png"})[1]
+
+
+def test_pairs_written_before_a_column_existed_read_it_as_nulls(tmp_path):
+    """A run of an older version resumes: its pairs lack the reference sums added since (nullable),
+    which read as nulls."""
+    import pyarrow as pa
+
+    from rlaifv_ray import schema as S
+    from rlaifv_ray.storage.store import RunStore
+
+    store = RunStore(str(tmp_path))
+    new = {S.REF_CHOSEN_EDITED_LOGP, S.REF_REJECTED_EDITED_LOGP, S.REF_CHOSEN_CORRUPT_LOGP}
+    schema = S.schema("pairs")
+    old = pa.schema([f for f in schema if f.name not in new])
+    row = {f.name: ["x"] if f.type == pa.string() else [None] for f in old}
+    row[S.TRUTH] = [["cat"]]
+    store.write_part("iter_000/pairs", pa.table(row, schema=old), ["p0"])
+    table = store.read_table("iter_000/pairs", schema)
+    assert table.schema == schema and table.num_rows == 1
+    assert all(table[c].to_pylist() == [None] for c in new) and table[S.TRUTH].to_pylist() == [["cat"]]
+    assert store.read_table("iter_000/pairs", schema, columns=[S.CHOSEN, S.REF_CHOSEN_CORRUPT_LOGP]).to_pylist() == [
+        {S.CHOSEN: "x", S.REF_CHOSEN_CORRUPT_LOGP: None}
+    ]
