@@ -1,6 +1,7 @@
-"""Claim-level edits of an answer (`pairs.builder: claim_edit` and `mixed`, docs/method.md s.6): each claim attributed to the sentence it came from, and the answer
-with every sentence that carries a rejected claim removed, or replaced by a sentence about the
-same object from another candidate whose claims were all accepted. Pure logic.
+"""Claim-level edits of an answer (`pairs.builder: claim_edit` and `mixed`, docs/method.md s.6):
+each claim attributed to the sentence it came from, and the answer with every sentence that
+carries a rejected claim removed, or replaced by a sentence about the same object from another
+candidate whose claims were all accepted. Pure logic.
 
 Attribution: a claim's content words (lower-cased, stop words and punctuation out) against each
 sentence's; the claim belongs to the sentence holding the largest share of them (at least a half),
