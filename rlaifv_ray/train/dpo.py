@@ -18,17 +18,18 @@ from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
 from .. import schema as S
 from ..media import corruption_seed
-from ..pair_diff import edited, weighted
+from ..pair_diff import weighted
+from .lora import VISION_TOWER_NAMES as _VISION_TOWER_NAMES
+from .lora import _load_adapter, is_peft, lora_config
+from .variants import IMAGE_REF_KEYS, VariantLosses, token_weights
 
-# Where the image encoder sits in the HF multimodal families we support, and the projectors that
-# some families keep inside it (Qwen2/3-VL's `visual.merger`, Qwen3-VL's deepstack mergers): those
+# Where the image encoder sits (lora.VISION_TOWER_NAMES), and the projectors that some families
+# keep inside it (Qwen2/3-VL's `visual.merger`, Qwen3-VL's deepstack mergers): those
 # train, as LLaVA's, InternVL's and Gemma 3's `multi_modal_projector`, Idefics3's `connector` and
 # MiniCPM-V's `merger` (outside the encoder) do. MiniCPM-V's `vit_merger` sits between encoder
 # layers: it is part of the encoder and stays frozen.
-_VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model")
 _PROJECTORS_INSIDE = ("merger", "deepstack_merger_list")
 REF_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
-IMAGE_REF_KEYS = ("ref_chosen_corrupt_logps", "ref_chosen_whole_logps")
 
 
 def pair_examples(pairs: dict[str, list], images: list[bytes], train=None, seed: int = 0) -> list[dict]:
@@ -127,29 +128,10 @@ class PrecomputedRefCollator(DataCollatorForVisionPreference):
         return out
 
 
-def token_weights(input_ids, completion_mask, weights: list[float]):
-    """Per position of a collated [chosen; rejected] batch: WEIGHTS[i] on the completion tokens pair
-    i's chosen and rejected rows do not share (pair_diff.edited), 1 elsewhere."""
-    b = len(weights)
-    out = torch.ones(input_ids.shape, dtype=torch.float32)
-    for i, w in enumerate(weights):
-        if w == 1:
-            continue
-        rows = (i, b + i)
-        where = [completion_mask[r].bool().nonzero().flatten() for r in rows]
-        masks = edited(*(input_ids[r][pos].tolist() for r, pos in zip(rows, where)))
-        for r, pos, mask in zip(rows, where, masks):
-            out[r, pos[torch.tensor(mask, dtype=torch.bool)]] = w
-    return out
-
-
-class PrecomputedRefDPOTrainer(DPOTrainer):
-    """TRL's DPO trainer on stored reference log-probs, plus two terms of mDPO (`image_weight`: the
-    image-conditioned preference; `anchor`: the chosen reward kept positive) and token weights.
-
-    The per-token log-probs of TRL's forward pass pass through a forward hook: it scales them by
-    the batch's token weights before TRL sums them (so its loss, rewards and metrics are the
-    weighted ones) and keeps the unweighted ones for the mDPO terms."""
+class PrecomputedRefDPOTrainer(VariantLosses, DPOTrainer):
+    """TRL's DPO trainer on stored reference log-probs, plus token weights and two terms of mDPO
+    (`image_weight`: the image-conditioned preference; `anchor`: the chosen reward kept positive),
+    added by VariantLosses (train/variants.py)."""
 
     def __init__(self, *args, processing_class, image_weight: float = 0.0, anchor: bool = False, **kwargs):
         import trl.trainer.dpo_trainer as trl_dpo
@@ -171,48 +153,6 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         self._weights, self._seen = None, None
         self.model.register_forward_hook(self._weigh_tokens)
 
-    def _weigh_tokens(self, module, args, output):
-        log_probs = getattr(output, "log_probs", None)
-        if log_probs is None:
-            return output
-        self._seen = log_probs
-        if self._weights is not None:
-            w = self._weights[:, 1:].to(log_probs)  # log_probs[t] scores token t + 1
-            n = w.size(1)
-            output.log_probs = torch.cat([log_probs[:, :-n], log_probs[:, -n:] * w], dim=1)
-        return output
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)
-        weights = self._weights = inputs.pop("token_weights", None)
-        corrupt = inputs.pop("corrupt_batch", None)
-        image_refs = {k: inputs.pop(k, None) for k in IMAGE_REF_KEYS}
-        try:
-            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            seen = self._seen
-        finally:
-            self._weights = self._seen = None
-        if corrupt is None and not self.anchor:
-            return result
-        loss = result[0] if return_outputs else result
-        b, n = inputs["ref_chosen_logps"].size(0), inputs["completion_mask"].size(1) - 1
-        chosen_tokens = seen[:b, -n:]  # as the forward returned them: unweighted
-        if self.anchor:  # on the chosen reward TRL's loss uses (token-weighted if the batch is)
-            w = weights[:b, 1:].to(chosen_tokens) if weights is not None else 1.0
-            reward = self.beta * ((chosen_tokens * w).sum(1) - inputs["ref_chosen_logps"])
-            loss = loss - torch.nn.functional.logsigmoid(reward).mean()
-        if corrupt is not None:  # the same answer, its own image against the corrupted one
-            corrupt_logps = _sequence_logps(model, corrupt)[:b]
-            self._seen = None
-            margin = self.beta * (
-                (chosen_tokens.sum(1) - image_refs["ref_chosen_whole_logps"])
-                - (corrupt_logps - image_refs["ref_chosen_corrupt_logps"])
-            )
-            loss = loss - self.image_weight * torch.nn.functional.logsigmoid(margin).mean()
-            mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["rewards/image_margins"].append(self.accelerator.gather(margin.detach()).mean().item())
-        return (loss, result[1]) if return_outputs else loss
-
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = model if model is not None else self.model
         if is_peft(model):
@@ -228,60 +168,6 @@ class PrecomputedRefDPOTrainer(DPOTrainer):
         saved = type(model).from_pretrained(resume_from_checkpoint, dtype=next(model.parameters()).dtype)
         model.load_state_dict(saved.state_dict(), strict=True)
         del saved
-
-
-def to_device(batch: dict, device) -> dict:
-    """A collated batch on DEVICE, with the batch nested in it (image_preference's corrupt_batch)."""
-    return {
-        k: to_device(v, device) if isinstance(v, dict) else v.to(device) if hasattr(v, "to") else v
-        for k, v in batch.items()
-    }
-
-
-def _sequence_logps(model, batch: dict):
-    """Each row's summed completion log-probs in a collated batch, through the fused head as TRL's loss
-    computes them."""
-    mask = batch["completion_mask"]
-    kwargs = {k: v for k, v in batch.items() if k != "completion_mask"}
-    labels = batch["input_ids"].masked_fill(mask == 0, -100)
-    out = model(**kwargs, labels=labels, fused_lm_head=True, use_cache=False)
-    return out.log_probs[:, -(mask.size(1) - 1) :].sum(1)
-
-
-def is_peft(model) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
-
-
-def _load_adapter(model, checkpoint: str) -> None:
-    """A resumed LoRA run: the checkpoint's adapter weights, strictly (every saved key must land)."""
-    import os
-
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    path = os.path.join(checkpoint, "adapter_model.safetensors")
-    if not os.path.exists(path):
-        raise ValueError(f"{checkpoint}: no adapter_model.safetensors to resume the LoRA run from")
-    result = set_peft_model_state_dict(model, load_file(path))
-    if result.unexpected_keys:
-        raise ValueError(f"{checkpoint}: adapter keys match no module ({result.unexpected_keys[:3]} ...)")
-
-
-def lora_config(lora):
-    """peft's LoraConfig from ours: adapters on the named linear layers of the language model only
-    (a regex that skips every vision encoder name)."""
-    from peft import LoraConfig
-
-    towers = "|".join(_VISION_TOWER_NAMES)
-    layers = "|".join(lora.target_modules)
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        bias="none",
-        target_modules=rf"^(?!.*\b(?:{towers})\.).*\.(?:{layers})$",
-        task_type="CAUSAL_LM",
-    )
 
 
 def freeze_vision_tower(model) -> list[str]:

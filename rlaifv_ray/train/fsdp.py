@@ -98,7 +98,7 @@ def train_sharded(
     from torch.distributed.checkpoint.state_dict import get_state_dict
     from transformers import get_cosine_schedule_with_warmup
 
-    from .dpo import is_peft
+    from .lora import is_peft
 
     model = trainer.model
     params = [p for p in model.parameters() if p.requires_grad]
@@ -144,7 +144,7 @@ def _step(trainer, model, batch: dict, params: list, optimizer, schedule) -> tup
     import torch
     import torch.distributed as dist
 
-    from .dpo import to_device
+    from .variants import to_device
 
     batch = to_device(batch, trainer.args.device)
     loss = trainer.compute_loss(model, batch)
@@ -237,7 +237,8 @@ def save_adapted(model, policy_path: str, lora, out: str, rank: int, dtype: str)
         return
     from peft import get_peft_model
 
-    from .dpo import load_policy, lora_config
+    from .dpo import load_policy
+    from .lora import lora_config
 
     fresh, _ = load_policy(policy_path, dtype)
     adapted = get_peft_model(fresh, lora_config(lora))

@@ -33,7 +33,7 @@ def probe_signals(trainer, examples: list[dict], held_out: bool, beta: float) ->
     import copy
     import math
 
-    from .dpo import to_device
+    from .variants import to_device
 
     model, metrics = trainer.model, trainer._metrics["eval"]
     was_training = model.training
