@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 TOY = "toy:"
+SIM = "sim:"  # engine sim's latency model (engines/sim.py): sim:<billions of parameters>b
 
 # Hugging Face hub ids: "name" or "namespace/name" (huggingface_hub's validate_repo_id, simplified).
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
@@ -20,12 +21,16 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 def resolve_model_path(value: str, base: str | Path) -> str:
     """A model location as every process will read it: URIs (s3://) and absolute paths as given
     (an absolute path may name a mount that only the GPU nodes have), a relative folder that exists
-    under `base` as its absolute path, `toy:ROLE` for a committed ShapesWorld model, else a hub id.
+    under `base` as its absolute path, `toy:ROLE` for a committed ShapesWorld model, `sim:SIZE` for
+    engine sim, else a hub id.
     Raises ValueError for anything else."""
     if "://" in value:
         return value
     if value.startswith(TOY):
         return _toy_model(value[len(TOY) :])
+    if value.startswith(SIM):
+        sim_size(value)
+        return value
     path = Path(value).expanduser()
     if path.is_absolute():
         return str(path)
@@ -37,6 +42,14 @@ def resolve_model_path(value: str, base: str | Path) -> str:
         f"{value!r} is neither a model folder ({Path(base) / path} does not exist) nor a hub id "
         "(name or namespace/name)"
     )
+
+
+def sim_size(model: str) -> float:
+    """`sim:7b` -> 7.0; a readable error for anything else."""
+    m = re.fullmatch(re.escape(SIM) + r"(\d+(?:\.\d+)?)b", model.strip().lower())
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"{model!r}: a simulated model is named sim:<billions of parameters>b (sim:7b)")
+    return float(m.group(1))
 
 
 def _toy_model(role: str) -> str:

@@ -32,12 +32,24 @@ class VLLMOptions(Strict):
     )
 
 
+class SimOptions(Strict):
+    time_scale: float = Field(
+        1.0, ge=0, description="Simulated seconds x this = seconds slept (0: none; the pipeline's own CPU alone)."
+    )
+    image_tokens: int = Field(576, ge=0, description="Tokens one image costs the latency model.")
+    answer_words: int = Field(100, ge=3, description="Mean words of a sampled answer.")
+
+
 class ModelSpec(Strict):
     path: ModelLocation = Field(
         description="Model folder (relative to the directory the command runs in), s3:// folder, "
         "or Hugging Face hub id."
     )
-    engine: Literal["hf", "vllm"] = Field("hf", description="Backend: hf (transformers) or vllm (GPU clusters).")
+    engine: Literal["hf", "vllm", "sim"] = Field(
+        "hf",
+        description="Backend: hf (transformers), vllm (GPU clusters) or sim (a latency model, for "
+        "measuring the pipeline at cluster scale: path sim:<size>b, e.g. sim:7b; docs/scale.md).",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype; auto = bfloat16 on GPU, float32 on CPU."
     )
@@ -47,6 +59,7 @@ class ModelSpec(Strict):
         "(set the stage's num_gpus to match); default: the whole model on one device.",
     )
     vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="Engine options used when engine is vllm.")
+    sim: SimOptions = Field(default_factory=SimOptions, description="Engine options used when engine is sim.")
     chat_template_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Passed to the chat template on both backends and in DPO, as transformers and vLLM take "
@@ -60,6 +73,8 @@ class ModelSpec(Strict):
         template = {"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else {}
         if self.engine == "vllm":
             return {"dtype": self.dtype, **self.vllm.model_dump(), **template}  # vLLM schedules its own batches
+        if self.engine == "sim":
+            return self.sim.model_dump()
         return {
             **template,
             "dtype": self.dtype,

@@ -1,4 +1,5 @@
-"""Model backends behind one Protocol (`Engine`): `hf` (transformers) and `vllm`.
+"""Model backends behind one Protocol (`Engine`): `hf` (transformers), `vllm`, and `sim` (a latency
+model for measuring the pipeline, engines/sim.py).
 
 `load_engine(spec)` imports the backend lazily so that `import rlaifv_ray` stays light.
 """
@@ -20,6 +21,10 @@ def load_engine(model: str, engine: str = "hf", **options) -> Engine:
         from .hf import HFEngine
 
         return HFEngine(model, **options)
+    if engine == "sim":
+        from .sim import SimEngine
+
+        return SimEngine(model, **options)
     if engine == "vllm":
         import importlib.util
 
@@ -34,7 +39,7 @@ def load_engine(model: str, engine: str = "hf", **options) -> Engine:
         from .vllm_engine import VLLMEngine
 
         return VLLMEngine(model, **options)
-    raise ValueError(f"unknown engine {engine!r} (available: hf, vllm)")
+    raise ValueError(f"unknown engine {engine!r} (available: hf, vllm, sim)")
 
 
 __all__ = [

@@ -25,13 +25,15 @@ class TeedStage:
     def __init__(
         self, stage: str, stage_cls: type, kwargs: dict, run_uri: str, iter_dir: str, output: str, threads: int = 1
     ):
-        import torch
+        import sys
 
-        torch.set_num_threads(threads)  # two torch actors on 2 cores must not fight (docs/shapesworld.md lesson 6)
         try:
             self.stage_fn = stage_cls(**kwargs)
         except RlaifvError as exc:  # e.g. a model that cannot be loaded: say which stage needed it
             raise type(exc)(f"stage {stage}: {exc}") from None
+        if "torch" in sys.modules:  # not for a stage without torch (engine sim, a pure-logic stage)
+            # two torch actors on 2 cores must not fight (docs/shapesworld.md lesson 6)
+            sys.modules["torch"].set_num_threads(threads)
         self.name, self.iter_dir, self.output = stage, iter_dir, output
         # rows carry image ids; a stage that reads pixels gets its batch's images here, late
         self.fetches_images = S.IMAGE in getattr(stage_cls, "reads", ())

@@ -4,6 +4,10 @@ max_model_len), and a policy that echoes it hands the same text on to claims and
 
 from __future__ import annotations
 
+from ..locations import SIM
+
+SIM_CONTEXT = 32_768  # engine sim's context: a long-context model's
+
 
 class TokenBound:
     """Counts tokens of a text with MODEL's tokenizer; BOUND: the explicit limit, else the model's
@@ -19,19 +23,25 @@ class TokenBound:
         template: str = "",
         share: float = 1.0,
     ):
-        import transformers
+        if model and model.startswith(SIM):  # engine sim: its latency model's token count, no tokenizer
+            from ..engines.sim import tokens
 
-        from ..storage.model_cache import local_model
+            self.count_fn, context = tokens, SIM_CONTEXT
+        else:
+            import transformers
 
-        path = local_model(model)
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        context = (engine_options or {}).get("max_model_len") or _context_length(
-            transformers.AutoConfig.from_pretrained(path)
-        )
+            from ..storage.model_cache import local_model
+
+            path = local_model(model)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            self.count_fn = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            context = (engine_options or {}).get("max_model_len") or _context_length(
+                transformers.AutoConfig.from_pretrained(path)
+            )
         self.bound = bound or max(1, int(share * (context - generated - self.count(template))))
 
     def count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+        return self.count_fn(text) if text else 0
 
     def problem(self, text: str, what: str) -> str | None:
         """A reason naming the length and the bound, or None when TEXT fits."""
