@@ -98,14 +98,20 @@ class FeedbackRun:
     def _apply(self, ds, name: str, out_dir: str | None = None):
         return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir)
 
-    def _read(self, stage: str):
+    def _read(self, stage: str, columns: list[str] | None = None, positions: bool = False):
+        """STAGE's parts as a dataset (COLUMNS only, when given); POSITIONS: each row's read order as
+        pairs.POS (part, row), so work spread over workers can keep it."""
         import ray
 
         # Not ray.data.read_parquet: its file-listing task always asks for a whole CPU and
         # deadlocks behind model actors on a 2-core machine.
-        files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
+        files = [{"path": f, "part": i} for i, f in enumerate(self.store.files(f"{self.dir}/{stage}"))]
         return ray.data.from_items(files).map_batches(
-            _read_parts, fn_args=(self.store.uri,), batch_size=1, batch_format="pyarrow", **io_task()
+            _read_parts,
+            fn_args=(self.store.uri, columns, positions),
+            batch_size=1,
+            batch_format="pyarrow",
+            **io_task(),
         )
 
     def _fresh(self, stage: str) -> None:
@@ -196,23 +202,15 @@ class FeedbackRun:
             return
         self._fresh("pairs")
         t0 = time.time()
-        # Pairs are built in the driver from the columns they need (a few hundred bytes per answer
-        # even at 40K answers): a Ray shuffle costs tens of seconds of start-up here.
         from ..stages.build_pairs import BuildPairs
+        from .pairs import build_pairs
 
-        labels = self.store.read_table(
-            f"{self.dir}/labels", S.schema("labels"), columns=[*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
-        )
-        pairs, built = _build_pairs(labels.to_pydict(), self.config)
-        keep_ids, balance = _length_balance(pairs, self.config.pairs.length_balance)
-        pairs = [p for p in pairs if (p[S.CHOSEN_ID], p[S.REJECTED_ID]) in keep_ids]
+        columns = [*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
+        pairs, built, balance = build_pairs(self._read("labels", columns, positions=True), self.config)
         self.walls["build_pairs"] = time.time() - t0
         t1 = time.time()
-        if pairs:
-            import ray
-
-            ds = ray.data.from_items(pairs, override_num_blocks=max(1, len(pairs) // 256))
-            for _ in self._apply(ds, "reference", out_dir="pairs").iter_batches(batch_size=None):
+        if pairs is not None:
+            for _ in self._apply(pairs, "reference", out_dir="pairs").iter_batches(batch_size=None):
                 pass
         self.walls["reference"] = time.time() - t1
         extra = (
@@ -225,41 +223,20 @@ class FeedbackRun:
         )
 
 
-def _build_pairs(labels: dict, config: RunConfig) -> list[dict]:
-    from ..stages.base import to_rows
-    from ..stages.build_pairs import BuildPairs
-
-    holistic = config.scoring == "holistic"  # scores in thousandths of a probability
-    min_gap = round(1000 * config.pairs.min_p_gap) if holistic else config.pairs.min_gap
-    p = config.pairs
-    build = BuildPairs(min_gap, p.max_per_prompt, config.seed, p.builder, p.edit == "replace", p.edit_share)
-    groups: dict[str, list[dict]] = {}
-    for row in to_rows(labels):
-        groups.setdefault(row[S.PROMPT_ID], []).append(row)
-    pairs = []
-    for pid in sorted(groups):
-        out = build({k: [r[k] for r in groups[pid]] for k in groups[pid][0]})
-        pairs += to_rows(out)
-    return pairs, dict(build.counts)
-
-
-def _read_parts(batch, run_uri: str):
+def _read_parts(batch, run_uri: str, columns: list[str] | None = None, positions: bool = False):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .pairs import POS
+
     fs = RunStore(run_uri).fs
-    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in batch.column("path").to_pylist()])
-
-
-def _length_balance(rows: list[dict], enabled: bool):
-    from ..stages.build_pairs import length_balance
-
-    ids = [(r[S.CHOSEN_ID], r[S.REJECTED_ID]) for r in rows]
-    if not enabled:
-        return set(ids), {"cut": None, "before": len(ids), "after": len(ids)}
-    keep, cut = length_balance([(r[S.CHOSEN], r[S.REJECTED]) for r in rows])
-    kept = {i for i, k in zip(ids, keep) if k}
-    return kept, {"cut": cut, "before": len(ids), "after": len(kept)}
+    tables = []
+    for path, part in zip(batch.column("path").to_pylist(), batch.column("part").to_pylist()):
+        t = pq.read_table(path, filesystem=fs, columns=columns)
+        if positions:
+            t = t.append_column(POS, pa.array([(part << 32) + i for i in range(t.num_rows)], pa.int64()))
+        tables.append(t)
+    return pa.concat_tables(tables)
 
 
 def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, sampler: str | None = None) -> dict:

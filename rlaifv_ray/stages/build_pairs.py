@@ -51,8 +51,41 @@ def pairs_for_prompt(prompt_id: str, answers: list[Scored], min_gap: int, max_pa
     return candidates
 
 
-def _words(text: str) -> int:
+def words(text: str) -> int:
     return len(text.split())
+
+
+CUTS = [step / 50 for step in range(50)]  # the cuts r length balancing tries
+
+
+def kept(chosen_words: int, rejected_words: int, r: float) -> bool:
+    """A pair survives cut r unless its rejected answer is longer by more than r (relative)."""
+    c, j = chosen_words, rejected_words
+    return not (j > 0 and (j - c) / j > r)
+
+
+def balance_sums(lens: list[tuple[int, int]]) -> list[list[int]]:
+    """Per cut of CUTS, [sum of chosen words, sum of rejected words, pairs] over the pairs it keeps:
+    integers, so partial sums over parts of the pairs add up to exactly these."""
+    sums = [[0, 0, 0] for _ in CUTS]
+    for c, j in lens:
+        for s, r in zip(sums, CUTS):
+            if kept(c, j, r):
+                s[0], s[1], s[2] = s[0] + c, s[1] + j, s[2] + 1
+    return sums
+
+
+def pick_cut(sums: list[list[int]]) -> float | None:
+    """The cut whose kept pairs' mean chosen and mean rejected lengths are closest; from 0.98 down, so
+    on a tie the cut that drops fewest pairs wins. None: no pairs."""
+    best_r, best_gap = None, None
+    for r, (c, j, n) in reversed(list(zip(CUTS, sums))):
+        if not n:
+            continue
+        gap = abs(c / n - j / n)
+        if best_gap is None or gap < best_gap - 1e-12:
+            best_r, best_gap = r, gap
+    return best_r
 
 
 def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | None]:
@@ -64,18 +97,9 @@ def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | No
     """
     if not pairs:
         return [], None
-    lens = [(_words(c), _words(r)) for c, r in pairs]
-    best_r, best_gap = None, None
-    for step in reversed(range(50)):  # from 0.98 down: on a tie keep the cut that drops fewest pairs
-        r = step / 50
-        kept = [(c, j) for c, j in lens if not (j > 0 and (j - c) / j > r)]
-        if not kept:
-            continue
-        gap = abs(sum(c for c, _ in kept) / len(kept) - sum(j for _, j in kept) / len(kept))
-        if best_gap is None or gap < best_gap - 1e-12:
-            best_r, best_gap = r, gap
-    keep = [not (j > 0 and (j - c) / j > best_r) for c, j in lens]
-    return keep, best_r
+    lens = [(words(c), words(r)) for c, r in pairs]
+    best_r = pick_cut(balance_sums(lens))
+    return [kept(c, j, best_r) for c, j in lens], best_r
 
 
 class BuildPairs(Stage):

@@ -1,0 +1,80 @@
+"""Pairs built on Ray Data (pipeline/pairs.py) are the pairs the driver built from the whole labels
+table, in the same blocks, so the reference stage writes the same parts."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlaifv_ray import schema as S
+from rlaifv_ray.config import validate_config
+from rlaifv_ray.pipeline.feedback import FeedbackRun
+from rlaifv_ray.pipeline.pairs import BLOCK_ROWS, _from_items_blocks, build_args, build_pairs
+from rlaifv_ray.stages.base import to_rows
+from rlaifv_ray.stages.build_pairs import BuildPairs, length_balance
+
+COLUMNS = [*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
+
+
+def _blocks(ds) -> list[list[dict]]:
+    import ray
+
+    return [ray.get(ref).to_pylist() for bundle in ds.iter_internal_ref_bundles() for ref in bundle.block_refs]
+
+
+def _in_the_driver(store, config):
+    """The pairs as the driver built them before: the whole labels table read, grouped by prompt in
+    sorted order, length balance over the list, then `ray.data.from_items`."""
+    import ray
+
+    labels = store.read_table("iter_000/labels", S.schema("labels"), columns=COLUMNS).to_pydict()
+    build = BuildPairs(*build_args(config))
+    groups: dict[str, list[dict]] = {}
+    for row in to_rows(labels):
+        groups.setdefault(row[S.PROMPT_ID], []).append(row)
+    pairs = []
+    for pid in sorted(groups):
+        pairs += to_rows(build({k: [r[k] for r in groups[pid]] for k in groups[pid][0]}))
+    keep, cut = length_balance([(p[S.CHOSEN], p[S.REJECTED]) for p in pairs])
+    if not config.pairs.length_balance:
+        keep, cut = [True] * len(pairs), None
+    kept = [p for p, k in zip(pairs, keep) if k]
+    ds = ray.data.from_items(kept, override_num_blocks=max(1, len(kept) // BLOCK_ROWS))
+    return _blocks(ds), dict(build.counts), {"cut": cut, "before": len(pairs), "after": len(kept)}
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        {"length_balance": True, "max_per_prompt": 4},
+        {"builder": "mixed", "edit": "remove", "length_balance": False},
+    ],
+    ids=["rlaif_v-balanced", "mixed"],
+)
+def test_pairs_on_ray_equal_the_driver_built_ones_block_for_block(clean_run, pairs):
+    config, _ = clean_run
+    raw = config.model_dump(mode="json")
+    raw["pairs"] |= pairs
+    config = validate_config(raw)
+    run = FeedbackRun(config, 0, config.models.policy.path, "toy:16")
+    ds, counts, balance = build_pairs(run._read("labels", COLUMNS, positions=True), config)
+    want_blocks, want_counts, want_balance = _in_the_driver(run.store, config)
+    assert sum(map(len, want_blocks)) > 10
+    assert _blocks(ds) == want_blocks
+    assert (counts, balance) == (want_counts, want_balance)
+    if pairs.get("length_balance"):
+        assert balance["cut"] is not None
+    if pairs.get("builder") == "mixed":
+        assert counts["answers_edited"] > 0
+
+
+def test_re_cut_blocks_are_from_items_blocks(ray_local):
+    """Rows spread over uneven blocks are re-cut exactly where from_items cuts N rows."""
+    import ray
+
+    for n in (1, 255, 256, 1000, 1283):
+        rows = [{"i": i, "text": f"row {i}"} for i in range(n)]
+        uneven = ray.data.from_items(rows, override_num_blocks=min(n, 7)).materialize()
+        sources = [(ref, ray.get(ref).num_rows) for b in uneven.iter_internal_ref_bundles() for ref in b.block_refs]
+        got = _blocks(_from_items_blocks(sources, n))
+        want = _blocks(ray.data.from_items(rows, override_num_blocks=max(1, n // BLOCK_ROWS)))
+        assert got == want, n
