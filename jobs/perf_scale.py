@@ -38,7 +38,12 @@ BIN_S = 2.0  # width of the busy-fraction time bins (seconds of the scaled run)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpus", default="8,16,32,64", help="cluster sizes, comma-separated (default 8,16,32,64)")
-    ap.add_argument("--prompts", type=int, default=2000, help="ShapesWorld prompts per size (default 2000)")
+    ap.add_argument(
+        "--prompts",
+        type=int,
+        default=2000,
+        help="ShapesWorld prompts at the largest size; a smaller size gets as many per GPU (default 2000)",
+    )
     ap.add_argument("--n", type=int, default=10, help="candidates per prompt (default 10)")
     ap.add_argument("--time-scale", default="auto", help="simulated seconds x this = seconds slept (default auto)")
     ap.add_argument("--png", default="perf_scale.png", help="busy fractions over time (default perf_scale.png)")
@@ -58,14 +63,15 @@ def main() -> None:
     say(f"cpu ms per row (latencies at zero): {cpu_ms}")
     if args.time_scale == "auto":
         # answers/s at the largest size's ideal rate (scale 1) x CPU s per answer <= a third of the cores
-        ideal = max(sizes) / max(gpu_s.values())
+        ideal = max(sizes) / sum(gpu_s.values())
         time_scale = round(max(0.02, 3 * ideal * sum(cpu_ms.values()) / 1000 / (os.cpu_count() or 1)), 3)
     else:
         time_scale = float(args.time_scale)
     rows = []
     for g in sizes:
         say(f"{g} simulated GPUs, time scale {time_scale} ...")
-        rows.append(child(g, args.prompts, args.n, {"gpu_s": gpu_s, "time_scale": time_scale}))
+        prompts = max(1, round(args.prompts * g / max(sizes)))
+        rows.append(child(g, prompts, args.n, {"gpu_s": gpu_s, "time_scale": time_scale}))
         say(json.dumps({k: v for k, v in rows[-1].items() if k != "series"}))
     plot(rows, args.png)
     result = {
@@ -172,6 +178,7 @@ def run_size(g: int, prompts: int, n: int, plan: dict) -> dict:
     pools["labels"]["actors_over_time"] = series["labels"]["actors"]
     return {
         "gpus": g,
+        "prompts": prompts,
         "answers": answers,
         "stream_wall_s": round(wall, 1),
         "answers_per_s": round(answers / wall, 2),

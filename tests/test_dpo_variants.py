@@ -12,6 +12,7 @@ from rlaifv_ray import schema as S
 from rlaifv_ray.config import TrainConfig
 from rlaifv_ray.pair_diff import edited
 from rlaifv_ray.toyworld.world import png_bytes, scene_and_image
+from tests.zoo import VISION_FAMILIES
 
 SEED = 7
 # (chosen, rejected): a sentence removed at the end, in the middle and at the start, and one replaced
@@ -174,6 +175,24 @@ def test_image_preference_and_anchor_follow_mdpo(toy_models, torch_threads, tmp_
     expected = sum(d + 0.5 * m + a for d, m, a in terms) / len(terms)
     assert _loss(trainer, examples) == pytest.approx(expected, abs=1e-4)
     assert trainer._metrics["train"]["rewards/image_margins"] or trainer._metrics["eval"]["rewards/image_margins"]
+
+
+@pytest.mark.parametrize("family", VISION_FAMILIES)
+def test_every_family_takes_token_weights_the_image_preference_and_the_anchor(zoo_dir, torch_threads, tmp_path, family):
+    """On every vision family of the zoo, the reference stage (the engine, a corrupted image through
+    the family's own processor) and DPO's collator score the same tokens of the same pixels: at step 0
+    each of the three terms is ln 2, token weights on."""
+    from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
+
+    path = str(zoo_dir / family)
+    cols = _edit_pairs(path, corruption="crop")
+    train = TrainConfig(
+        beta=0.1, token_weight={"edited": 5.0}, image_preference={"weight": 0.5, "corruption": "crop"}, anchor=True
+    )
+    examples = pair_examples(cols, cols[S.IMAGE], train, SEED)
+    model, processor = load_policy(path)
+    trainer = build_trainer(model, processor, examples, dpo_args(train, str(tmp_path)), train=train)
+    assert _loss(trainer, examples) == pytest.approx(math.log(2) * (1 + 0.5 + 1), abs=1e-4)
 
 
 def test_dpo_variants_train_alike_under_ddp_and_fsdp_on_ray_train(toy_models, ray_local, tmp_path):

@@ -56,7 +56,7 @@ def test_pairs_on_ray_equal_the_driver_built_ones_block_for_block(clean_run, pai
     raw["pairs"] |= pairs
     config = validate_config(raw)
     run = FeedbackRun(config, 0, config.models.policy.path, "toy:16")
-    ds, counts, balance = build_pairs(run._read("labels", COLUMNS, positions=True), config)
+    ds, counts, balance = build_pairs(run._read("labels", COLUMNS), config)
     want_blocks, want_counts, want_balance = _in_the_driver(run.store, config)
     assert sum(map(len, want_blocks)) > 10
     assert _blocks(ds) == want_blocks

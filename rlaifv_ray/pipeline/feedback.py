@@ -98,17 +98,16 @@ class FeedbackRun:
     def _apply(self, ds, name: str, out_dir: str | None = None):
         return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir)
 
-    def _read(self, stage: str, columns: list[str] | None = None, positions: bool = False):
-        """STAGE's parts as a dataset (COLUMNS only, when given); POSITIONS: each row's read order as
-        pairs.POS (part, row), so work spread over workers can keep it."""
+    def _read(self, stage: str, columns: list[str] | None = None):
+        """STAGE's parts as a dataset (COLUMNS only, when given)."""
         import ray
 
         # Not ray.data.read_parquet: its file-listing task always asks for a whole CPU and
         # deadlocks behind model actors on a 2-core machine.
-        files = [{"path": f, "part": i} for i, f in enumerate(self.store.files(f"{self.dir}/{stage}"))]
+        files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
         return ray.data.from_items(files).map_batches(
             _read_parts,
-            fn_args=(self.store.uri, columns, positions),
+            fn_args=(self.store.uri, columns),
             batch_size=1,
             batch_format="pyarrow",
             **io_task(),
@@ -184,7 +183,11 @@ class FeedbackRun:
             self._fresh(stage)
         t0 = time.time()
         if self.store.count_rows(f"{self.dir}/{source}"):
-            ds = self._read(source)
+            # Blocks of one batch: a stage's task takes a block, and passes on its output when the
+            # block is done; a part's 256 prompts in one block would be sampled to the end on one
+            # actor before claims saw an answer (jobs/perf_scale.py found it, docs/scale.md).
+            rows = self.specs[STREAM[first]].resources.batch_size
+            ds = self._read(source).repartition(target_num_rows_per_block=rows)
             for stage in STREAM[first:]:
                 ds = self._apply(ds, stage)
             log.info(f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}")
@@ -206,7 +209,7 @@ class FeedbackRun:
         from .pairs import build_pairs
 
         columns = [*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
-        pairs, built, balance = build_pairs(self._read("labels", columns, positions=True), self.config)
+        pairs, built, balance = build_pairs(self._read("labels", columns), self.config)
         self.walls["build_pairs"] = time.time() - t0
         t1 = time.time()
         if pairs is not None:
@@ -223,20 +226,13 @@ class FeedbackRun:
         )
 
 
-def _read_parts(batch, run_uri: str, columns: list[str] | None = None, positions: bool = False):
+def _read_parts(batch, run_uri: str, columns: list[str] | None = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .pairs import POS
-
     fs = RunStore(run_uri).fs
-    tables = []
-    for path, part in zip(batch.column("path").to_pylist(), batch.column("part").to_pylist()):
-        t = pq.read_table(path, filesystem=fs, columns=columns)
-        if positions:
-            t = t.append_column(POS, pa.array([(part << 32) + i for i in range(t.num_rows)], pa.int64()))
-        tables.append(t)
-    return pa.concat_tables(tables)
+    paths = batch.column("path").to_pylist()
+    return pa.concat_tables([pq.read_table(p, filesystem=fs, columns=columns) for p in paths])
 
 
 def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, sampler: str | None = None) -> dict:

@@ -1,11 +1,10 @@
 """An iteration's pairs built on Ray Data, nothing row-sized in the driver (docs/method.md s.1.5-1.7).
 
-labels -> group by prompt on the workers (Ray Data; each group's rows in the order the labels parts
-are read, its groups in prompt order) -> BuildPairs -> per block, a task sums what the driver
-needs: builder counts and the length-balance sums of every cut -> the driver adds those up and
-picks the cut -> tasks keep the pairs that survive it and cut them into the blocks
-`ray.data.from_items` made when the driver built the list itself, so the reference stage batches,
-and names its parts, as before. The driver holds a few hundred bytes per block.
+labels -> group by prompt on the workers (Ray Data; groups in prompt order) -> BuildPairs -> per
+block, a task sums what the driver needs (builder counts, the length-balance sums of every cut) ->
+the driver adds those up and picks the cut -> tasks keep the pairs that survive it and cut them
+into the blocks `ray.data.from_items` made when the driver built the list itself, so the reference
+stage batches, and names its parts, as before. The driver holds a few hundred bytes per block.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import itertools
 from .. import schema as S
 from ..stages.build_pairs import CUTS, BuildPairs, balance_sums, kept, pick_cut, words
 
-POS, META = "_pos", "_meta"  # a label's read order (part, row); the builder's counts of a prompt
+META = "_meta"  # the builder's counts of a prompt
 COUNTS = ("answers_edited", "answers_unattributed", "prompts_whole_answer_fallback")
 BLOCK_ROWS = 256  # pairs per block handed to the reference stage
 
@@ -35,7 +34,6 @@ def _prompt_pairs(group, args: tuple):
 
     from ..stages.base import to_rows
 
-    group = group.sort_by(POS)
     build = BuildPairs(*args)
     cols = {k: group.column(k).to_pylist() for k in (*build.reads, S.TRUTH)}
     pairs = to_rows(build(cols))
@@ -81,7 +79,7 @@ def _kept_pairs(block, cut: float | None):
 
 
 def build_pairs(labels, config) -> tuple[object | None, dict, dict]:
-    """LABELS (a dataset of the label columns BuildPairs reads, TRUTH and POS) -> (the pairs in
+    """LABELS (a dataset of the label columns BuildPairs reads and TRUTH) -> (the pairs in
     from_items' blocks, None when there are none; the builder's counts; the length balance: cut,
     pairs before and after)."""
     import ray

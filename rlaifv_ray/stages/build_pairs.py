@@ -140,6 +140,8 @@ class BuildPairs(Stage):
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         if not rows:
             return []
+        # in answer order: the pairs must not depend on the order the labels parts were read in
+        rows = sorted(rows, key=lambda r: r[S.ANSWER_ID])
         first = rows[0]
         scored = [Scored(r[S.ANSWER_ID], r[S.ANSWER], r[S.SCORE]) for r in rows if r[S.SCORE] is not None]
         whole = pairs_for_prompt(first[S.PROMPT_ID], scored, self.min_gap, self.max_per_prompt, self.run_seed)
