@@ -148,8 +148,12 @@ class FeedbackRun:
         good = [r for r in rows if not r[S.ERROR]]
         bad = [r for r in rows if r[S.ERROR]]
         schema = S.schema("prompts")
-        for start in range(0, max(len(good), 1), 256):
-            chunk = good[start : start + 256]
+        # A part per sampling batch: the stream reads a part as one block, and a stage's task passes
+        # its output on when its block is done, so 256 prompts in one part were sampled to the end
+        # on one actor before claims saw an answer (jobs/perf_scale.py found it, docs/scale.md).
+        per_part = self.config.resources.sample.batch_size
+        for start in range(0, max(len(good), 1), per_part):
+            chunk = good[start : start + per_part]
             for r, image in zip(chunk, put_images(self.store, self.dir, [r[S.IMAGE] for r in chunk])):
                 r[S.IMAGE_ID] = image
             table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in chunk], schema=schema)
@@ -183,11 +187,7 @@ class FeedbackRun:
             self._fresh(stage)
         t0 = time.time()
         if self.store.count_rows(f"{self.dir}/{source}"):
-            # Blocks of one batch: a stage's task takes a block, and passes on its output when the
-            # block is done; a part's 256 prompts in one block would be sampled to the end on one
-            # actor before claims saw an answer (jobs/perf_scale.py found it, docs/scale.md).
-            rows = self.specs[STREAM[first]].resources.batch_size
-            ds = self._read(source).repartition(target_num_rows_per_block=rows)
+            ds = self._read(source)
             for stage in STREAM[first:]:
                 ds = self._apply(ds, stage)
             log.info(f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}")
