@@ -28,7 +28,7 @@ def build_args(config) -> tuple:
 
 
 def _prompt_pairs(group, args: tuple):
-    """One prompt's labelled answers -> its pairs with their rank, and one META row with the builder's
+    """One prompt's labelled answers -> its pairs, and one META row with the builder's
     counts (a prompt may count an unattributed answer and have no pairs)."""
     import pyarrow as pa
 
@@ -72,10 +72,13 @@ def _lens(pairs) -> list[tuple[int, int]]:
 
 
 def _kept_pairs(block, cut: float | None):
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     pairs = block.filter(pc.is_null(block.column(META))).drop_columns([META])
-    return pairs if cut is None else pairs.filter([kept(c, j, cut) for c, j in _lens(pairs)])
+    # typed: a block of only counts rows has no pairs, and an empty list would be a null-typed mask
+    mask = pa.array([kept(c, j, cut) for c, j in _lens(pairs)], pa.bool_())
+    return pairs if cut is None else pairs.filter(mask)
 
 
 def build_pairs(labels, config) -> tuple[object | None, dict, dict]:
