@@ -76,9 +76,10 @@ def _kept_pairs(block, cut: float | None):
     import pyarrow.compute as pc
 
     pairs = block.filter(pc.is_null(block.column(META))).drop_columns([META])
+    if cut is None:
+        return pairs
     # typed: a block of only counts rows has no pairs, and an empty list would be a null-typed mask
-    mask = pa.array([kept(c, j, cut) for c, j in _lens(pairs)], pa.bool_())
-    return pairs if cut is None else pairs.filter(mask)
+    return pairs.filter(pa.array([kept(c, j, cut) for c, j in _lens(pairs)], pa.bool_()))
 
 
 def build_pairs(labels, config) -> tuple[object | None, dict, dict]:
