@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from ..locations import SHIPPED_CONFIGS, resolve_local_path, resolve_model_path, shipped_config
+from .engine_options import SimOptions, VLLMOptions
 from .evaluation import BenchmarkConfig, CollapseConfig, EvalConfig, GuardConfig, SelectConfig, StopConfig
 from .resources import ResourcesConfig, StageResources
 from .schema import (
@@ -23,7 +24,6 @@ from .schema import (
     PairsConfig,
     RunConfig,
     SamplingConfig,
-    VLLMOptions,
 )
 from .serving import ServeConfig
 from .tracking import MlflowConfig, TrackingConfig, WandbConfig
@@ -51,6 +51,7 @@ __all__ = [
     "StopConfig",
     "TrackingConfig",
     "TrainConfig",
+    "SimOptions",
     "VLLMOptions",
     "WandbConfig",
     "apply_override",
