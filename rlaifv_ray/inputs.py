@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import schema as S
@@ -30,6 +31,10 @@ class PromptSource:
         """DATA: the config's data section (instruction for folders, image size and http limits)."""
         return read_prompts(self.spec, iteration, seed, data)
 
+    def chunks(self, iteration: int = 0, seed: int = 0, data=None, size: int = 256) -> Iterator[list[dict]]:
+        """The rows of `read`, SIZE at a time (see read_chunks)."""
+        return read_chunks(self.spec, iteration, seed, data, size)
+
     @property
     def truth(self):
         """ShapesWorld prompts' ground truth (toyworld/truth.py: audit, held-out evaluation); None
@@ -45,6 +50,13 @@ class PromptSource:
 
 def read_prompts(spec: str, iteration: int = 0, seed: int = 0, data=None) -> list[dict]:
     """Prompt rows for one iteration; raises InputError when the spec itself is unusable."""
+    return [row for chunk in read_chunks(spec, iteration, seed, data) for row in chunk]
+
+
+def read_chunks(spec: str, iteration: int = 0, seed: int = 0, data=None, size: int = 256) -> Iterator[list[dict]]:
+    """The prompt rows SIZE at a time, each chunk's images read only when it is reached, so that the
+    driver never holds a whole input's images. The spec is checked (InputError) before the first
+    chunk; a jsonl file or a folder is listed whole first (ids and references, no image bytes)."""
     from .config import DataConfig
     from .locations import toy_prompts as toy_count
 
@@ -54,24 +66,25 @@ def read_prompts(spec: str, iteration: int = 0, seed: int = 0, data=None) -> lis
             n = int(toy_count(spec))
         except ValueError:
             raise InputError(f"input {spec!r}: expected toy:N with N a number") from None
-        return toy_prompts(n, iteration, seed)
+        if n < 1:
+            raise InputError(f"input toy:{n}: need at least one prompt")
+        return (toy_prompts(n, iteration, seed, start, min(start + size, n)) for start in range(0, n, size))
     if spec.endswith(".jsonl"):
-        return _jsonl(spec, data)
+        return _fetched(*_jsonl(spec), spec, data, size)
     if spec.endswith(".parquet"):
-        return _parquet(spec)
+        return _parquet(spec, size)
     if _is_dir(spec):
-        return _folder(spec, data)
+        return _fetched(*_folder(spec, data), spec, data, size)
     raise InputError(f"input {spec!r}: not toy:N, a .jsonl or .parquet file, or a folder of images")
 
 
-def toy_prompts(n: int, iteration: int, seed: int) -> list[dict]:
+def toy_prompts(n: int, iteration: int, seed: int, start: int = 0, stop: int | None = None) -> list[dict]:
+    """Prompts START..STOP of an input of N ShapesWorld prompts."""
     from .toyworld.text import INSTRUCTIONS
     from .toyworld.world import png_bytes, scene_and_image
 
-    if n < 1:
-        raise InputError(f"input toy:{n}: need at least one prompt")
     rows = []
-    for i in range(n):
+    for i in range(start, n if stop is None else stop):
         index = TOY_OFFSET + iteration * n + i  # fresh images every iteration
         scene, image = scene_and_image(seed, index)
         rows.append(
@@ -86,7 +99,7 @@ def toy_prompts(n: int, iteration: int, seed: int) -> list[dict]:
     return rows
 
 
-def _jsonl(path: str, data) -> list[dict]:
+def _jsonl(path: str) -> tuple[list[dict], list[str | None]]:
     text = _read_bytes(path, what="input").decode("utf-8", errors="replace")
     base = os.path.dirname(path)
     rows, refs, problems = [], [], []
@@ -120,8 +133,14 @@ def _jsonl(path: str, data) -> list[dict]:
         raise InputError(f"input {path}: {len(problems)} bad line(s): " + "; ".join(problems[:20]))
     if not rows:
         raise InputError(f"input {path}: no prompts")
-    _fetch_into(rows, refs, path, data)
-    return rows
+    return rows, refs
+
+
+def _fetched(rows: list[dict], refs: list[str | None], source: str, data, size: int) -> Iterator[list[dict]]:
+    for start in range(0, len(rows), size):
+        chunk = [dict(r) for r in rows[start : start + size]]  # the listing itself never holds images
+        _fetch_into(chunk, refs[start : start + size], source, data)
+        yield chunk
 
 
 def _fetch_into(rows: list[dict], refs: list[str | None], source: str, data) -> None:
@@ -134,29 +153,34 @@ def _fetch_into(rows: list[dict], refs: list[str | None], source: str, data) -> 
         rows[i][S.IMAGE], rows[i][S.ERROR] = image, error
 
 
-def _parquet(path: str) -> list[dict]:
+def _parquet(path: str, size: int) -> Iterator[list[dict]]:
     import pyarrow.parquet as pq
 
     fs, inner = _fs(path)
     try:
-        table = pq.read_table(inner, filesystem=fs)
+        file = pq.ParquetFile(fs.open_input_file(inner))
     except (OSError, ValueError) as exc:
         raise InputError(f"input {path}: cannot read parquet ({exc})") from None
-    missing = [c for c in ("image", "instruction") if c not in table.column_names]
+    names = file.schema_arrow.names
+    missing = [c for c in ("image", "instruction") if c not in names]
     if missing:
         raise InputError(f"input {path}: missing column(s) {', '.join(missing)}")
-    ids = (
-        table.column("id").to_pylist()
-        if "id" in table.column_names
-        else [f"{os.path.basename(path)}:{i}" for i in range(table.num_rows)]
-    )
-    return [
-        {S.PROMPT_ID: str(i), S.IMAGE: img or b"", S.INSTRUCTION: ins or "", S.TRUTH: None, S.ERROR: None}
-        for i, img, ins in zip(ids, table.column("image").to_pylist(), table.column("instruction").to_pylist())
-    ]
+    return _parquet_rows(file, path, size, [c for c in ("id", "image", "instruction") if c in names])
 
 
-def _folder(path: str, data) -> list[dict]:
+def _parquet_rows(file, path: str, size: int, columns: list[str]) -> Iterator[list[dict]]:
+    start = 0
+    for batch in file.iter_batches(batch_size=size, columns=columns):
+        table = batch.to_pydict()
+        ids = table.get("id") or [f"{os.path.basename(path)}:{i}" for i in range(start, start + batch.num_rows)]
+        start += batch.num_rows
+        yield [
+            {S.PROMPT_ID: str(i), S.IMAGE: img or b"", S.INSTRUCTION: ins or "", S.TRUTH: None, S.ERROR: None}
+            for i, img, ins in zip(ids, table["image"], table["instruction"])
+        ]
+
+
+def _folder(path: str, data) -> tuple[list[dict], list[str]]:
     fs, inner = _fs(path)
     from pyarrow.fs import FileSelector
 
@@ -178,8 +202,7 @@ def _folder(path: str, data) -> list[dict]:
     ]
     base = path.rstrip("/") if "://" in path else None  # URIs keep their scheme for the fetch
     refs = [f"{base}/{os.path.basename(i.path)}" if base else i.path for i in infos]
-    _fetch_into(rows, refs, path, data)
-    return rows
+    return rows, refs
 
 
 def _fs(uri: str):

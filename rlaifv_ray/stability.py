@@ -16,6 +16,7 @@ Signals of iteration k (summary row k+1, beside iteration k's other feedback met
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 ANSWER_SIGNALS = (
     "score_p10",
@@ -59,15 +60,60 @@ def repeats_a_sentence(answer: str) -> bool:
 
 def answer_signals(answers: list[str], scores: list[float | None]) -> dict:
     """The candidates' signals; scores of answers without usable claims (None) are left out."""
-    words = [len(a.split()) for a in answers]
-    scored = [float(s) for s in scores if s is not None]
-    out = {f"score_p{int(q * 100)}": _round(quantile(scored, q)) for q in (0.1, 0.5, 0.9)}
-    out |= {f"words_p{int(q * 100)}": _round(quantile(words, q)) for q in (0.1, 0.5, 0.9)}
-    out["words_mean"] = _round(sum(words) / len(words)) if words else None
+    return signals_of(answer_counts(answers, scores))
+
+
+def answer_counts(answers: list[str], scores: list[float | None]) -> dict:
+    """What the signals need of some answers, as counts that add up over parts (add_up), so the
+    signals of a million answers never need them in one place. Scores are counted to 0.01 (a
+    holistic score is P(yes) x 1000): their quantiles are those of the rounded scores."""
     per_answer = [d for d in map(distinct_2, answers) if d is not None]
-    out["distinct_2"] = _round(sum(per_answer) / len(per_answer)) if per_answer else None
-    out["repeated_sentence_share"] = _round(sum(map(repeats_a_sentence, answers)) / len(answers)) if answers else None
+    return {
+        "words": Counter(len(a.split()) for a in answers),
+        "scores": Counter(round(float(s), 2) for s in scores if s is not None),
+        "distinct_2_sum": sum(per_answer),
+        "distinct_2_n": len(per_answer),
+        "repeated": sum(map(repeats_a_sentence, answers)),
+        "answers": len(answers),
+    }
+
+
+def add_up(parts: list[dict]) -> dict:
+    """Parts of counts (numbers or Counters under the same keys) summed key by key."""
+    out: dict = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = out[k] + v if k in out else v
     return out
+
+
+def signals_of(counts: dict) -> dict:
+    words, scores, n = counts.get("words", Counter()), counts.get("scores", Counter()), counts.get("answers", 0)
+    out = {f"score_p{int(q * 100)}": _round(counted_quantile(scores, q)) for q in (0.1, 0.5, 0.9)}
+    out |= {f"words_p{int(q * 100)}": _round(counted_quantile(words, q)) for q in (0.1, 0.5, 0.9)}
+    out["words_mean"] = _round(sum(k * c for k, c in words.items()) / n) if n else None
+    d_n = counts.get("distinct_2_n", 0)
+    out["distinct_2"] = _round(counts["distinct_2_sum"] / d_n) if d_n else None
+    out["repeated_sentence_share"] = _round(counts["repeated"] / n) if n else None
+    return out
+
+
+def counted_quantile(counts: Counter, q: float) -> float | None:
+    """`quantile` of the values COUNTS holds, each as often as counted."""
+    n = sum(counts.values())
+    if not n:
+        return None
+    pos = q * (n - 1)
+    lo, hi = int(pos), min(int(pos) + 1, n - 1)
+    seen, x_lo, x_hi = 0, None, None
+    for value in sorted(counts):
+        seen += counts[value]
+        if x_lo is None and seen > lo:
+            x_lo = value
+        if seen > hi:
+            x_hi = value
+            break
+    return x_lo + (x_hi - x_lo) * (pos - lo)
 
 
 def _round(x: float | None) -> float | None:

@@ -78,3 +78,30 @@ def test_re_cut_blocks_are_from_items_blocks(ray_local):
         got = _blocks(_from_items_blocks(sources, n))
         want = _blocks(ray.data.from_items(rows, override_num_blocks=max(1, n // BLOCK_ROWS)))
         assert got == want, n
+
+
+def test_metrics_fold_counts_per_part_on_the_workers(clean_run, monkeypatch):
+    """feedback_metrics reads no table whole: the counts folded per part on Ray's workers equal what
+    the whole labels and pairs tables give."""
+    from rlaifv_ray.pipeline import metrics
+    from rlaifv_ray.pipeline.metrics import _answer_counts, fold_parts
+    from rlaifv_ray.stability import add_up, answer_signals, signals_of
+    from rlaifv_ray.storage.store import RunStore
+    from rlaifv_ray.toyworld.truth import ShapesWorldTruth, label_counts, pair_counts
+
+    config, _ = clean_run
+    store = RunStore(config.run_dir)
+    assert len(store.files("iter_000/labels")) > 3
+    monkeypatch.setattr(metrics, "FILES_PER_TASK", 3)  # tasks of 3 parts and of the rest
+    labels = store.read_table("iter_000/labels", S.schema("labels"))
+    pairs = store.read_table("iter_000/pairs", S.schema("pairs"))
+    folded = add_up(fold_parts(store, "iter_000/labels", [S.ANSWER, S.SCORE], _answer_counts))
+    assert signals_of(folded) == answer_signals(labels.column(S.ANSWER).to_pylist(), labels.column(S.SCORE).to_pylist())
+
+    audit = ShapesWorldTruth().audit(
+        lambda stage, columns, fn: fold_parts(store, f"iter_000/{stage}", columns, fn), {"labels": 1, "pairs": 1}
+    )
+    want_labels, want_pairs = label_counts(labels), pair_counts(pairs)
+    assert want_labels["false_n"] > 0 and want_pairs["n"] == pairs.num_rows
+    assert audit["false_claims"] == want_labels["false_n"] and audit["true_claims"] == want_labels["true_n"]
+    assert audit["pair_accuracy"] == want_pairs["better"] / pairs.num_rows

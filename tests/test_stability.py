@@ -8,7 +8,16 @@ import pytest
 
 from rlaifv_ray import driver
 from rlaifv_ray.config import validate_config
-from rlaifv_ray.stability import answer_signals, collapse, quantile, stop_reason
+from rlaifv_ray.stability import (
+    add_up,
+    answer_counts,
+    answer_signals,
+    collapse,
+    counted_quantile,
+    quantile,
+    signals_of,
+    stop_reason,
+)
 from rlaifv_ray.storage.store import RunStore
 
 
@@ -22,6 +31,26 @@ def test_answer_signals_of_known_answers():
     assert s["distinct_2"] == pytest.approx((1 + 1 + 2 / 3) / 3, abs=1e-4)
     assert s["repeated_sentence_share"] == 0.25
     assert quantile([], 0.5) is None and answer_signals([], [])["words_mean"] is None
+
+
+def test_signals_added_up_over_parts_equal_those_of_the_whole():
+    """The feedback metrics add up counts per part file (pipeline/metrics.py): the sum of the parts'
+    counts gives the signals of all the answers at once, and a counted quantile is the list's."""
+    import random
+    from collections import Counter
+
+    rng = random.Random(0)
+    vocab = "a red blue circle square . I see".split()
+    answers = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    scores = [rng.choice([None, -rng.randint(0, 5), rng.random() * 1000]) for _ in answers]
+    parts = [answer_counts(answers[i : i + 37], scores[i : i + 37]) for i in range(0, 500, 37)]
+    whole = answer_signals(answers, [None if s is None else round(s, 2) for s in scores])
+    assert signals_of(add_up(parts)) == whole
+    words = [len(a.split()) for a in answers]
+    assert whole["words_mean"] == round(sum(words) / len(words), 4)
+    for q in (0.0, 0.1, 0.5, 0.9, 1.0):
+        assert counted_quantile(Counter(words), q) == pytest.approx(quantile(words, q))
+    assert counted_quantile(Counter(), 0.5) is None
 
 
 def _config(tmp_path, **over):

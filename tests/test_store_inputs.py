@@ -8,7 +8,7 @@ from PIL import Image
 
 from rlaifv_ray import schema as S
 from rlaifv_ray.errors import InputError
-from rlaifv_ray.inputs import read_prompts
+from rlaifv_ray.inputs import read_chunks, read_prompts
 from rlaifv_ray.storage.store import RunStore
 
 
@@ -50,6 +50,28 @@ def test_inputs_folder_parquet_jsonl_and_toy(tmp_path):
     toy = read_prompts("toy:5", iteration=1, seed=0)
     assert len(toy) == 5 and all(r[S.TRUTH] for r in toy)
     assert {r[S.PROMPT_ID] for r in toy}.isdisjoint(r[S.PROMPT_ID] for r in read_prompts("toy:5", iteration=0))
+
+
+def test_inputs_read_in_chunks_are_the_whole_input_in_order(tmp_path):
+    """The prompts step reads its input a chunk at a time (its images only then): chunks of at most
+    SIZE rows that concatenate to the whole input, for every kind of input."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    lines = []
+    for i in range(7):
+        (folder / f"{i}.png").write_bytes(_png())
+        lines.append(json.dumps({"image": f"imgs/{i}.png", "instruction": f"q{i}"}))
+    (tmp_path / "p.jsonl").write_text("\n".join(lines + ['{"image": "imgs/none.png", "instruction": "x"}']))
+    table = pa.table({"image": [_png()] * 7, "instruction": [f"q{i}" for i in range(7)]})
+    pq.write_table(table, tmp_path / "p.parquet", row_group_size=2)
+    for spec in ("toy:7", str(folder), str(tmp_path / "p.jsonl"), str(tmp_path / "p.parquet")):
+        chunks = list(read_chunks(spec, size=3))
+        assert [len(c) for c in chunks][:2] == [3, 3] and sum(map(len, chunks)) == len(read_prompts(spec)), spec
+        assert [r for c in chunks for r in c] == read_prompts(spec), spec
+    assert sum(bool(r[S.ERROR]) for r in read_prompts(str(tmp_path / "p.jsonl"))) == 1
+    assert [r[S.PROMPT_ID] for r in read_prompts(str(tmp_path / "p.parquet"))][-1] == "p.parquet:6"
+    with pytest.raises(InputError, match="at least one"):
+        read_chunks("toy:0")  # the spec is checked before the first chunk is asked for
 
 
 def test_input_spec_errors_are_clear(tmp_path):

@@ -135,8 +135,6 @@ class FeedbackRun:
         return metrics
 
     def _prompts(self) -> None:
-        import pyarrow as pa
-
         rel = f"{self.dir}/prompts"
         if self.store.finished(rel, self.keys["prompts"], companions=(f"{self.dir}/images",)):
             log.info(f"[{self.dir}] prompts: finished earlier, skipped")
@@ -144,36 +142,48 @@ class FeedbackRun:
         t0 = time.time()
         self._fresh("prompts")
         self.store.clear(f"{self.dir}/images")  # content-addressed: images of other inputs must not linger
-        rows = self.source.read(self.iteration, self.config.seed, self.config.data)
-        good = [r for r in rows if not r[S.ERROR]]
-        bad = [r for r in rows if r[S.ERROR]]
-        schema = S.schema("prompts")
         # A part per sampling batch: the stream reads a part as one block, and a stage's task passes
         # its output on when its block is done, so 256 prompts in one part were sampled to the end
         # on one actor before claims saw an answer (jobs/perf_scale.py found it, docs/scale.md).
         per_part = self.config.resources.sample.batch_size
-        for start in range(0, max(len(good), 1), per_part):
-            chunk = good[start : start + per_part]
-            for r, image in zip(chunk, put_images(self.store, self.dir, [r[S.IMAGE] for r in chunk])):
-                r[S.IMAGE_ID] = image
-            table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in chunk], schema=schema)
-            self.store.write_part(rel, table, [r[S.PROMPT_ID] for r in chunk])
-        if bad:
-            from .teed_stage import row_json
-
-            q = {
-                S.STAGE: ["prompts"] * len(bad),
-                S.REASON: [r[S.ERROR] for r in bad],
-                S.ROW: [row_json({k: [r[k]] for k in r}, 0) for r in bad],
-            }
-            self.store.write_part(
-                f"{self.dir}/quarantine/prompts",
-                pa.table(q, schema=S.schema("quarantine")),
-                [r[S.PROMPT_ID] for r in bad],
-            )
-        self.store.mark_finished(rel, self.keys["prompts"], quarantined=len(bad))
+        good, n_good, n_bad = [], 0, 0
+        for chunk in self.source.chunks(self.iteration, self.config.seed, self.config.data, size=max(per_part, 256)):
+            bad = [r for r in chunk if r[S.ERROR]]
+            good += [r for r in chunk if not r[S.ERROR]]
+            while len(good) >= per_part:
+                self._write_prompts(good[:per_part])
+                n_good, good = n_good + per_part, good[per_part:]
+            if bad:
+                self._quarantine_prompts(bad)
+                n_bad += len(bad)
+        if good or not n_good:  # the rest; an input without a good row still writes its (empty) part
+            self._write_prompts(good)
+            n_good += len(good)
+        self.store.mark_finished(rel, self.keys["prompts"], quarantined=n_bad)
         self.walls["prompts"] = time.time() - t0
-        log.info(f"[{self.dir}] prompts: {len(good)} read, {len(bad)} quarantined")
+        log.info(f"[{self.dir}] prompts: {n_good} read, {n_bad} quarantined")
+
+    def _write_prompts(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        schema = S.schema("prompts")
+        for r, image in zip(rows, put_images(self.store, self.dir, [r[S.IMAGE] for r in rows])):
+            r[S.IMAGE_ID] = image
+        table = pa.Table.from_pylist([{f.name: r[f.name] for f in schema} for r in rows], schema=schema)
+        self.store.write_part(f"{self.dir}/prompts", table, [r[S.PROMPT_ID] for r in rows])
+
+    def _quarantine_prompts(self, bad: list[dict]) -> None:
+        import pyarrow as pa
+
+        from .teed_stage import row_json
+
+        q = {
+            S.STAGE: ["prompts"] * len(bad),
+            S.REASON: [r[S.ERROR] for r in bad],
+            S.ROW: [row_json({k: [r[k]] for k in r}, 0) for r in bad],
+        }
+        table = pa.table(q, schema=S.schema("quarantine"))
+        self.store.write_part(f"{self.dir}/quarantine/prompts", table, [r[S.PROMPT_ID] for r in bad])
 
     def _stream(self) -> None:
         todo = [s for s in STREAM if not self.store.finished(f"{self.dir}/{s}", self.keys[s])]

@@ -1,5 +1,9 @@
 """Metrics of one feedback iteration: rows per stage, quarantine, yield, time, and, when the
-prompts carry ground truth, the audit of the feedback against it (the input's `truth`)."""
+prompts carry ground truth, the audit of the feedback against it (the input's `truth`).
+
+Nothing row-sized comes to the driver: each part file is read on Ray's workers, a task per few
+parts, and only its counts come back (`fold_parts`), so the metrics of 1M answers cost what those
+of 1K do (docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import re
 from collections import Counter
 
 from .. import schema as S
+from ..stability import add_up
+
+FILES_PER_TASK = 32
 
 
 def claim_reason(error: str) -> str:
@@ -29,8 +36,8 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
         n = store.count_rows(f"{d}/quarantine/{stage}")
         if n:
             quarantine[stage] = n
-            reasons = store.read_table(f"{d}/quarantine/{stage}", S.schema("quarantine"), columns=[S.REASON])
-            by_reason.update(f"{stage}: {claim_reason(r)}" for r in reasons.column(S.REASON).to_pylist())
+            reasons = add_up(fold_parts(store, f"{d}/quarantine/{stage}", [S.REASON], _reasons))
+            by_reason.update({f"{stage}: {r}": c for r, c in reasons.items()})
     busy, row_by_row = {}, {}
     for stage in ("candidates", "claims", "labels", "pairs"):
         total = 0.0
@@ -42,17 +49,16 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
                 entry = row_by_row.setdefault(stage, {"batches": 0, "cause": timing["row_by_row"]})
                 entry["batches"] += 1
         busy[stage] = round(total, 2)
-    claims = store.read_table(f"{d}/claims", S.schema("claims"), columns=[S.CLAIM_ERROR]) if rows["claims"] else None
-    claim_errors = [e for e in claims.column(S.CLAIM_ERROR).to_pylist() if e] if claims is not None else []
+    claim_errors = add_up(fold_parts(store, f"{d}/claims", [S.CLAIM_ERROR], _reasons)) if rows["claims"] else {}
     pairs_manifest = store.read_json(f"{d}/pairs/_SUCCESS") or {}
     metrics = {
         **info,
         "rows": rows,
         "quarantined": quarantine,
         "quarantined_by_reason": dict(by_reason.most_common()),
-        "answers_without_usable_claims": len(claim_errors),
+        "answers_without_usable_claims": sum(claim_errors.values()),
         # per reason: a claim LLM whose output format drifts shows here first
-        "answers_without_usable_claims_by_reason": dict(Counter(claim_reason(e) for e in claim_errors).most_common()),
+        "answers_without_usable_claims_by_reason": dict(Counter(claim_errors).most_common()),
         "pairs": rows["pairs"],
         "pair_yield": rows["pairs"] / rows["prompts"] if rows["prompts"] else 0.0,
         "length_balance": pairs_manifest.get("length_balance"),
@@ -65,17 +71,51 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
     }
     metrics["stability"] = _answer_signals(store, d, rows)
     if truth is not None:
-        metrics["audit"] = truth.audit(store, d, rows)
+        metrics["audit"] = truth.audit(lambda stage, columns, fn: fold_parts(store, f"{d}/{stage}", columns, fn), rows)
     return metrics
 
 
 def _answer_signals(store, d: str, rows: dict) -> dict:
     """The candidates' stability signals (rlaifv_ray/stability.py): with their scores once labelled."""
-    from ..stability import answer_signals
+    from ..stability import signals_of
 
     stage = "labels" if rows["labels"] else "candidates"
     if not rows[stage]:
         return {}
     columns = [S.ANSWER, S.SCORE] if stage == "labels" else [S.ANSWER]
-    table = store.read_table(f"{d}/{stage}", S.schema(stage), columns=columns).to_pydict()
-    return answer_signals(table[S.ANSWER], table.get(S.SCORE, []))
+    return signals_of(add_up(fold_parts(store, f"{d}/{stage}", columns, _answer_counts)))
+
+
+def fold_parts(store, rel: str, columns: list[str], fn) -> list:
+    """FN(table of COLUMNS) for each parquet part of REL, on Ray's workers when Ray is up: FN returns
+    counts, so what comes back is a few numbers per part, never the rows."""
+    import ray
+
+    files = store.files(rel)
+    groups = [files[i : i + FILES_PER_TASK] for i in range(0, len(files), FILES_PER_TASK)]
+    if not ray.is_initialized():
+        return [x for g in groups for x in _fold(store.uri, g, columns, fn)]
+    # a tenth of a CPU: the folds must not wait behind the model actors holding the CPUs
+    task = ray.remote(num_cpus=0.1)(_fold)
+    return [x for part in ray.get([task.remote(store.uri, g, columns, fn) for g in groups]) for x in part]
+
+
+def _fold(uri: str, paths: list[str], columns: list[str], fn) -> list:
+    import pyarrow.parquet as pq
+
+    from ..storage.store import RunStore
+
+    fs = RunStore(uri).fs
+    return [fn(pq.read_table(p, filesystem=fs, columns=columns)) for p in paths]
+
+
+def _reasons(table) -> Counter:
+    """Quarantine reasons or claim errors, without their specifics, counted."""
+    return Counter(claim_reason(e) for e in table.column(0).to_pylist() if e)
+
+
+def _answer_counts(table) -> dict:
+    from ..stability import answer_counts
+
+    scores = table.column(S.SCORE).to_pylist() if S.SCORE in table.column_names else []
+    return answer_counts(table.column(S.ANSWER).to_pylist(), scores)
