@@ -11,7 +11,7 @@ import time
 
 from .benchmarks import COLUMNS
 from .config import RunConfig
-from .errors import ConfigError
+from .errors import ConfigError, ModelLoadError
 from .pipeline.benchmark_answers import check_benchmarks, evaluate_benchmarks
 from .pipeline.dataset_pairs import import_pairs
 from .pipeline.evaluate import evaluate_policy, evaluates
@@ -53,6 +53,21 @@ def preflight(config: RunConfig, needs_input: bool = True) -> None:
                 "the memory plan does not fit (see `rlaifv-ray plan CONFIG`):\n"
                 + "\n".join(f"  - {line}" for line in short)
             )
+    _warn_cpus(config)
+
+
+def _warn_cpus(config: RunConfig) -> None:
+    """A warning per GPU pool given fewer CPUs than the pipeline's own work needs (pipeline/cpu_plan.py)."""
+    from .pipeline.cpu_plan import cpu_plan, warnings
+
+    if not any(getattr(config.resources, s).num_gpus for s in ("sample", "claims", "label")):
+        return
+    try:
+        rows = cpu_plan(config)
+    except ModelLoadError:
+        return  # the stage that loads the model says what is wrong with it
+    for warning in warnings(rows):
+        log.warning(f"{warning} (see `rlaifv-ray plan CONFIG`)")
 
 
 def record_run(config: RunConfig) -> None:

@@ -72,7 +72,7 @@ def plan(config, feedback_gpu_gb: float | None = None, train_gpu_gb: float | Non
     rows = []
     for stage, spec in stages.items():
         res = getattr(r, stage)
-        if spec is None or res.num_gpus == 0:
+        if spec is None or res.num_gpus == 0 or spec.engine == "sim":  # a simulated model holds nothing
             continue
         sh = shape(model_config(spec.path), px)
         weights = sh.params * _BYTES[spec.dtype]

@@ -2,6 +2,7 @@
 config against the node types the shipped cluster files declare."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlaifv_ray.config import load_config
+from rlaifv_ray.config import load_config, validate_config
 from rlaifv_ray.plan import plan, shape
 from tests.conftest import REPO
 
@@ -171,7 +172,8 @@ def test_plan_command_prints_the_table_and_fails_for_a_config_that_cannot_fit(hu
         [sys.executable, "-m", "rlaifv_ray.cli", "plan", str(cfg), "--json"], capture_output=True, text=True, env=env
     )
     assert ok.returncode == 0, ok.stderr
-    assert {r["what"] for r in json.loads(ok.stdout)} >= {"stage label", "dpo"}
+    assert {r["what"] for r in json.loads(ok.stdout)["memory"]} >= {"stage label", "dpo"}
+    assert {r["stage"] for r in json.loads(ok.stdout)["cpus"]} >= {"sample", "label"}
     full = subprocess.run(
         [
             sys.executable,
@@ -293,3 +295,62 @@ def test_every_vllm_stage_checks_its_context_per_family(hub_cache):
     claims = rows["stage claims"]
     assert claims.fits is False and "512-token answer in the claim prompt + 512 tokens of facts (1280)" in claims.fix
     assert rows["stage sample"].fits and rows["stage reference"].fits
+
+
+def _sim_config(tmp_path, policy: str, sample_cpus: float) -> Path:
+    sim = {"engine": "sim"}
+    cfg = tmp_path / "sim.yaml"
+    gpu = {"num_gpus": 1, "num_cpus": 0.5}
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "models": {
+                    "policy": {"path": policy, **sim},
+                    "claim_llm": {"path": "sim:8b", **sim},
+                    "labeler": {"path": "sim:34b", **sim},
+                },
+                "resources": {"sample": {"num_gpus": 1, "num_cpus": sample_cpus}, "claims": gpu, "label": gpu},
+            }
+        )
+    )
+    return cfg
+
+
+def test_cpus_per_gpu_each_pool_needs_and_the_warning_when_resources_give_fewer(tmp_path):
+    """needed = the pipeline's CPU per answer / the GPU's seconds per answer, the latter on the
+    decode curve through the two published vLLM points (12,500 tok/s at 8B, 460 at 70B)."""
+    from rlaifv_ray.pipeline.cpu_plan import CPU_MS_PER_ANSWER, cpu_plan
+
+    exponent = math.log(12_500 / 460) / math.log(70 / 8)
+    rows = {r.stage: r for r in cpu_plan(load_config(_sim_config(tmp_path, "sim:7b", 0.5)))}
+    assert set(rows) == {"sample", "claims", "label"} and all(r.ok for r in rows.values())
+    assert rows["sample"].cpus_per_gpu_needed == pytest.approx(0.26e-3 / 0.012, abs=1e-3)
+    assert rows["label"].cpus_per_gpu_needed == pytest.approx(0.40e-3 / 0.064, abs=1e-3)
+
+    small = {r.stage: r for r in cpu_plan(load_config(_sim_config(tmp_path, "sim:0.5b", 0.1)))}["sample"]
+    gpu_s = 0.012 * (0.5 / 7) ** exponent  # a 0.5B policy decodes ~56x faster than a 7B one
+    assert small.gpu_s_per_answer == pytest.approx(gpu_s, rel=1e-3)
+    assert small.cpus_per_gpu_needed == pytest.approx(CPU_MS_PER_ANSWER["sample"] / 1000 / gpu_s, rel=1e-2)
+    assert small.cpus_per_gpu_needed > 0.1 and not small.ok
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rlaifv_ray.cli", "plan", str(_sim_config(tmp_path, "sim:0.5b", 0.1))],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr  # a warning, not a failure
+    assert "warning: resources.sample: 0.1 CPUs per GPU" in out.stdout
+    assert "raise resources.sample.num_cpus" in out.stdout and "resources.label" not in out.stdout
+
+
+def test_a_real_models_cpu_need_comes_from_its_active_parameters(tmp_path):
+    from rlaifv_ray.pipeline.cpu_plan import cpu_plan
+
+    raw = yaml.safe_load(_sim_config(tmp_path, "sim:7b", 0.5).read_text())
+    raw["models"]["policy"] = {"path": str(SHAPES / "llava-1.5-7b")}
+    config = validate_config(raw)
+    sample = {r.stage: r for r in cpu_plan(config)}["sample"]
+    hub_config = json.loads((SHAPES / "llava-1.5-7b" / "config.json").read_text())
+    want = shape(hub_config, config.data.max_image_pixels).active_params / 1e9
+    assert sample.params_b == pytest.approx(want, abs=0.01) and 6.5 < sample.params_b < 7.5

@@ -27,7 +27,8 @@ def add_commands(sub) -> None:
         description="Estimate per-GPU memory for each feedback stage (weights, KV cache, logits) and for DPO "
         "(weights, gradients, AdamW, activations) from each model's config.json (local, s3:// or the hub's; no "
         "weights). Exits 1 when something cannot fit, naming the fix. `run` checks the same plan before any work "
-        "when GPU sizes are known (resources.gpu_memory_gb, train.gpu_memory_gb).",
+        "when GPU sizes are known (resources.gpu_memory_gb, train.gpu_memory_gb). Then the CPUs per GPU each "
+        "GPU pool of the stream needs for the pipeline's own work, with a warning where resources gives fewer.",
     )
     add_config(pl)
     pl.add_argument("--gpu-memory", type=float, metavar="GB", help="one feedback GPU (default resources.gpu_memory_gb)")
@@ -76,10 +77,16 @@ def _config(args) -> int:
 
 
 def _plan(args) -> int:
+    from ..pipeline import cpu_plan
     from ..plan import as_json, plan, table
 
-    rows = plan(load(args), args.gpu_memory, args.train_gpu_memory)
-    print(json.dumps(as_json(rows), indent=2) if args.json else table(rows))
+    config = load(args)
+    rows, cpus = plan(config, args.gpu_memory, args.train_gpu_memory), cpu_plan.cpu_plan(config)
+    if args.json:
+        print(json.dumps({"memory": as_json(rows), "cpus": cpu_plan.as_json(cpus)}, indent=2))
+    else:
+        # simulated models (engine sim) hold no memory: their config has only the CPU part
+        print("\n\n".join(t for t in (table(rows) if rows or not cpus else "", cpu_plan.table(cpus)) if t))
     return 1 if any(row.fits is False for row in rows) else 0
 
 
