@@ -224,6 +224,7 @@ class Probe(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.rss_peak = self.store_peak = self.spilled = 0
+        self.on_sample = None  # called with each RSS sample (jobs/perf_long.py keeps a timeline)
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -231,7 +232,10 @@ class Probe(threading.Thread):
 
         state = get_state_from_address(None)
         while not self._done.wait(0.5):
-            self.rss_peak = max(self.rss_peak, _rss())
+            rss = _rss()
+            self.rss_peak = max(self.rss_peak, rss)
+            if self.on_sample:
+                self.on_sample(rss)
             try:
                 stats = get_memory_info_reply(state).store_stats
             except Exception:  # noqa: BLE001 - a sample missed while Ray is busy; the next one counts

@@ -43,20 +43,27 @@ def _in_the_driver(store, config):
 
 
 @pytest.mark.parametrize(
-    "pairs",
+    ("pairs", "max_blocks"),
     [
-        {"length_balance": True, "max_per_prompt": 4},
-        {"builder": "mixed", "edit": "remove", "length_balance": False},
+        ({"length_balance": True, "max_per_prompt": 4}, None),
+        ({"builder": "mixed", "edit": "remove", "length_balance": False}, None),
+        (
+            {"length_balance": True, "max_per_prompt": 4},
+            2,
+        ),  # parts read together into fewer blocks, as the pair step does
     ],
-    ids=["rlaif_v-balanced", "mixed"],
+    ids=["rlaif_v-balanced", "mixed", "parts-read-together"],
 )
-def test_pairs_on_ray_equal_the_driver_built_ones_block_for_block(clean_run, pairs):
+def test_pairs_on_ray_equal_the_driver_built_ones_block_for_block(clean_run, pairs, max_blocks):
     config, _ = clean_run
     raw = config.model_dump(mode="json")
     raw["pairs"] |= pairs
     config = validate_config(raw)
     run = FeedbackRun(config, 0, config.models.policy.path, "toy:16")
-    ds, counts, balance = build_pairs(run._read("labels", COLUMNS), config)
+    labels = run._read("labels", COLUMNS, max_blocks=max_blocks)
+    if max_blocks:
+        assert labels.materialize().num_blocks() <= max_blocks < len(run.store.files("iter_000/labels"))
+    ds, counts, balance = build_pairs(labels, config)
     want_blocks, want_counts, want_balance = _in_the_driver(run.store, config)
     assert sum(map(len, want_blocks)) > 10
     assert _blocks(ds) == want_blocks

@@ -98,17 +98,19 @@ class FeedbackRun:
     def _apply(self, ds, name: str, out_dir: str | None = None):
         return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir)
 
-    def _read(self, stage: str, columns: list[str] | None = None):
-        """STAGE's parts as a dataset (COLUMNS only, when given)."""
+    def _read(self, stage: str, columns: list[str] | None = None, max_blocks: int | None = None):
+        """STAGE's parts as a dataset (COLUMNS only, when given): a block per part, or parts read
+        together into at most MAX_BLOCKS blocks."""
         import ray
 
         # Not ray.data.read_parquet: its file-listing task always asks for a whole CPU and
         # deadlocks behind model actors on a 2-core machine.
         files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
+        per_block = -(-len(files) // max_blocks) if max_blocks else 1
         return ray.data.from_items(files).map_batches(
             _read_parts,
             fn_args=(self.store.uri, columns),
-            batch_size=1,
+            batch_size=per_block,
             batch_format="pyarrow",
             **io_task(),
         )
@@ -216,10 +218,11 @@ class FeedbackRun:
         self._fresh("pairs")
         t0 = time.time()
         from ..stages.build_pairs import BuildPairs
-        from .pairs import build_pairs
+        from .pairs import SHUFFLE_BLOCKS, build_pairs
 
         columns = [*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
-        pairs, built, balance = build_pairs(self._read("labels", columns), self.config)
+        labels = self._read("labels", columns, max_blocks=SHUFFLE_BLOCKS)
+        pairs, built, balance = build_pairs(labels, self.config)
         self.walls["build_pairs"] = time.time() - t0
         t1 = time.time()
         if pairs is not None:
