@@ -218,10 +218,11 @@ class FeedbackRun:
         self._fresh("pairs")
         t0 = time.time()
         from ..stages.build_pairs import BuildPairs
-        from .pairs import SHUFFLE_BLOCKS, build_pairs
+        from .pairs import build_pairs, shuffle_blocks
 
         columns = [*BuildPairs.reads, S.TRUTH, S.CLAIMS, S.ACCEPTED]
-        labels = self._read("labels", columns, max_blocks=SHUFFLE_BLOCKS)
+        answers = (self.store.read_json(f"{self.dir}/labels/_SUCCESS") or {}).get("rows", 0)
+        labels = self._read("labels", columns, max_blocks=shuffle_blocks(answers))
         pairs, built, balance = build_pairs(labels, self.config)
         self.walls["build_pairs"] = time.time() - t0
         t1 = time.time()

@@ -17,10 +17,14 @@ from ..stages.build_pairs import CUTS, BuildPairs, balance_sums, kept, pick_cut,
 META = "_meta"  # the builder's counts of a prompt
 COUNTS = ("answers_edited", "answers_unattributed", "prompts_whole_answer_fallback")
 BLOCK_ROWS = 256  # pairs per block handed to the reference stage
-# The labels enter the group-by in at most this many blocks: a sort shuffle makes a piece per input
-# block per output block, so a block per labels part (one per sampling batch) made 6,250^2 pieces at
-# 100k prompts; 1,000 prompts already took 34 s to group (jobs/perf_long.py, docs/scale.md)
-SHUFFLE_BLOCKS = 32
+
+
+def shuffle_blocks(rows: int) -> int:
+    """The blocks the labels enter the group-by in: a sort shuffle makes a piece per input block per
+    output block, so a block per labels part (one per sampling batch) would make 6,250^2 pieces at
+    100k prompts (1,000 prompts took 34 s to group; jobs/perf_long.py, docs/scale.md). About 25,000
+    labelled answers a block, at most 32."""
+    return max(1, min(32, rows // 25_000))
 
 
 def build_args(config) -> tuple:
