@@ -193,22 +193,44 @@ class FeedbackRun:
             log.info(f"[{self.dir}] {s}: finished earlier, skipped")
         if not todo:
             return
+        from . import stream_resume
+
         first = STREAM.index(todo[0])
-        source = "prompts" if first == 0 else STREAM[first - 1]
-        for stage in STREAM[first:]:
-            self._fresh(stage)
         t0 = time.time()
-        if self.store.count_rows(f"{self.dir}/{source}"):
-            ds = self._read(source)
-            for stage in STREAM[first:]:
+        resumed = {s: stream_resume.begin(self.store, self.dir, s, self.keys[s]) for s in STREAM[first:]}
+        ds = None
+        for i, stage in enumerate(STREAM[first:], start=first):
+            # what the stage has not done of its upstream's stored rows (all of them on a fresh
+            # start), then, past the first stage, what its upstream makes now
+            left = self._left(stage, "prompts" if i == 0 else STREAM[i - 1], resumed[stage])
+            ds = left if ds is None else ds if left is None else ds.union(left)
+            if ds is not None:
                 ds = self._apply(ds, stage)
-            log.info(f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}")
+        if ds is not None:
+            done = [s for s in STREAM[first:] if resumed[s]]
+            log.info(
+                f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}"
+                + (f" (resuming {', '.join(done)})" if done else "")
+            )
             for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 pass  # the stages persist their own output; draining the stream drives it
         for stage in STREAM[first:]:
             manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
             log.info(f"[{self.dir}] {stage}: {manifest['rows']} rows")
         self.walls["stream"] = time.time() - t0
+
+    def _left(self, stage: str, upstream: str, resumed: bool):
+        """UPSTREAM's stored rows STAGE has still to do; None when UPSTREAM has stored none."""
+        from .stream_resume import done_ids, not_done
+
+        if not self.store.files(f"{self.dir}/{upstream}"):
+            return None
+        rows = self._read(upstream)
+        if not resumed:
+            return rows
+        done = done_ids(self.store, self.dir, stage)
+        log.info(f"[{self.dir}] {stage}: {len(done)} input rows done before the stop, skipped")
+        return rows.map_batches(not_done, fn_args=(done,), batch_size=None, batch_format="pyarrow", **io_task())
 
     def _pairs(self) -> None:
         rel = f"{self.dir}/pairs"

@@ -91,6 +91,7 @@ class TeedStage:
                 "rows_in": table.num_rows,
                 "rows_out": len(good),
                 "actor": self.actor,
+                "ids": ids,  # the batch's commit: what a resumed stream skips (pipeline/stream_resume.py)
                 "start": started,
                 "end": time.time(),
                 **({"row_by_row": row_by_row} if row_by_row else {}),

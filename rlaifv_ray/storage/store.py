@@ -106,11 +106,16 @@ class RunStore:
         if self.fs.get_file_info(self.path(rel)).type == FileType.Directory:
             self.fs.delete_dir(self.path(rel))
 
-    def files(self, rel: str, suffix: str = ".parquet") -> list[str]:
+    def files(self, rel: str, suffix: str = ".parquet", hidden: bool = False) -> list[str]:
+        """REL's files ending in SUFFIX; HIDDEN: with the dot-named ones a write cut off left behind."""
         from pyarrow.fs import FileSelector
 
         sel = FileSelector(self.path(rel), allow_not_found=True, recursive=False)
-        return sorted(i.path for i in self.fs.get_file_info(sel) if i.path.endswith(suffix))
+        return sorted(
+            i.path
+            for i in self.fs.get_file_info(sel)
+            if i.path.endswith(suffix) and (hidden or not i.path.rsplit("/", 1)[-1].startswith("."))
+        )
 
     # -- parquet ----------------------------------------------------------------------------
     def write_part(self, rel_dir: str, table, ids: list[str]) -> None:
