@@ -7,10 +7,11 @@ For each prompt count (a fresh Ray and driver process each):
   in labels or in quarantine);
 - the driver's peak RSS over the whole iteration and during the pair step, sampled every 0.5 s;
 - wall seconds per step.
-`--interrupt K` also runs K prompts a second time, killed (SIGKILL, Ray and all) when the first
-parts of STEP (`--at`: the stream's labels, or the pair step's reference parts) are written, then
-rerun on the same run directory: the rerun's log says what it skipped, and its pairs are compared,
-row for row, with the undisturbed run's (a digest of every pair part, in part order).
+`--interrupt K` also runs K prompts a second time, killed (SIGKILL, Ray and all) half-way through
+STEP (`--at stream`: when half the labels batches are committed; `--at pairs`: when the pair step
+writes its first part), then rerun on the same run directory: the rerun's log says what it
+skipped, and its pairs are compared, row for row, with the undisturbed run's (a digest of every
+pair part, in part order).
 
     python jobs/perf_long.py --prompts 10000,30000,100000 --n 10 --interrupt 10000 --json
 """
@@ -33,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jobs.perf_scale import Probe  # noqa: E402 - the repository's root first
 
 MODELS = {"policy": "sim:7b", "claim_llm": "sim:8b", "labeler": "sim:34b"}
-WATCH = {"stream": "labels", "pairs": "pairs"}
+LABEL_BATCH = 64
+WATCH = {"stream": "_timings/labels", "pairs": "pairs"}
 
 
 def main() -> None:
@@ -68,7 +70,7 @@ def child(prompts: int, n: int, run_dir: str) -> dict:
     if done.returncode:
         raise SystemExit(f"{prompts} prompts failed:\n{done.stderr[-4000:]}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
-    row["skipped"] = [line.split("] ")[-1] for line in done.stderr.splitlines() if "finished earlier, skipped" in line]
+    row["skipped"] = [line.split("] ")[-1] for line in done.stderr.splitlines() if "skipped" in line]
     return row
 
 
@@ -76,12 +78,15 @@ def interrupted(prompts: int, n: int, at: str, tmp: str, runs: list[dict], say) 
     """Kill a run of PROMPTS when its first parts of AT are written; rerun it; compare its pairs."""
     run_dir = f"{tmp}/interrupted-{prompts}"
     watch = Path(run_dir, "iter_000", WATCH[at])
+    enough = prompts * n // LABEL_BATCH // 2 if at == "stream" else 1
     cmd = [sys.executable, __file__, "--one", str(prompts), "--n", str(n), "--run-dir", run_dir]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     t0 = time.time()
-    while proc.poll() is None and not (watch.exists() and any(watch.glob("part-*.parquet"))):
-        time.sleep(0.2)
+    while proc.poll() is None and not (watch.exists() and sum(1 for _ in watch.iterdir()) >= enough):
+        time.sleep(0.5)
     killed_after = round(time.time() - t0, 1)
+    if proc.poll() is not None:
+        raise SystemExit(f"the run of {prompts} prompts ended before the kill: nothing to resume")
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
     proc.wait()
     say(f"killed {prompts} prompts at {at} after {killed_after} s; rerunning")
@@ -117,7 +122,7 @@ def run_one(prompts: int, n: int, run_dir: str) -> dict:
             "resources": {
                 "sample": {**pool, "batch_size": 16},
                 "claims": {**pool, "batch_size": 64},
-                "label": {**pool, "batch_size": 64},
+                "label": {**pool, "batch_size": LABEL_BATCH},
                 "reference": {**pool, "batch_size": 64},
             },
         }
