@@ -5,7 +5,8 @@ Prints JSON.
 For each prompt count (a fresh Ray and driver process each):
 - rows per stage and quarantined rows (nothing lost: candidates = prompts x N, and every answer is
   in labels or in quarantine);
-- the driver's peak RSS over the whole iteration and during the pair step, sampled every 0.5 s;
+- the driver's peak RSS over the whole iteration and in each step (prompts, stream, pairs and
+  metrics), sampled every 0.5 s;
 - wall seconds per step.
 `--interrupt K` also runs K prompts a second time, killed (SIGKILL, Ray and all) half-way through
 STEP (`--at stream`: when half the labels batches are committed; `--at pairs`: when the pair step
@@ -137,7 +138,13 @@ def run_one(prompts: int, n: int, run_dir: str) -> dict:
     probe.stop()
     ray.shutdown()
     walls = metrics["wall_seconds"]
-    pair_start = walls.get("prompts", 0) + walls.get("stream", 0)
+    ends = [("prompts", walls.get("prompts", 0.0))]
+    ends.append(("stream", ends[-1][1] + walls.get("stream", 0.0)))
+    ends.append(("pairs_and_metrics", float("inf")))
+    by_step, start = {}, 0.0
+    for step, end in ends:  # the RSS peak in each step's window of the timeline
+        by_step[step] = round(max((r for t, r in timeline if start <= t < end), default=0) / 2**20, 1)
+        start = end
     return {
         "prompts": prompts,
         "rows": metrics["rows"],
@@ -145,7 +152,7 @@ def run_one(prompts: int, n: int, run_dir: str) -> dict:
         "answers_accounted": metrics["rows"]["labels"]
         + sum(metrics["quarantined"].get(s, 0) for s in ("claims", "labels")),
         "driver_rss_peak_mb": round(probe.rss_peak / 2**20, 1),
-        "driver_rss_peak_pairs_mb": round(max((r for t, r in timeline if t >= pair_start), default=0) / 2**20, 1),
+        "driver_rss_peak_mb_by_step": by_step,
         "wall_seconds": walls,
         "pairs_digest": pairs_digest(run_dir),
     }

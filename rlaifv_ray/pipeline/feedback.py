@@ -37,6 +37,21 @@ def io_task() -> dict:
     return {"num_cpus": 0.1, "compute": ray.data.TaskPoolStrategy(size=2)}
 
 
+def drain(ds) -> None:
+    """Run DS to its end. Its stages persist their own output, so only each block's row count comes
+    to the driver: not the rows (1M labelled answers passed through it before)."""
+    for _ in ds.map_batches(_row_count, batch_size=None, batch_format="pyarrow", **io_task()).iter_batches(
+        batch_size=None
+    ):
+        pass
+
+
+def _row_count(table):
+    import pyarrow as pa
+
+    return pa.table({"rows": [table.num_rows]})
+
+
 def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str):
     """DS through SPEC's stage on an actor pool sized and placed by its resources; the stage's rows
     persist in RUN/ITER_DIR/STAGE (teed_stage.py)."""
@@ -212,8 +227,7 @@ class FeedbackRun:
                 f"[{self.dir}] streaming {' -> '.join(STREAM[first:])}"
                 + (f" (resuming {', '.join(done)})" if done else "")
             )
-            for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                pass  # the stages persist their own output; draining the stream drives it
+            drain(ds)
         for stage in STREAM[first:]:
             manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
             log.info(f"[{self.dir}] {stage}: {manifest['rows']} rows")
@@ -249,8 +263,7 @@ class FeedbackRun:
         self.walls["build_pairs"] = time.time() - t0
         t1 = time.time()
         if pairs is not None:
-            for _ in self._apply(pairs, "reference", out_dir="pairs").iter_batches(batch_size=None):
-                pass
+            drain(self._apply(pairs, "reference", out_dir="pairs"))
         self.walls["reference"] = time.time() - t1
         extra = (
             {"builder": {"name": self.config.pairs.builder, **built}} if self.config.pairs.builder != "rlaif_v" else {}
