@@ -41,15 +41,11 @@ def feedback_metrics(store, d: str, info: dict, walls: dict[str, float], truth=N
             by_reason.update({f"{stage}: {r}": c for r, c in reasons.items()})
     busy, row_by_row = {}, {}
     for stage in ("candidates", "claims", "labels", "pairs"):
-        total = 0.0
-        for f in store.files(f"{d}/_timings/{stage}", suffix=".json"):
-            with store.fs.open_input_stream(f) as fh:
-                timing = json.loads(fh.read())
-            total += timing["seconds"]
-            if timing.get("row_by_row"):  # a batch the engine failed on, retried a row at a time
-                entry = row_by_row.setdefault(stage, {"batches": 0, "cause": timing["row_by_row"]})
-                entry["batches"] += 1
-        busy[stage] = round(total, 2)
+        timings = add_up(fold_parts(store, f"{d}/_timings/{stage}", [], _timing, suffix=".json"))
+        busy[stage] = round(timings.get("seconds", 0.0), 2)
+        causes = timings.get("row_by_row")
+        if causes:  # batches the engine failed on, retried a row at a time
+            row_by_row[stage] = {"batches": sum(causes.values()), "cause": Counter(causes).most_common(1)[0][0]}
     claim_errors = add_up(fold_parts(store, f"{d}/claims", [S.CLAIM_ERROR], _reasons)) if rows["claims"] else {}
     pairs_manifest = store.read_json(f"{d}/pairs/_SUCCESS") or {}
     metrics = {
@@ -87,13 +83,14 @@ def _answer_signals(store, d: str, rows: dict) -> dict:
     return signals_of(add_up(fold_parts(store, f"{d}/{stage}", columns, _answer_counts)))
 
 
-def fold_parts(store, rel: str, columns: list[str], fn) -> list:
-    """FN(table of COLUMNS) for each parquet part of REL, added up per task (stability.add_up) on
+def fold_parts(store, rel: str, columns: list[str], fn, suffix: str = ".parquet") -> list:
+    """FN(table of COLUMNS) for each parquet part of REL (FN(record) for each .json record with SUFFIX
+    .json), added up per task (stability.add_up) on
     Ray's workers when Ray is up: FN returns counts, and what comes back is at most MAX_TASKS sums,
     never the rows (a partial per part was 150 MB at 1M answers)."""
     import ray
 
-    files = store.files(rel)
+    files = store.files(rel, suffix=suffix)
     per_task = max(FILES_PER_TASK, -(-len(files) // MAX_TASKS))
     groups = [files[i : i + per_task] for i in range(0, len(files), per_task)]
     if not ray.is_initialized():
@@ -109,7 +106,20 @@ def _fold(uri: str, paths: list[str], columns: list[str], fn):
     from ..storage.store import RunStore
 
     fs = RunStore(uri).fs
-    return add_up([fn(pq.read_table(p, filesystem=fs, columns=columns)) for p in paths])
+    return add_up(
+        [fn(_json(fs, p) if p.endswith(".json") else pq.read_table(p, filesystem=fs, columns=columns)) for p in paths]
+    )
+
+
+def _json(fs, path: str) -> dict:
+    with fs.open_input_stream(path) as fh:
+        return json.loads(fh.read())
+
+
+def _timing(record: dict) -> dict:
+    """A batch's timing record: its seconds, and its cause when it was retried row by row."""
+    cause = record.get("row_by_row")
+    return {"seconds": record["seconds"], **({"row_by_row": Counter({cause: 1})} if cause else {})}
 
 
 def _reasons(table) -> Counter:
