@@ -175,7 +175,12 @@ def run_size(g: int, prompts: int, n: int, plan: dict) -> dict:
             "cpu_ms_per_row": round(1000 * busy / max(1, sum(t["rows_out"] for t in ts)), 3),
         }
         series[s] = _series(ts, t0, t1, gpus[s])
+        # the pipeline's fill and drain: when the pool's first batch started, after the stream's
+        pools[s]["first_batch_s"] = round(min(t["start"] for t in ts) - t0, 1)
     pools["labels"]["actors_over_time"] = series["labels"]["actors"]
+    # steady state: every pool at work, from the last pool's first batch to the sampler's end
+    s0, s1 = max(p["first_batch_s"] for p in pools.values()) + t0, max(t["end"] for t in timings["candidates"])
+    steady = sum(t["rows_out"] for t in timings["labels"] if s0 <= t["end"] <= s1) / max(1e-9, s1 - s0)
     return {
         "gpus": g,
         "prompts": prompts,
@@ -184,6 +189,8 @@ def run_size(g: int, prompts: int, n: int, plan: dict) -> dict:
         "answers_per_s": round(answers / wall, 2),
         "ideal_answers_per_s": round(ideal, 2) if ideal else None,
         "efficiency": round(answers / wall / ideal, 3) if ideal else None,
+        "steady_efficiency": round(steady / ideal, 3) if ideal else None,
+        "drain_s": round(t1 - s1, 1),
         "pools": pools,
         "driver_rss_peak_mb": round(probe.rss_peak / 2**20, 1),
         "object_store_peak_mb": round(probe.store_peak / 2**20, 1),

@@ -120,7 +120,7 @@ def _answer(store: RunStore, todo: list, spec: StageSpec, model: str, tag: str) 
     import pyarrow as pa
     import ray
 
-    from .feedback import apply_stage
+    from .feedback import apply_stage, drain
 
     rows = []
     for bench, benchmark, _ in todo:
@@ -141,8 +141,7 @@ def _answer(store: RunStore, todo: list, spec: StageSpec, model: str, tag: str) 
     for sub in ("", "quarantine/", "_timings/"):
         store.clear(f"{BENCH_DIR}/{sub}{stage}")
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
-    for _ in apply_stage(ds, spec, stage, store.uri, BENCH_DIR).iter_batches(batch_size=None):
-        pass  # the stage persists its answers
+    drain(apply_stage(ds, spec, stage, store.uri, BENCH_DIR, sink=True))  # the stage persists its answers
     answered = store.read_table(f"{BENCH_DIR}/{stage}", S.schema("answers")).to_pylist()
     for bench, _, key in todo:
         rel, prefix = f"{BENCH_DIR}/{bench.label}/{tag}", f"{bench.label}/"

@@ -16,7 +16,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..preference_data import SOURCE, detect_format
 from ..storage.store import RunStore, resume_key
-from .feedback import FeedbackRun, io_task
+from .feedback import FeedbackRun, drain, io_task
 from .stage_specs import StageSpec
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,9 @@ class ImportRun(FeedbackRun):
             ds = self._shards() if todo[0] == IMPORTED else self._read(IMPORTED)
             if todo[0] == IMPORTED:
                 ds = self._apply(ds, IMPORTED)
-            ds = self._apply(ds, "reference", out_dir="pairs")
+            ds = self._apply(ds, "reference", out_dir="pairs", sink=True)
             log.info(f"[{self.dir}] {len(self.shards)} {self.fmt} shard(s) -> {' -> '.join(todo)}")
-            for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                pass  # the stages persist their own output; draining the stream drives it
+            drain(ds)  # the stages persist their own output
             for stage in todo:
                 self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
         self.walls["total"] = time.time() - t0

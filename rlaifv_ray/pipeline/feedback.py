@@ -38,23 +38,16 @@ def io_task() -> dict:
 
 
 def drain(ds) -> None:
-    """Run DS to its end. Its stages persist their own output, so only each block's row count comes
-    to the driver: not the rows (1M labelled answers passed through it before)."""
-    for _ in ds.map_batches(_row_count, batch_size=None, batch_format="pyarrow", **io_task()).iter_batches(
-        batch_size=None
-    ):
+    """Run DS, whose last stage is a sink (`apply_stage(..., sink=True)`), to its end: its stages
+    persist their own output, and only a row count per batch comes back to the driver."""
+    for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         pass
 
 
-def _row_count(table):
-    import pyarrow as pa
-
-    return pa.table({"rows": [table.num_rows]})
-
-
-def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str):
+def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str, sink: bool = False):
     """DS through SPEC's stage on an actor pool sized and placed by its resources; the stage's rows
-    persist in RUN/ITER_DIR/STAGE (teed_stage.py)."""
+    persist in RUN/ITER_DIR/STAGE (teed_stage.py). A SINK, the last stage of a pipeline, passes on
+    its batches' row counts instead of its rows (drain)."""
     import ray
 
     lo, hi = spec.resources.concurrency
@@ -68,6 +61,7 @@ def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str):
             iter_dir=iter_dir,
             output=spec.output,
             threads=spec.resources.threads or max(1, int(spec.resources.num_cpus)),
+            sink=sink,
         ),
         compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
         batch_size=spec.resources.batch_size,
@@ -110,8 +104,8 @@ class FeedbackRun:
         pairs = spec["reference"].resume_key(labels, pairs=c.pairs.model_dump(mode="json", exclude=unused))
         return {"prompts": prompts, "candidates": candidates, "claims": claims, "labels": labels, "pairs": pairs}
 
-    def _apply(self, ds, name: str, out_dir: str | None = None):
-        return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir)
+    def _apply(self, ds, name: str, out_dir: str | None = None, sink: bool = False):
+        return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir, sink)
 
     def _read(self, stage: str, columns: list[str] | None = None, max_blocks: int | None = None):
         """STAGE's parts as a dataset (COLUMNS only, when given): a block per part, or parts read
@@ -220,7 +214,7 @@ class FeedbackRun:
             left = self._left(stage, "prompts" if i == 0 else STREAM[i - 1], resumed[stage])
             ds = left if ds is None else ds if left is None else ds.union(left)
             if ds is not None:
-                ds = self._apply(ds, stage)
+                ds = self._apply(ds, stage, sink=stage == STREAM[-1])
         if ds is not None:
             done = [s for s in STREAM[first:] if resumed[s]]
             log.info(
@@ -263,7 +257,7 @@ class FeedbackRun:
         self.walls["build_pairs"] = time.time() - t0
         t1 = time.time()
         if pairs is not None:
-            drain(self._apply(pairs, "reference", out_dir="pairs"))
+            drain(self._apply(pairs, "reference", out_dir="pairs", sink=True))
         self.walls["reference"] = time.time() - t1
         extra = (
             {"builder": {"name": self.config.pairs.builder, **built}} if self.config.pairs.builder != "rlaif_v" else {}

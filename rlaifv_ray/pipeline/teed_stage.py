@@ -23,7 +23,15 @@ log = logging.getLogger(__name__)
 
 class TeedStage:
     def __init__(
-        self, stage: str, stage_cls: type, kwargs: dict, run_uri: str, iter_dir: str, output: str, threads: int = 1
+        self,
+        stage: str,
+        stage_cls: type,
+        kwargs: dict,
+        run_uri: str,
+        iter_dir: str,
+        output: str,
+        threads: int = 1,
+        sink: bool = False,
     ):
         import sys
 
@@ -35,6 +43,9 @@ class TeedStage:
             # two torch actors on 2 cores must not fight (docs/shapesworld.md lesson 6)
             sys.modules["torch"].set_num_threads(threads)
         self.name, self.iter_dir, self.output = stage, iter_dir, output
+        # the last stage passes on a row count, not its rows: nothing downstream reads them, and an
+        # extra task per batch to count them doubled the blocks the driver keeps stats of
+        self.sink = sink
         # rows carry image ids; a stage that reads pixels gets its batch's images here, late
         self.fetches_images = S.IMAGE in getattr(stage_cls, "reads", ())
         # ... and a stage that brings images (an import) has them stored once, by content id
@@ -51,7 +62,7 @@ class TeedStage:
         import pyarrow as pa
 
         if table.num_rows == 0:
-            return self.schema.empty_table()
+            return pa.table({"rows": [0]}) if self.sink else self.schema.empty_table()
         t0, started = time.perf_counter(), time.time()
         batch = table.to_pydict()
         ids = row_ids(batch)
@@ -97,7 +108,7 @@ class TeedStage:
                 **({"row_by_row": row_by_row} if row_by_row else {}),
             },
         )
-        return good_table
+        return pa.table({"rows": [len(good)]}) if self.sink else good_table
 
     def _isolating_failures(self, batch: dict) -> tuple[dict, str | None]:
         """The stage's output, and the cause when the batch failed and its rows were retried alone."""
