@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlaifv_ray import schema as S  # noqa: E402
-from rlaifv_ray.config import load_config  # noqa: E402
-from rlaifv_ray.stages.build_pairs import BuildPairs  # noqa: E402
-from rlaifv_ray.stages.claim_edit import Candidate, attribute, edit  # noqa: E402
-from rlaifv_ray.storage.store import RunStore  # noqa: E402
-from rlaifv_ray.toyworld.metrics import mentions  # noqa: E402
+from rlaifv_ray import schema as S
+from rlaifv_ray.config import load_config
+from rlaifv_ray.stages.build_pairs import BuildPairs
+from rlaifv_ray.stages.claim_edit import Candidate, attribute, edit
+from rlaifv_ray.storage.store import RunStore
+from rlaifv_ray.toyworld.metrics import mentions
 
 _TOY_FACT = re.compile(r"^There (?:is|are) (?:a |an |\w+ )?(\w+) (\w+?)s?\.$")
 BUILDERS = {

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.perf_scale import Probe  # noqa: E402 - the repository's root first
+from jobs.perf_scale import Probe
 
 MODELS = {"policy": "sim:7b", "claim_llm": "sim:8b", "labeler": "sim:34b"}
 LABEL_BATCH = 64

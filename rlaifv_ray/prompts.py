@@ -90,6 +90,8 @@ def bullets(items: list[str]) -> str:
 _ITEM = re.compile(r"^(?:[-*•+](?:\s+|$)|\(?\d{1,3}[.)](?:\s+|$)|(?:fact|question|q)\s*\d{1,3}\s*[:.)]\s*)(.*)$", re.I)
 # An unmarked line talking about the task or to the reader is not a claim about the image.
 _CHATTER = re.compile(r"\b(I|I'm|me|my|you|your|sorry|answer|facts?|questions?)\b", re.I)
+# ... nor is a nested item giving the reason for the item above ("- This is inferred from the bread.")
+_REASONING = re.compile(r"\b(inferr?\w*|based on|because|evidenced?|suggests?)\b", re.I)
 _FENCE = re.compile(r"^```")
 
 
@@ -98,7 +100,8 @@ def parse_list(text: str, questions: bool = False) -> list[str]:
 
     Lines before the first item (a preamble, an echoed "### Facts:" header) and after the last one
     (a closing note) are dropped; code fences and blank lines are ignored; lines indented deeper than
-    the items are commentary on the item above and dropped; markdown bold around an item and a bold
+    the items are commentary on the item above and dropped, unless they are items themselves (a nested
+    list's facts); markdown bold around an item and a bold
     label before it ("**Color:** The cat is orange.") are removed; a question's own answer after its
     "?" ("? (Yes)", "? Yes.") is cut off, so the labeler never sees it. Refused: no items, any other
     text between items, an empty item or a bare label ("**Color:**"), and (for questions) an item not
@@ -113,7 +116,13 @@ def parse_list(text: str, questions: bool = False) -> list[str]:
         first = next(i for i, m in enumerate(marked) if m)
         last = max(i for i, m in enumerate(marked) if m)
         base = _indent(raw[first])
-        span = [(ln, m) for ln, m in zip(raw[first : last + 1], marked[first : last + 1]) if _indent(ln) <= base]
+        # deeper lines: a nested item is a fact of its own, other text (or an item talking to the
+        # reader) commentary on the item above
+        span = [
+            (ln, m)
+            for ln, m in zip(raw[first : last + 1], marked[first : last + 1])
+            if _indent(ln) <= base or (m and not _CHATTER.search(m.group(1)) and not _REASONING.search(m.group(1)))
+        ]
         between = [ln.strip() for ln, m in span if not m]
         if between:
             raise ValueError(f"text between list items: {between[0]!r}")

@@ -17,7 +17,7 @@ from rlaifv_ray.pipeline.feedback import run_feedback
 from rlaifv_ray.train.launch import train_dpo
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import PRETRAINED, stage_pairs, toy_config  # noqa: E402
+from conftest import PRETRAINED, stage_pairs, toy_config
 
 
 def pool_over_time(timings: list[dict]) -> list[int]:

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from rlaifv_ray.engines import GenerateRequest, LogprobRequest, SamplingParams, YesNoRequest, load_engine  # noqa: E402
-from rlaifv_ray.engines.base import user_message  # noqa: E402
-from rlaifv_ray.prompts import LABEL_PROMPT  # noqa: E402
-from rlaifv_ray.toyworld.world import OBJECTS, scene_and_image  # noqa: E402
-from tests.conftest import toy_config  # noqa: E402
+from rlaifv_ray.engines import GenerateRequest, LogprobRequest, SamplingParams, YesNoRequest, load_engine
+from rlaifv_ray.engines.base import user_message
+from rlaifv_ray.prompts import LABEL_PROMPT
+from rlaifv_ray.toyworld.world import OBJECTS, scene_and_image
+from tests.conftest import toy_config
 
 pytestmark = pytest.mark.vllm
 VLLM_OPTS = dict(max_model_len=512, enforce_eager=True)  # CPU: no compile step, a small KV cache

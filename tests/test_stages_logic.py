@@ -143,6 +143,13 @@ def test_parse_list_drops_labels_own_answers_and_commentary_the_labeler_must_not
         "The cat is orange.",
         "The sofa is red.",
     ]
+    # a nested list's items are facts; text talking to the reader under an item is not
+    assert parse_list("- There is a cat.\n  - The cat is orange.\n    * It is asleep.\n  - so I think\n- A sofa.") == [
+        "There is a cat.",
+        "The cat is orange.",
+        "It is asleep.",
+        "A sofa.",
+    ]
     for bad in ("1. **Color:**\n2. The sofa is red.", "- The cat is orange.\nnot indented, not an item\n- b."):
         with pytest.raises(ValueError):
             parse_list(bad)

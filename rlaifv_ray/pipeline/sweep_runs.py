@@ -99,7 +99,7 @@ def _finished(run: SweepRun, ref, started: float) -> dict:
     seconds = round(time.time() - started)
     try:
         error = ray.get(ref)
-    except Exception as exc:  # the run's process died (killed, out of memory): Ray says why
+    except Exception as exc:  # noqa: BLE001 - the run's process died (killed, out of memory): Ray says why
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
     if error:
         log.warning(f"{run.name}: failed after {seconds} s: {error}")

@@ -129,7 +129,7 @@ class TeedStage:
                     outs.append(self.stage_fn(row))
                 except RlaifvError:
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - the row is quarantined with it
                     outs.append({**row, S.ERROR: [f"{self.name} error: {type(exc).__name__}: {exc}"[:2000]]})
             keys = list(dict.fromkeys(k for o in outs for k in o))
             merged = {k: [] for k in keys}

@@ -91,11 +91,11 @@ def _generate_isolating_failures(engine, requests):
         return []
     try:
         return engine.generate(requests)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the batch failed: each request alone, below
         out = []
         for r in requests:
             try:
                 out.append(engine.generate([r])[0])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - returned in its slot, the row's error
                 out.append(exc)
         return out

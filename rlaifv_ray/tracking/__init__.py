@@ -52,7 +52,7 @@ class Tracking:
                 elif not backend.started:
                     backend.start(entry["run_id"], self._name(), self._tags())
                 call(backend)
-            except Exception as exc:  # a tracker must never end the run
+            except Exception as exc:  # noqa: BLE001 - a tracker must never end the run
                 self._down.add(backend.name)
                 log.warning(
                     f"tracking: {backend.name} ({backend.target}) failed while logging {what} ({_short(exc)}); "
@@ -113,7 +113,7 @@ class Tracking:
             if backend.started:
                 try:
                     backend.close()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - nor its closing
                     log.warning(f"tracking: {backend.name} did not close cleanly ({_short(exc)})")
 
     def _name(self) -> str:
