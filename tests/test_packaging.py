@@ -51,6 +51,7 @@ def test_wheel_install_runs_the_shipped_toy_config_from_anywhere(tmp_path):
     assert config["sampling"]["n"] == 4 and config["run_dir"] == str(work / "runs" / "toy")
     for role in ("policy", "labeler", "claim_llm"):
         assert config["models"][role]["path"] == str(venv_site / "rlaifv_ray" / "toyworld" / "pretrained" / role)
+    assert (venv_site / "rlaifv_ray" / "py.typed").is_file()  # type checkers read the hints of an install
     listed = subprocess.run(
         [
             str(venv / "bin" / "python"),
