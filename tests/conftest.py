@@ -155,6 +155,20 @@ def checkpoint_registered(storage: str) -> bool:
         return False
 
 
+def wait_until(done, timeout: float, what: str, alive=lambda: True, interval: float = 0.1) -> None:
+    """Poll DONE() until it is true; fail, saying WHAT was awaited, when TIMEOUT seconds pass or
+    ALIVE() turns false first (the process or thread that should make it true has ended)."""
+    import time
+
+    deadline = time.time() + timeout
+    while not done():
+        if not alive():
+            pytest.fail(f"{what}: ended first")
+        if time.time() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
 def wait_for_http(url: str, proc, timeout: float, output) -> None:
     """Poll URL until it answers 200 while PROC runs; fail with the tail of output() otherwise."""
     import time

@@ -7,13 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import TRL_STEP_METRICS, checkpoint_registered, stage_pairs, toy_config
+from tests.conftest import TRL_STEP_METRICS, checkpoint_registered, stage_pairs, toy_config, wait_until
 
 pytestmark = pytest.mark.faults  # make test-cluster
 
@@ -53,10 +52,8 @@ def test_driver_killed_during_dpo_resumes_training_not_feedback(clean_run, tmp_p
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True
     )
-    deadline = time.time() + 300
-    while not checkpoint_registered(str(run / "iter_000" / "dpo")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.stderr.read()[-3000:]
+    dpo = str(run / "iter_000" / "dpo")
+    wait_until(lambda: checkpoint_registered(dpo), 300, "a registered DPO checkpoint", lambda: proc.poll() is None)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, its local Ray and the Train workers, mid-DPO
     proc.wait()
     assert not (run / "iter_000" / "checkpoint" / "_SUCCESS").exists(), "DPO finished before the kill"

@@ -13,7 +13,7 @@ import pytest
 
 from rlaifv_ray.config import validate_config
 from rlaifv_ray.pipeline.feedback import run_feedback
-from tests.conftest import checkpoint_registered, stage_pairs, toy_config, unsharded_training
+from tests.conftest import checkpoint_registered, stage_pairs, toy_config, unsharded_training, wait_until
 
 pytestmark = pytest.mark.faults  # make test-cluster
 
@@ -131,16 +131,11 @@ def test_train_worker_killed_mid_dpo(clean_run, tmp_path, toy_models, strategy, 
     thread, result = _in_thread(train_dpo, config, 0, policy)
     # a checkpoint counts once Ray Train has registered it (the snapshot lists it), not when its files appear
     dpo = os.path.join(config.run_dir, "iter_000", "dpo")
-    deadline = time.time() + 300
-    while thread.is_alive() and time.time() < deadline and not checkpoint_registered(dpo):
-        time.sleep(0.05)
-    assert checkpoint_registered(dpo), "no checkpoint was registered before training ended"
+    wait_until(lambda: checkpoint_registered(dpo), 300, "a registered checkpoint", thread.is_alive, 0.05)
     workers = _train_worker_pids()
     assert len(workers) == 2, workers
     os.kill(max(workers), signal.SIGKILL)
-    deadline = time.time() + 300
-    while thread.is_alive() and time.time() < deadline and not _train_worker_pids() - workers:
-        time.sleep(0.05)  # until a new worker group takes over
+    wait_until(lambda: _train_worker_pids() - workers, 300, "a new Train worker group", thread.is_alive, 0.05)
     _finish(thread)
     assert "error" not in result, result.get("error")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ray_head, ray_job_submit, toy_config
+from tests.conftest import ray_head, ray_job_submit, toy_config, wait_until
 from tests.test_readme import SMALLER, readme_command, repository_copy
 
 SECRET = "secret-key-that-must-not-leak"
@@ -112,7 +112,6 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
     store resumes and ends with the undisturbed run's pairs. The run starts where a killed one would
     have stopped, with the undisturbed run's candidates and claims (same settings, so they count as
     done) in the bucket: labels stream their parts to it when the store goes away."""
-    import time
 
     import boto3
     from moto.server import ThreadedMotoServer
@@ -149,9 +148,9 @@ def test_s3_server_stopped_mid_write_then_restarted(tmp_path, toy_models, clean_
     def keys(prefix):
         return [o["Key"] for o in client.list_objects_v2(Bucket="flaky", Prefix=prefix).get("Contents", [])]
 
-    deadline = time.time() + 300
-    while not keys("run/iter_000/labels/part-") and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    wait_until(
+        lambda: keys("run/iter_000/labels/part-"), 300, "a labels part in the bucket", lambda: proc.poll() is None
+    )
     server.stop()  # mid-write: the labeler is streaming parts to the bucket
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 2, err[-3000:]
