@@ -155,9 +155,25 @@ def test_new_train_fields_at_their_defaults_keep_a_runs_resume_key():
     and anchor existed resumes as finished; setting any is a new DPO."""
     from rlaifv_ray.train.launch import _key_settings
 
-    before = TrainConfig().model_dump(mode="json")
-    for field in ("loss_type", "sft_weight", "heldout_pairs", "token_weight", "image_preference", "anchor"):
-        before.pop(field)
+    # the train settings in the resume key of a run made before those fields: written out here, not
+    # taken from TrainConfig, so that a field added later without a key-keeping default fails
+    before = {
+        "beta": 0.1,
+        "lr": 5e-05,
+        "epochs": 1,
+        "batch_size": 8,
+        "warmup_ratio": 0.05,
+        "workers": 1,
+        "use_gpu": False,
+        "gpu_memory_gb": None,
+        "num_cpus_per_worker": 1.0,
+        "checkpoint_steps": 10,
+        "max_failures": 2,
+        "strategy": "ddp",
+        "lora": None,
+        "gradient_checkpointing": False,
+        "report_to": [],
+    }
     assert _key_settings(TrainConfig()) == before
     assert _key_settings(TrainConfig(sft_weight=0.1))["sft_weight"] == 0.1
     assert _key_settings(TrainConfig(loss_type="ipo"))["loss_type"] == "ipo"
