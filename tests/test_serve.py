@@ -46,24 +46,36 @@ def ranker(shifted_policy, toy_models, torch_threads):
     return Ranker.load(shifted_policy, str(toy_models / "policy"), beta=0.1)
 
 
-def test_reward_is_batch_independent_and_normalized_by_length(ranker):
-    from rlaifv_ray.engines import LogprobRequest
-    from rlaifv_ray.engines.base import user_message
+def _answer_logps(model_dir: str, image, answer: str) -> list[float]:
+    """Per-token log-probs of ANSWER after "Describe the image." on IMAGE, by plain transformers: the
+    model's forward pass over its own chat template, apart from the engine the ranker uses."""
+    import torch
+    import transformers
 
+    model = transformers.AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    processor = transformers.AutoProcessor.from_pretrained(model_dir)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    prompt_len = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
+    full = processor(text=[prompt + answer], images=[image], return_tensors="pt")
+    with torch.no_grad():
+        logp = model(**full).logits[0, :-1].float().log_softmax(-1)
+    return logp.gather(-1, full["input_ids"][0, 1:, None])[prompt_len - 1 :, 0].tolist()
+
+
+def test_reward_is_batch_independent_and_normalized_by_length(ranker, shifted_policy, toy_models):
     images = [scene_and_image(7, i)[1] for i in range(2)]
     together = ranker.score([(img, "Describe the image.", ANSWERS) for img in images])
     for img, scores in zip(images, together):
         for answer, s in zip(ANSWERS, scores):
             alone = ranker.score([(img, "Describe the image.", [answer])])[0][0]
             assert s.normalized == pytest.approx(alone.normalized, abs=1e-4)
-            tokens = len(ranker.policy.chat.token_ids(answer))  # T: the answer, not <|im_end|>
-            assert s.tokens == tokens
-            # the method's reward from each model's own per-token log-probs, one request at a time
-            request = [LogprobRequest(user_message("Describe the image.", True), answer, img)]
-            p = ranker.policy.sequence_logprobs(request)[0].tokens[:tokens]
-            r = ranker.reference.sequence_logprobs(request)[0].tokens[:tokens]
+            # the method's reward: beta x (policy - reference) log-probs of the answer's own tokens
+            p = _answer_logps(shifted_policy, img, answer)
+            r = _answer_logps(str(toy_models / "policy"), img, answer)
+            assert s.tokens == len(p)  # T: the answer, not the template's end of turn
             assert s.summed == pytest.approx(0.1 * (sum(p) - sum(r)), abs=1e-4)
-            assert s.normalized == pytest.approx(0.1 * (sum(p) - sum(r)) / tokens, abs=1e-4)
+            assert s.normalized == pytest.approx(0.1 * (sum(p) - sum(r)) / len(p), abs=1e-4)
     assert together[0][1].tokens > together[0][0].tokens
     assert len({round(s.normalized, 6) for s in together[0]}) == 3  # a real reward, not a constant
 
