@@ -63,31 +63,15 @@ def detect_format(columns: list[str], source: str) -> str:
     )
 
 
-# what to_pairs gives per row: our pair columns, the image bytes and why a row cannot be used
-PAIR_COLUMNS = (
-    S.PROMPT_ID,
-    S.IMAGE,
-    S.INSTRUCTION,
-    S.TRUTH,
-    S.CHOSEN,
-    S.REJECTED,
-    S.CHOSEN_ID,
-    S.REJECTED_ID,
-    S.CHOSEN_SCORE,
-    S.REJECTED_SCORE,
-    S.REF_CHOSEN_LOGP,
-    S.REF_REJECTED_LOGP,
-    S.REF_CHOSEN_EDITED_LOGP,
-    S.REF_REJECTED_EDITED_LOGP,
-    S.REF_CHOSEN_CORRUPT_LOGP,
-    S.ERROR,
-)
+# what to_pairs gives per row: our pair columns, with the image's bytes in place of its id, and why
+# a row cannot be used
+IMPORTED_COLUMNS = (S.PROMPT_ID, S.IMAGE, *S.PAIR_COLUMNS[2:], S.ERROR)
 
 
 def to_pairs(batch: dict[str, list], fmt: str) -> dict[str, list]:
     """Rows of either format (with their SOURCE id) -> our pair columns plus IMAGE bytes and an
     ERROR naming why a row cannot be used (no image bytes, empty question or answer)."""
-    out = {k: [] for k in PAIR_COLUMNS}
+    out = {k: [] for k in IMPORTED_COLUMNS}
     for i, source in enumerate(batch[SOURCE]):
         if fmt == "rlaifv":
             image, problem = _image(batch["image"][i])

@@ -41,6 +41,42 @@ REF_CHOSEN_EDITED_LOGP = "ref_chosen_edited_logp"
 REF_REJECTED_EDITED_LOGP = "ref_rejected_edited_logp"
 # the chosen answer under a corrupted image (train.image_preference)
 REF_CHOSEN_CORRUPT_LOGP = "ref_chosen_corrupt_logp"
+# A pair's columns, once: what the builder writes, then the reference log-probs; the pairs schema
+# below is in this order.
+PAIR_BUILT = (
+    PROMPT_ID,
+    IMAGE_ID,
+    INSTRUCTION,
+    TRUTH,
+    CHOSEN,
+    REJECTED,
+    CHOSEN_ID,
+    REJECTED_ID,
+    CHOSEN_SCORE,
+    REJECTED_SCORE,
+)
+PAIR_LOGPS = (
+    REF_CHOSEN_LOGP,
+    REF_REJECTED_LOGP,
+    REF_CHOSEN_EDITED_LOGP,
+    REF_REJECTED_EDITED_LOGP,
+    REF_CHOSEN_CORRUPT_LOGP,
+)
+PAIR_COLUMNS = PAIR_BUILT + PAIR_LOGPS
+# what a pairs file in our own columns carries (`rlaifv-ray export`, ShapesWorld's held-out pairs):
+# a pair, its scores and reference log-probs, without what only this run's audit reads
+PAIR_FILE = (
+    PROMPT_ID,
+    IMAGE_ID,
+    INSTRUCTION,
+    CHOSEN,
+    REJECTED,
+    CHOSEN_ID,
+    CHOSEN_SCORE,
+    REJECTED_SCORE,
+    REF_CHOSEN_LOGP,
+    REF_REJECTED_LOGP,
+)
 # benchmark answers (prompt_id: the question's id)
 LABEL = "label"  # the right answer, yes | no
 KIND = "kind"  # the question's kind (AMBER: existence / attribute / relation)
@@ -57,6 +93,7 @@ def _schemas():
     import pyarrow as pa
 
     fields = {**_feedback_fields(pa), **_other_fields(pa)}
+    assert tuple(f.name for f in fields["pairs"]) == PAIR_COLUMNS, "the pairs schema and PAIR_COLUMNS differ"
     return {name: pa.schema(columns) for name, columns in fields.items()}
 
 

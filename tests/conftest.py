@@ -278,10 +278,9 @@ def unsharded_training(config, policy: str, work: Path):
     from rlaifv_ray.storage.store import RunStore
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
     from rlaifv_ray.train.fsdp import train_sharded
-    from rlaifv_ray.train.launch import PAIR_COLUMNS
 
     store, t = RunStore(config.run_dir), config.train
-    pairs = store.read_table("iter_000/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+    pairs = store.read_table("iter_000/pairs", S.schema("pairs")).to_pydict()
     examples = pair_examples(pairs, fetch_images(store, "iter_000", pairs[S.IMAGE_ID]))
     model, processor = load_policy(policy, "float32")
     args = dpo_args(t, str(work / "trainer"), world_size=1, seed=config.seed)

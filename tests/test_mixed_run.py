@@ -28,10 +28,9 @@ def _dpo_step0_losses(policy: str, run_dir: str, out_dir: str) -> list[float]:
     from rlaifv_ray.storage.images import fetch_images
     from rlaifv_ray.storage.store import RunStore
     from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
-    from rlaifv_ray.train.launch import PAIR_COLUMNS
 
     store = RunStore(run_dir)
-    pairs = store.read_table("iter_000/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+    pairs = store.read_table("iter_000/pairs", S.schema("pairs")).to_pydict()
     examples = pair_examples(pairs, fetch_images(store, "iter_000", pairs[S.IMAGE_ID]))
     model, processor = load_policy(policy)
     trainer = build_trainer(model, processor, examples, dpo_args(TrainConfig(beta=0.1, batch_size=8), out_dir))

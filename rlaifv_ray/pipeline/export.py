@@ -17,19 +17,6 @@ from ..storage.store import RunStore
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    S.PROMPT_ID,
-    S.IMAGE_ID,
-    S.INSTRUCTION,
-    S.CHOSEN,
-    S.REJECTED,
-    S.CHOSEN_ID,
-    S.CHOSEN_SCORE,
-    S.REJECTED_SCORE,
-    S.REF_CHOSEN_LOGP,
-    S.REF_REJECTED_LOGP,
-]
-
 
 def finished_pairs(store: RunStore) -> list[int]:
     """Iterations of the run whose pairs stage finished."""
@@ -70,7 +57,7 @@ def export_pairs(
     shards = max(1, math.ceil(total / rows_per_shard))
     for old in dest.files(""):
         dest.fs.delete_file(old)
-    buffer: dict[str, list] = {c: [] for c in COLUMNS}
+    buffer: dict[str, list] = {c: [] for c in S.PAIR_FILE}
     written = 0
 
     def flush():
@@ -87,8 +74,8 @@ def export_pairs(
             del buffer[c][:n]
 
     for part in store.files(f"{d}/pairs"):
-        table = pq.read_table(part, filesystem=store.fs, columns=COLUMNS).to_pydict()
-        for c in COLUMNS:
+        table = pq.read_table(part, filesystem=store.fs, columns=S.PAIR_FILE).to_pydict()
+        for c in S.PAIR_FILE:
             buffer[c] += table[c]
         while len(buffer[S.PROMPT_ID]) >= rows_per_shard:
             flush()

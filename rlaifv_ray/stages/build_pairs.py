@@ -106,18 +106,7 @@ class BuildPairs(Stage):
     """Group of one prompt's labelled answers -> its preference pairs (before length balancing)."""
 
     reads = (S.PROMPT_ID, S.ANSWER_ID, S.ANSWER, S.SCORE, S.IMAGE_ID, S.INSTRUCTION)
-    writes = (
-        S.PROMPT_ID,
-        S.IMAGE_ID,
-        S.INSTRUCTION,
-        S.TRUTH,
-        S.CHOSEN,
-        S.REJECTED,
-        S.CHOSEN_ID,
-        S.REJECTED_ID,
-        S.CHOSEN_SCORE,
-        S.REJECTED_SCORE,
-    )
+    writes = S.PAIR_BUILT
     keeps_input_columns = False  # a group of answers in, its pairs out
 
     def __init__(

@@ -3,13 +3,13 @@ pair's image checked to decode; rows without a usable image or answer carry thei
 
 from __future__ import annotations
 
-from ..preference_data import PAIR_COLUMNS, SOURCE, to_pairs
+from ..preference_data import IMPORTED_COLUMNS, SOURCE, to_pairs
 from .base import Stage, to_batch, to_rows
 
 
 class ImportPairs(Stage):
     reads = (SOURCE,)
-    writes = PAIR_COLUMNS
+    writes = IMPORTED_COLUMNS
     keeps_input_columns = False  # a dataset's own columns, in its format, become ours
 
     def __init__(self, fmt: str, max_pixels: int = 1024 * 1024):

@@ -24,21 +24,7 @@ BENCH_OFFSET = 80_000_000
 def synthetic_pairs(n: int, seed: int = 0) -> tuple[dict[str, list], list[bytes]]:
     """N pairs (our columns) and their images: chosen names what is there, rejected adds an object
     that is not (the planted partner when there is one)."""
-    cols = {
-        k: []
-        for k in (
-            S.PROMPT_ID,
-            S.IMAGE_ID,
-            S.INSTRUCTION,
-            S.CHOSEN,
-            S.REJECTED,
-            S.CHOSEN_ID,
-            S.CHOSEN_SCORE,
-            S.REJECTED_SCORE,
-            S.REF_CHOSEN_LOGP,
-            S.REF_REJECTED_LOGP,
-        )
-    }
+    cols = {k: [] for k in S.PAIR_FILE}
     images = []
     for i in range(n):
         index = PAIRS_OFFSET + i

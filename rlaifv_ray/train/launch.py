@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 
-from .. import schema as S
 from ..config import RunConfig
 from ..errors import RlaifvError
 from ..storage.store import RunStore, resume_key
@@ -23,19 +22,6 @@ from ..storage.store import RunStore, resume_key
 log = logging.getLogger(__name__)
 
 RUN_NAME = "dpo"
-PAIR_COLUMNS = [
-    S.PROMPT_ID,
-    S.IMAGE_ID,
-    S.INSTRUCTION,
-    S.CHOSEN,
-    S.REJECTED,
-    S.CHOSEN_ID,
-    S.REF_CHOSEN_LOGP,
-    S.REF_REJECTED_LOGP,
-    S.REF_CHOSEN_EDITED_LOGP,
-    S.REF_REJECTED_EDITED_LOGP,
-    S.REF_CHOSEN_CORRUPT_LOGP,
-]
 
 
 def train_dpo(config: RunConfig, iteration: int, policy: str) -> dict:

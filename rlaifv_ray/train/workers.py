@@ -13,7 +13,6 @@ import tempfile
 from .. import schema as S
 from ..storage.images import fetch_images
 from ..storage.store import RunStore
-from .launch import PAIR_COLUMNS
 
 
 def worker_loop(cfg: dict) -> None:
@@ -29,7 +28,7 @@ def worker_loop(cfg: dict) -> None:
     train = TrainConfig(**cfg["train"])
     torch.set_num_threads(max(1, int(train.num_cpus_per_worker)))  # workers share the node's cores
     store = RunStore(cfg["run_uri"])
-    pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+    pairs = store.read_table(f"{cfg['iter_dir']}/pairs", S.schema("pairs")).to_pydict()
     examples = pair_examples(pairs, fetch_images(store, cfg["iter_dir"], pairs[S.IMAGE_ID]), train, cfg["seed"])
     examples, cfg["probe"] = hold_out(examples, train.heldout_pairs, cfg["seed"])
     model, processor = load_policy(cfg["policy"], _base_dtype(train))
