@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 import time
 
-from .benchmarks import COLUMNS
 from .config import RunConfig
 from .errors import ConfigError, ModelLoadError
+from .metric_names import BENCHMARK, HELDOUT, benchmark_metrics
 from .pipeline.benchmark_answers import check_benchmarks, evaluate_benchmarks
 from .pipeline.dataset_pairs import import_pairs
 from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
 from .stability import ANSWER_SIGNALS, DPO_SIGNALS, collapse, stop_reason, worsening
 from .storage.store import RunStore
-from .toyworld import HELDOUT_COLUMNS
 from .tracking import open_tracking
 from .train.launch import train_dpo
 
@@ -146,7 +145,8 @@ def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback"
     rows = _ordered(summary)
     _record_stop(store, stopped)
     best = _write_best(config, store, rows)
-    write_report(store, rows, _bench_columns(config), best, holistic=config.scoring == "holistic", stopped=stopped)
+    bench = {b.label: BENCHMARK[b.kind] for b in config.eval.benchmarks}
+    write_report(store, rows, bench, best, holistic=config.scoring == "holistic", stopped=stopped)
     tracking.finish(stopped)
     return rows
 
@@ -195,7 +195,7 @@ def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict
         return None
     sign = 1 if select.mode == "min" else -1
     row = min(rows, key=lambda r: (sign * r[select.metric], r["iteration"]))
-    evaluated = [*HELDOUT_COLUMNS, *(f"{b}_{c}" for b, cols in _bench_columns(config).items() for c in cols)]
+    evaluated = [*HELDOUT, *benchmark_metrics(config.eval.benchmarks)]
     best = {
         "iteration": row["iteration"],
         "checkpoint": row["policy"],
@@ -212,10 +212,6 @@ def _write_best(config: RunConfig, store: RunStore, summary: list[dict]) -> dict
         }
     store.write_json(BEST, best)
     return best
-
-
-def _bench_columns(config: RunConfig) -> dict[str, tuple[str, ...]]:
-    return {b.label: COLUMNS[b.kind] for b in config.eval.benchmarks}
 
 
 def _evaluate(config: RunConfig, policy: str, row: int) -> dict | None:
@@ -235,8 +231,8 @@ def _row(
     return {
         "iteration": iteration,
         "policy": policy,
-        **{k: ev.get(k) for k in HELDOUT_COLUMNS},
-        **{f"{name}_{k}": m[k] for name, m in (ev.get("benchmarks") or {}).items() for k in COLUMNS[m["kind"]]},
+        **{k: ev.get(k) for k in HELDOUT},
+        **{f"{name}_{k}": m[k] for name, m in (ev.get("benchmarks") or {}).items() for k in BENCHMARK[m["kind"]]},
         "pairs": (feedback or {}).get("pairs"),
         "pair_accuracy": audit.get("pair_accuracy"),
         "false_claim_rejection": audit.get("false_claim_rejection"),

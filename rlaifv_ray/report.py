@@ -16,18 +16,10 @@ import html
 import io
 
 from . import schema as S
+from .metric_names import FEEDBACK, HELDOUT, TRAINING
 from .stability import SIGNALS
-from .toyworld import HELDOUT_COLUMNS
 
-_COLUMNS = (
-    "iteration",
-    *HELDOUT_COLUMNS,
-    "pairs",
-    "pair_accuracy",
-    "false_claim_rejection",
-    "dpo_steps",
-    "dpo_loss_last",
-)
+_COLUMNS = ("iteration", *HELDOUT, *FEEDBACK, *TRAINING)
 
 
 def write_report(

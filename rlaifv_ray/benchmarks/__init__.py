@@ -16,28 +16,7 @@ from dataclasses import dataclass, field
 from . import amber_gen, chair, mcq, yesno
 from .files import first, items, raise_problems
 
-KINDS = ("pope", "amber_disc", "chair", "amber_gen", "mcq")
 CAPTION_KINDS = ("chair", "amber_gen")
-COLUMNS = {
-    "pope": yesno.COLUMNS,
-    "amber_disc": yesno.COLUMNS,
-    "chair": chair.COLUMNS,
-    "amber_gen": amber_gen.COLUMNS,
-    "mcq": mcq.COLUMNS,
-}
-# which way is better, for picking a checkpoint by a metric
-DIRECTION = {
-    "f1": "max",
-    "accuracy": "max",
-    "chair_s": "min",
-    "chair_i": "min",
-    "recall": "max",
-    "chair": "min",
-    "cover": "max",
-    "hal": "min",
-    "cog": "min",
-    "no_option": "min",
-}
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,6 @@ from __future__ import annotations
 from .files import document, first
 from .objects import Vocabulary, normalize
 
-COLUMNS = ("chair", "cover", "hal", "cog")
-
 
 def _norm(word: str) -> str:
     return " ".join(normalize(word))

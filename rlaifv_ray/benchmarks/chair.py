@@ -17,7 +17,6 @@ import re
 from .files import document, first
 from .objects import Vocabulary
 
-COLUMNS = ("chair_s", "chair_i", "recall", "mean_words")
 _COCO_ID = re.compile(r"(\d+)\.\w+$")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import string
 
-COLUMNS = ("accuracy", "no_option")  # in summary.json, per benchmark
 PROMPT = "Answer with the option's letter from the given choices directly."
 LETTERS = string.ascii_uppercase
 

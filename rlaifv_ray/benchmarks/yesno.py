@@ -8,8 +8,6 @@ amber_disc  AMBER's query file, a JSON list of {id, image, query} (or JSONL), an
 
 from __future__ import annotations
 
-COLUMNS = ("f1", "accuracy", "yes_ratio")  # in summary.json, per benchmark
-
 
 def question_fields(kind: str, item: dict, truth: dict, name: str) -> dict:
     """The Question fields of one file item; ValueError names what is wrong."""

@@ -7,11 +7,10 @@ import json
 import logging
 
 from ..errors import RlaifvError
+from ..metric_names import BENCHMARK_KINDS
 from .common import add_parser, init_ray, model_arg
 
 log = logging.getLogger(__name__)
-
-BENCH_KINDS = ["pope", "amber_disc", "chair", "amber_gen", "mcq"]
 
 
 def add_commands(sub) -> None:
@@ -52,7 +51,7 @@ def add_commands(sub) -> None:
 
 
 def _bench_arguments(e) -> None:
-    e.add_argument("--bench", choices=BENCH_KINDS, help="benchmark kind of --file")
+    e.add_argument("--bench", choices=BENCHMARK_KINDS, help="benchmark kind of --file")
     e.add_argument("--file", help="with --bench: the benchmark file (local or s3://)")
     e.add_argument("--image-root", help="with --bench and --model: folder the file's image names are relative to")
     e.add_argument("--annotations", help="with --bench: AMBER's annotations.json, or COCO instances_*.json (chair)")

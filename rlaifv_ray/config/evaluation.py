@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..metric_names import BENCHMARK_KINDS
 from .fields import LocalPath, Strict
 
 
 class BenchmarkConfig(Strict):
-    kind: Literal["pope", "amber_disc", "chair", "amber_gen", "mcq"] = Field(
+    kind: Literal[BENCHMARK_KINDS] = Field(
         description="pope: JSONL {question_id, image, text, label}; amber_disc / amber_gen: AMBER's discriminative / "
         "generative queries [{id, image, query}] with its annotations.json; chair: JSONL {question_id, "
         "image, text} (describe-the-image prompts, Object HalBench style) with COCO-format annotations; mcq: JSONL "
@@ -75,7 +76,7 @@ class BenchmarkConfig(Strict):
 
 def known_direction(metric: str) -> str | None:
     """min / max for a metric whose better direction is known (benchmark metrics by their suffix)."""
-    from ..benchmarks import DIRECTION
+    from ..metric_names import DIRECTION
     from ..stability import DIRECTION as SIGNALS
 
     known = {**DIRECTION, **SIGNALS}
@@ -153,11 +154,10 @@ class EvalConfig(Strict):
 
     def metrics(self) -> list[str]:
         """The summary.json metrics a run with these benchmarks has."""
-        from ..benchmarks import COLUMNS
+        from ..metric_names import HELDOUT, benchmark_metrics
         from ..stability import SIGNALS
-        from ..toyworld import HELDOUT_COLUMNS
 
-        return [*HELDOUT_COLUMNS, *(f"{b.label}_{c}" for b in self.benchmarks for c in COLUMNS[b.kind]), *SIGNALS]
+        return [*HELDOUT, *benchmark_metrics(self.benchmarks), *SIGNALS]
 
     @model_validator(mode="after")
     def _select_known(self) -> EvalConfig:

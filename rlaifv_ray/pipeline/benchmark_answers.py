@@ -19,9 +19,10 @@ import json
 import logging
 
 from .. import schema as S
-from ..benchmarks import COLUMNS, Benchmark, load_benchmark
+from ..benchmarks import Benchmark, load_benchmark
 from ..config import BenchmarkConfig, ModelSpec, RunConfig, StageResources
 from ..errors import ConfigError
+from ..metric_names import BENCHMARK
 from ..stages.answer_questions import AnswerQuestions
 from ..storage.images import put_images
 from ..storage.store import RunStore, resume_key
@@ -165,7 +166,7 @@ def _score(store: RunStore, bench: BenchmarkConfig, benchmark: Benchmark, tag: s
     store.write_bytes(f"{rel}.scored.jsonl", scored_lines(answered, answers, details))
     log.info(
         f"[{bench.label}] {tag}: "
-        + ", ".join(f"{c} {metrics[c]:.3f}" for c in COLUMNS[bench.kind])
+        + ", ".join(f"{c} {metrics[c]:.3f}" for c in BENCHMARK[bench.kind])
         + (f", {metrics['unanswered']} unanswered" if metrics["unanswered"] else "")
     )
     return metrics

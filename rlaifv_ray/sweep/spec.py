@@ -110,8 +110,6 @@ def load_sweep(path: str | Path) -> Sweep:
 
 def summary_columns(config: RunConfig) -> list[str]:
     """The metrics of RUN/summary.json's rows for CONFIG (driver.py: _row)."""
-    from ..benchmarks import COLUMNS
-    from ..toyworld import HELDOUT_COLUMNS
+    from ..metric_names import FEEDBACK, HELDOUT, benchmark_metrics
 
-    benchmarks = [f"{b.label}_{c}" for b in config.eval.benchmarks for c in COLUMNS[b.kind]]
-    return [*HELDOUT_COLUMNS, *benchmarks, "pairs", "pair_accuracy", "false_claim_rejection", "dpo_loss_last"]
+    return [*HELDOUT, *benchmark_metrics(config.eval.benchmarks), *FEEDBACK, "dpo_loss_last"]

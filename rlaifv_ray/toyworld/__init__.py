@@ -9,7 +9,6 @@ with truth (inputs.py) and the held-out metrics below, which each summary row ca
 from pathlib import Path as _Path
 
 # held-out ShapesWorld metrics of each evaluated policy (pipeline/evaluate.py), in summary.json
-HELDOUT_COLUMNS = ("chair_s", "chair_i", "recall", "mean_words")
 
 # the committed ShapesWorld models (package data: a wheel has them), in the order toy build makes them
 ROLES = ("labeler", "policy", "claim_llm")
