@@ -16,7 +16,7 @@ Hal: share of answers with a hallucinated mention. Cog: hallucination candidates
 from __future__ import annotations
 
 from .files import document, first
-from .objects import Vocabulary, normalize
+from .objects import Tally, Vocabulary, normalize
 
 
 def _norm(word: str) -> str:
@@ -77,8 +77,7 @@ def question_fields(item: dict, truth: dict) -> dict:
 
 
 def score(words: AmberWords, questions, answers: list[str]) -> tuple[dict, list[dict]]:
-    said_total = wrong_total = hal = covered = truth_total = cognized = hallu_total = 0
-    details = []
+    tally, cognized, hallu_total, details = Tally(), 0, 0, []
     for q, answer in zip(questions, answers):
         said = [obj for _, obj in words.vocabulary.mentions(answer)]
         safe = set().union(*(words.names(t) for t in q.truth)) if q.truth else set()
@@ -86,11 +85,7 @@ def score(words: AmberWords, questions, answers: list[str]) -> tuple[dict, list[
         wrong = [w for w in judged if w not in safe]
         missed = [t for t in q.truth if not words.names(t) & set(judged)]
         named_candidates = [h for h in q.hallu if words.names(h) & set(wrong)]
-        said_total += len(said)
-        wrong_total += len(wrong)
-        hal += bool(wrong)
-        covered += len(q.truth) - len(missed)
-        truth_total += len(q.truth)
+        tally.add(answer, len(said), len(wrong), len(q.truth) - len(missed), len(q.truth))
         cognized += len(named_candidates)
         hallu_total += len(q.hallu)
         details.append(
@@ -101,14 +96,14 @@ def score(words: AmberWords, questions, answers: list[str]) -> tuple[dict, list[
                 "candidates_named": named_candidates,
             }
         )
-    n = len(answers)
+    t = tally.metrics()
     metrics = {
-        "n": n,
-        "chair": wrong_total / said_total if said_total else 0.0,
-        "cover": covered / truth_total if truth_total else 0.0,
-        "hal": hal / n if n else 0.0,
+        "n": t["n"],
+        "chair": t["mentions_hallucinated"],
+        "cover": t["objects_covered"],
+        "hal": t["answers_hallucinating"],
         "cog": cognized / hallu_total if hallu_total else 0.0,
-        "mentions": said_total,
-        "mean_words": sum(len(a.split()) for a in answers) / n if n else 0.0,
+        "mentions": t["mentions"],
+        "mean_words": t["mean_words"],
     }
     return metrics, details

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from .files import document, first
-from .objects import Vocabulary
+from .objects import Tally, Vocabulary
 
 _COCO_ID = re.compile(r"(\d+)\.\w+$")
 
@@ -81,30 +81,24 @@ def question_fields(item: dict, images: dict[str, dict]) -> dict:
 
 
 def score(vocabulary: Vocabulary, questions, answers: list[str]) -> tuple[dict, list[dict]]:
-    n = len(answers)
-    said_total = wrong_total = bad_answers = hit = truth_total = words = 0
-    details = []
+    tally, details = Tally(), []
     for q, answer in zip(questions, answers):
         truth = set(q.truth)
         said = vocabulary.mentions(answer)
         wrong = [obj for _, obj in said if obj not in truth]
         named = {obj for _, obj in said}
-        said_total += len(said)
-        wrong_total += len(wrong)
-        bad_answers += bool(wrong)
-        hit += len(truth & named)
-        truth_total += len(truth)
-        words += len(answer.split())
+        tally.add(answer, len(said), len(wrong), len(truth & named), len(truth))
         details.append(
             {"mentions": [list(m) for m in said], "hallucinated": sorted(set(wrong)), "missed": sorted(truth - named)}
         )
+    t = tally.metrics()
     metrics = {
-        "n": n,
-        "chair_s": bad_answers / n if n else 0.0,
-        "chair_i": wrong_total / said_total if said_total else 0.0,
-        "recall": hit / truth_total if truth_total else 0.0,
-        "mean_words": words / n if n else 0.0,
-        "mentions": said_total,
-        "hallucinated_mentions": wrong_total,
+        "n": t["n"],
+        "chair_s": t["answers_hallucinating"],
+        "chair_i": t["mentions_hallucinated"],
+        "recall": t["objects_covered"],
+        "mean_words": t["mean_words"],
+        "mentions": t["mentions"],
+        "hallucinated_mentions": t["hallucinated_mentions"],
     }
     return metrics, details

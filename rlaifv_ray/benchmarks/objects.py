@@ -12,6 +12,7 @@ CHAIR's singularize does.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -106,3 +107,42 @@ class Vocabulary:
                 i += 1
         named = {obj for _, _, obj in found}
         return [(said, obj) for key, said, obj in found if self.drop_when.get(key) not in named]
+
+
+@dataclass
+class Tally:
+    """What CHAIR and AMBER's generative metrics both count over a benchmark's answers."""
+
+    answers: int = 0
+    mentions: int = 0  # object mentions judged, repeats included
+    wrong: int = 0  # ... of objects not in the image
+    answers_wrong: int = 0  # answers with at least one
+    covered: int = 0  # the image's objects an answer names
+    truth: int = 0  # the image's objects
+    words: int = 0
+
+    def add(self, answer: str, mentions: int, wrong: int, covered: int, truth: int) -> None:
+        self.answers += 1
+        self.mentions += mentions
+        self.wrong += wrong
+        self.answers_wrong += wrong > 0
+        self.covered += covered
+        self.truth += truth
+        self.words += len(answer.split())
+
+    def metrics(self) -> dict:
+        """Hallucinated answers (CHAIRs, AMBER's Hal) and mentions (CHAIRi, AMBER's CHAIR), the
+        image's objects named (recall, Cover), mean words; each 0.0 over nothing."""
+
+        def share(a: int, b: int) -> float:
+            return a / b if b else 0.0
+
+        return {
+            "n": self.answers,
+            "answers_hallucinating": share(self.answers_wrong, self.answers),
+            "mentions_hallucinated": share(self.wrong, self.mentions),
+            "objects_covered": share(self.covered, self.truth),
+            "mean_words": share(self.words, self.answers),
+            "mentions": self.mentions,
+            "hallucinated_mentions": self.wrong,
+        }
