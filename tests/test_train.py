@@ -400,3 +400,25 @@ def test_lora_on_a_sharded_base_on_gpus(toy_models, ray_local, tmp_path):
     assert result["steps"] == 3 and steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-2)  # bf16 compute
     assert all(math.isfinite(s["loss"]) for s in steps) and steps[2]["loss"] != steps[0]["loss"]
     assert load_policy(result["checkpoint"])[0] is not None
+
+
+def test_trl_outside_the_checked_range_fails_at_import_with_what_to_install():
+    from rlaifv_ray.train.trl_seam import TrlVersionError, check_trl_version
+
+    check_trl_version("1.16.3")
+    for version in ("1.15.0", "1.17.0", "2.0.0", "main"):
+        with pytest.raises(TrlVersionError, match=r"pip install 'trl>=1\.16,<1\.17'"):
+            check_trl_version(version)
+
+
+def test_train_settings_reach_trl_under_its_names():
+    from rlaifv_ray.train.dpo import dpo_args
+
+    train = TrainConfig(
+        beta=0.2, lr=1e-5, epochs=3, batch_size=8, warmup_ratio=0.1, lr_scheduler_type="linear", weight_decay=0.0
+    )
+    args = dpo_args(train, "/tmp/unused", world_size=2)
+    assert (args.beta, args.learning_rate, args.num_train_epochs) == (0.2, 1e-5, 3)
+    assert (args.lr_scheduler_type, args.weight_decay, args.warmup_steps) == ("linear", 0.0, 0.1)
+    assert args.per_device_train_batch_size == 4  # the global batch over 2 workers
+    assert args.get_warmup_steps(40) == 4

@@ -39,6 +39,12 @@ class ImagePreferenceConfig(Strict):
 
 
 class TrainConfig(Strict):
+    """DPO's settings. Where a field is TRL's (DPOConfig) it has TRL's name; the others say what they
+    become there: lr is learning_rate, epochs num_train_epochs, batch_size the global batch (TRL's
+    per_device_train_batch_size times the workers), warmup_ratio TRL's warmup_steps (below 1, a share of
+    the steps), sft_weight an `sft` term in loss_type with its loss_weights, checkpoint_steps save_steps.
+    The same settings drive strategy fsdp's own loop (train/fsdp.py, train/optim.py)."""
+
     beta: float = Field(0.1, gt=0, description="DPO beta.")
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "sigmoid_norm", "apo_zero", "apo_down"] = Field(
         "sigmoid", description="TRL's preference loss (DPOConfig.loss_type); sigmoid is DPO's, the paper's."
@@ -58,7 +64,13 @@ class TrainConfig(Strict):
     )
     epochs: int = Field(1, ge=1, description="Epochs over each iteration's pairs.")
     batch_size: int = Field(8, ge=1, description="Global batch size (pairs per optimizer step), split over workers.")
-    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warm-up (cosine after).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warm-up.")
+    lr_scheduler_type: Literal["cosine", "linear", "constant_with_warmup"] = Field(
+        "cosine", description="The learning rate after warm-up (transformers' schedules, TRL's lr_scheduler_type)."
+    )
+    weight_decay: float = Field(
+        0.01, ge=0, lt=1, description="AdamW's weight decay, on every trainable weight but biases and norms."
+    )
     workers: int = Field(1, ge=1, description="Ray Train workers (data parallel).")
     use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
     gpu_memory_gb: float | None = Field(

@@ -21,6 +21,8 @@ from ..media import corruption_seed
 from ..pair_diff import weighted
 from .lora import VISION_TOWER_NAMES as _VISION_TOWER_NAMES
 from .lora import _load_adapter, is_peft, lora_config
+from .optim import adamw, lr_schedule
+from .trl_seam import ResumeHook, no_reference_model, use_stored_reference
 from .variants import IMAGE_REF_KEYS, VariantLosses, token_weights
 
 # Where the image encoder sits (lora.VISION_TOWER_NAMES), and the projectors that some families
@@ -128,33 +130,35 @@ class PrecomputedRefCollator(DataCollatorForVisionPreference):
         return out
 
 
-class PrecomputedRefDPOTrainer(VariantLosses, DPOTrainer):
+class PrecomputedRefDPOTrainer(VariantLosses, ResumeHook, DPOTrainer):
     """TRL's DPO trainer on stored reference log-probs, plus token weights and two terms of mDPO
     (`image_weight`: the image-conditioned preference; `anchor`: the chosen reward kept positive),
     added by VariantLosses (train/variants.py)."""
 
     def __init__(self, *args, processing_class, image_weight: float = 0.0, anchor: bool = False, **kwargs):
-        import trl.trainer.dpo_trainer as trl_dpo
-
         kwargs.setdefault("data_collator", PrecomputedRefCollator(processor=processing_class))
-        # Without a ref_model TRL loads a second copy of the policy as the reference; we never use
-        # it, so its loader returns nothing while the trainer is built (every later use is guarded
-        # by `ref_model is not None`).
-        load = trl_dpo.create_model_from_path
-        trl_dpo.create_model_from_path = lambda *a, **k: None
-        try:
+        with no_reference_model():  # the pairs carry its log-probs (train/trl_seam.py)
             super().__init__(*args, processing_class=processing_class, **kwargs)
-        finally:
-            trl_dpo.create_model_from_path = load
-        self.ref_model = None
-        # TRL's loss then reads ref_chosen_logps / ref_rejected_logps from each batch
-        self.precompute_ref_logps = True
+        use_stored_reference(self)
         self.image_weight, self.anchor = image_weight, anchor
         self._weights, self._seen = None, None
         self.model.register_forward_hook(self._weigh_tokens)
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        model = model if model is not None else self.model
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer, as train/fsdp.py's loop builds it (train/optim.py)."""
+        if self.optimizer is None:
+            self.optimizer = adamw(model or self.model, self.args.learning_rate, self.args.weight_decay)
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None:
+            self.lr_scheduler = lr_schedule(
+                optimizer or self.optimizer, self.args.lr_scheduler_type, self.args.warmup_steps, num_training_steps
+            )
+        return self.lr_scheduler
+
+    def load_checkpoint(self, resume_from_checkpoint: str, model) -> None:
+        """A resumed run's weights (Trainer's resume, through trl_seam.ResumeHook)."""
         if is_peft(model):
             return _load_adapter(model, resume_from_checkpoint)
         return self._load_full_weights(resume_from_checkpoint, model)
@@ -193,9 +197,9 @@ def dpo_args(train, output_dir: str, world_size: int = 1, seed: int = 0, save_st
         loss_type=[train.loss_type] + (["sft"] if train.sft_weight else []),
         loss_weights=[1.0, train.sft_weight] if train.sft_weight else None,
         learning_rate=train.lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=train.warmup_ratio,
-        weight_decay=0.01,
+        lr_scheduler_type=train.lr_scheduler_type,
+        warmup_steps=train.warmup_ratio,  # transformers 5: a value below 1 is a share of the steps
+        weight_decay=train.weight_decay,
         num_train_epochs=train.epochs,
         per_device_train_batch_size=per_device,
         max_length=None,  # truncation would cut image tokens

@@ -24,7 +24,6 @@ back to DDP), so HF Trainer cannot be tested sharded here; the loss itself stays
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -94,18 +93,17 @@ def train_sharded(
     group (one process, an unsharded model) it is the same loop: the reference the tests compare to."""
     import copy
 
-    import torch
     from torch.distributed.checkpoint.state_dict import get_state_dict
-    from transformers import get_cosine_schedule_with_warmup
 
     from .lora import is_peft
+    from .optim import adamw, lr_schedule
+    from .trl_seam import step_metrics
 
     model = trainer.model
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=0.01)
+    optimizer = adamw(model, train.lr, train.weight_decay)
     plan = batches(len(examples), train.batch_size, rank, world, seed, train.epochs)
-    warmup = math.ceil(train.warmup_ratio * len(plan))
-    schedule = get_cosine_schedule_with_warmup(optimizer, warmup, len(plan))
+    schedule = lr_schedule(optimizer, train.lr_scheduler_type, train.warmup_ratio, len(plan))
     history, start = [], 0
     adapters_only = is_peft(model)  # the frozen base is the policy's: not checkpointed
 
@@ -126,8 +124,8 @@ def train_sharded(
         lr = schedule.get_last_lr()[0]
         loss, grad_norm = _step(trainer, model, batch, params, optimizer, schedule)
         # TRL's own step metrics (rewards/*, logps/*), as the HF Trainer logs them under ddp
-        trl = {k: v[-1] for k, v in trainer._metrics["train"].items() if k.startswith(("rewards/", "logps/"))}
-        trainer._metrics["train"].clear()
+        trl = {k: v[-1] for k, v in step_metrics(trainer, "train").items() if k.startswith(("rewards/", "logps/"))}
+        step_metrics(trainer, "train").clear()
         history.append({"step": step + 1, "loss": loss, "grad_norm": grad_norm, "learning_rate": lr, **trl})
         path = None
         if (step + 1) % train.checkpoint_steps == 0 or step + 1 == len(plan):

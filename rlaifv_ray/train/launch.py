@@ -77,6 +77,8 @@ _ADDED_FIELDS = {
     "token_weight": None,
     "image_preference": None,
     "anchor": False,
+    "lr_scheduler_type": "cosine",
+    "weight_decay": 0.01,
 }
 
 

@@ -33,9 +33,10 @@ def probe_signals(trainer, examples: list[dict], held_out: bool, beta: float) ->
     import copy
     import math
 
+    from .trl_seam import step_metrics
     from .variants import to_device
 
-    model, metrics = trainer.model, trainer._metrics["eval"]
+    model, metrics = trainer.model, step_metrics(trainer, "eval")
     was_training = model.training
     model.eval()
     metrics.clear()

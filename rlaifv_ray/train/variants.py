@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..pair_diff import edited
+from .trl_seam import log_metric
 
 IMAGE_REF_KEYS = ("ref_chosen_corrupt_logps", "ref_chosen_whole_logps")
 
@@ -72,8 +73,7 @@ class VariantLosses:
                 - (corrupt_logps - image_refs["ref_chosen_corrupt_logps"])
             )
             loss = loss - self.image_weight * torch.nn.functional.logsigmoid(margin).mean()
-            mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["rewards/image_margins"].append(self.accelerator.gather(margin.detach()).mean().item())
+            log_metric(self, "rewards/image_margins", self.accelerator.gather(margin.detach()).mean().item())
         return (loss, result[1]) if return_outputs else loss
 
 
