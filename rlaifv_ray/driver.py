@@ -82,10 +82,13 @@ def record_run(config: RunConfig) -> None:
 
 
 def run(config: RunConfig) -> list[dict]:
-    preflight(config)
+    """The loop, on a config its caller has checked (preflight, before Ray starts: `rlaifv-ray run`
+    and `sweep`)."""
     with RunStore(config.run_dir).reachable() as store:
         return _iterate(
-            config, store, lambda k, policy: run_feedback(config, k, policy, config.data.input, sampler(config))
+            config,
+            store,
+            lambda k, policy: run_feedback(config, k, policy, config.data.input, sampler(config), store=store),
         )
 
 
@@ -99,9 +102,10 @@ def train_on_pairs(config: RunConfig, pairs: str) -> list[dict]:
     """One iteration whose pairs come from a dataset (rlaifv or trl format): import with reference
     log-probs from the starting policy, DPO, evaluate; resumable like `run`."""
     config = config.model_copy(update={"iterations": 1})
-    preflight(config, needs_input=False)
     with RunStore(config.run_dir).reachable() as store:
-        return _iterate(config, store, lambda k, policy: import_pairs(config, k, policy, pairs), step="import pairs")
+        return _iterate(
+            config, store, lambda k, policy: import_pairs(config, k, policy, pairs, store=store), step="import pairs"
+        )
 
 
 def _iterate(config: RunConfig, store: RunStore, collect, step: str = "feedback") -> list[dict]:

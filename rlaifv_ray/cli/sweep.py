@@ -55,6 +55,7 @@ def _sweep(args) -> int:
     from pathlib import Path
 
     from .. import logs
+    from ..driver import preflight
     from ..errors import ConfigError
     from ..pipeline.sweep_runs import run_sweep
     from ..storage.store import RunStore
@@ -65,6 +66,8 @@ def _sweep(args) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError("sweep: --max-concurrent must be >= 1")
     sweep = load_sweep(args.sweep)  # every run's config validated before Ray starts
+    for run in sweep.runs:  # ... and checked the way `run` checks one (driver.preflight)
+        preflight(run.config)
     init_ray()
     store = RunStore(sweep.out)
     store.write_bytes("sweep.yaml", Path(args.sweep).read_bytes())

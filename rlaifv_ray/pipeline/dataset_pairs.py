@@ -69,7 +69,7 @@ class ImportRun(FeedbackRun):
     reuses the feedback run's stage adapter, storage and resume manifests."""
 
     def __post_init__(self):
-        self.store = RunStore(self.config.run_dir)
+        self.store = self.store or RunStore(self.config.run_dir)
         self.dir = f"iter_{self.iteration:03d}"
         self.fmt, self.shards = dataset_files(self.input_spec)
         from ..stages.import_pairs import ImportPairs
@@ -164,7 +164,10 @@ def _read_row_group(batch, root: str):
             yield pa.Table.from_batches([part]).append_column(SOURCE, pa.array(ids, pa.string()))
 
 
-def import_pairs(config: RunConfig, iteration: int, policy: str, path: str) -> dict:
-    """Import (or resume importing) the pairs at PATH as iteration K's pairs; returns its metrics."""
-    with RunStore(config.run_dir).reachable():
-        return ImportRun(config, iteration, policy, path).run()
+def import_pairs(config: RunConfig, iteration: int, policy: str, path: str, store: RunStore | None = None) -> dict:
+    """Import (or resume importing) the pairs at PATH as iteration K's pairs; returns its metrics.
+    STORE: the run's, opened by the caller (the driver)."""
+    if store is not None:
+        return ImportRun(config, iteration, policy, path, store=store).run()
+    with RunStore(config.run_dir).reachable() as store:
+        return ImportRun(config, iteration, policy, path, store=store).run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import schema as S
 from ..config import RunConfig
@@ -78,10 +78,10 @@ class FeedbackRun:
     policy: str  # the reference (and a self-labeler): the policy this iteration trains
     input_spec: str
     sampler: str | None = None  # who samples the candidates, when not the policy (schedule one_shot)
-    store: RunStore = field(init=False)
+    store: RunStore | None = None  # the run's, when its caller holds it open
 
     def __post_init__(self):
-        self.store = RunStore(self.config.run_dir)
+        self.store = self.store or RunStore(self.config.run_dir)
         self.dir = f"iter_{self.iteration:03d}"
         self.source = PromptSource(self.input_spec)
         self.sampler = self.sampler or self.policy
@@ -278,10 +278,19 @@ def _read_parts(batch, run_uri: str, columns: list[str] | None = None):
     return pa.concat_tables([pq.read_table(p, filesystem=fs, columns=columns) for p in paths])
 
 
-def run_feedback(config: RunConfig, iteration: int, policy: str, input_spec: str, sampler: str | None = None) -> dict:
+def run_feedback(
+    config: RunConfig,
+    iteration: int,
+    policy: str,
+    input_spec: str,
+    sampler: str | None = None,
+    store: RunStore | None = None,
+) -> dict:
     """Run (or resume) one iteration's feedback collection; returns its metrics. SAMPLER: the model
-    that samples the candidates, when not POLICY."""
+    that samples the candidates, when not POLICY; STORE: the run's, opened by the caller (the driver)."""
     if config.models.labeler_mode == "ground_truth" and PromptSource(input_spec).truth is None:
         raise ConfigError(f"models.labeler_mode ground_truth needs ShapesWorld input (toy:N), got {input_spec!r}")
-    with RunStore(config.run_dir).reachable():
-        return FeedbackRun(config, iteration, policy, input_spec, sampler).run()
+    if store is not None:
+        return FeedbackRun(config, iteration, policy, input_spec, sampler, store).run()
+    with RunStore(config.run_dir).reachable() as store:
+        return FeedbackRun(config, iteration, policy, input_spec, sampler, store).run()
