@@ -142,11 +142,12 @@ def pipeline(config, spec):
 def official(config, spec):
     """(b): stage by stage to completion, one request at a time, labels by generating a word."""
     from rlaifv_ray import schema as S
-    from rlaifv_ray.engines import GenerateRequest, SamplingParams, derive_seed
+    from rlaifv_ray.engines import GenerateRequest, SamplingParams
     from rlaifv_ray.engines.base import user_message
     from rlaifv_ray.inputs import read_prompts
     from rlaifv_ray.media import load_image
     from rlaifv_ray.prompts import LABEL_PROMPT
+    from rlaifv_ray.seeds import derive_seed
 
     sample, claims, label, reference = _stages(config, threads=os.cpu_count() or 1)
     prompts = read_prompts(spec, 0, config.seed)

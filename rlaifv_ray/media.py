@@ -65,10 +65,9 @@ CORRUPTIONS = ("crop", "noise", "blank")
 def corruption_seed(run_seed: int, prompt_id: str, chosen_id: str) -> int:
     """The seed of a pair's corrupted image, which the reference stage and DPO both derive: same
     pair, same pixels, on any worker."""
-    import hashlib
+    from .seeds import derive_seed
 
-    digest = hashlib.sha256(f"{run_seed}/corrupt/{prompt_id}/{chosen_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    return derive_seed(run_seed, "corrupt", prompt_id, chosen_id)
 
 
 def corrupt_image(image, kind: str, seed: int):

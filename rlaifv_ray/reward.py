@@ -16,7 +16,8 @@ import random
 from dataclasses import dataclass
 
 from .engines import LogprobRequest, SamplingParams, load_engine
-from .engines.base import GenerateRequest, derive_seed, user_message
+from .engines.base import GenerateRequest, user_message
+from .seeds import derive_seed
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,9 @@ def test_one_shot_samples_every_iteration_from_the_starting_policy(tmp_path, toy
 
 def test_holistic_scoring_asks_one_question_per_answer_and_scores_its_yes_probability():
     from rlaifv_ray.prompts import HOLISTIC_QUESTION
-    from rlaifv_ray.stages.build_pairs import BuildPairs, holistic_score
+    from rlaifv_ray.stages.build_pairs import BuildPairs
     from rlaifv_ray.stages.extract_claims import ExtractClaims
+    from rlaifv_ray.stages.scores import holistic_score
 
     answers = ["There is a red circle.", "A blue square."]
     out = ExtractClaims(mode="holistic")({S.ANSWER: answers})

@@ -4,9 +4,10 @@ import pytest
 
 from rlaifv_ray import schema as S
 from rlaifv_ray.prompts import parse_list
-from rlaifv_ray.stages.build_pairs import BuildPairs, Scored, length_balance, pairs_for_prompt, score
+from rlaifv_ray.stages.build_pairs import BuildPairs, Scored, length_balance, pairs_for_prompt
 from rlaifv_ray.stages.extract_claims import ExtractClaims
 from rlaifv_ray.stages.label_claims import GroundTruthLabels
+from rlaifv_ray.stages.scores import score
 
 
 def test_score_counts_rejected_claims_and_excludes_claimless_answers():

@@ -11,7 +11,6 @@ from .base import (
     SamplingParams,
     SequenceLogprobs,
     YesNoRequest,
-    derive_seed,
 )
 
 
@@ -49,6 +48,5 @@ __all__ = [
     "SamplingParams",
     "SequenceLogprobs",
     "YesNoRequest",
-    "derive_seed",
     "load_engine",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,12 +60,6 @@ class Engine(Protocol):
         ...
 
     def sequence_logprobs(self, requests: list[LogprobRequest]) -> list[SequenceLogprobs]: ...
-
-
-def derive_seed(*parts) -> int:
-    """A stable 63-bit seed from parts (run seed, prompt id, sample index): reproducible anywhere."""
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def user_message(text: str, with_image: bool) -> list[dict]:

@@ -24,7 +24,8 @@ import time
 import zlib
 
 from ..locations import sim_size
-from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest, derive_seed
+from ..seeds import derive_seed
+from .base import GenerateRequest, LogprobRequest, SequenceLogprobs, YesNoRequest
 
 DECODE_8B_TOKENS_PER_S = 12_500.0  # Llama 3.1 8B BF16, 1x H100 (module docstring)
 DECODE_EXPONENT = math.log(12_500 / 460) / math.log(70 / 8)  # through Llama 3.1 70B FP8, 460 tok/s

@@ -65,7 +65,7 @@ class TeedStage:
             return pa.table({"rows": [0]}) if self.sink else self.schema.empty_table()
         t0, started = time.perf_counter(), time.time()
         batch = table.to_pydict()
-        ids = row_ids(batch)
+        ids = self.stage_fn.row_ids(batch)
         if self.fetches_images:
             from ..storage.images import fetch_images
 
@@ -138,16 +138,6 @@ class TeedStage:
                 for k in keys:
                     merged[k] += list(o.get(k) or [None] * m)
             return merged, cause
-
-
-def row_ids(batch: dict) -> list[str]:
-    from ..preference_data import SOURCE
-
-    if SOURCE in batch:  # rows of an imported dataset
-        return list(batch[SOURCE])
-    if S.CHOSEN_ID in batch:
-        return [f"{c}>{r}" for c, r in zip(batch[S.CHOSEN_ID], batch[S.REJECTED_ID])]
-    return list(batch[S.ANSWER_ID] if S.ANSWER_ID in batch else batch[S.PROMPT_ID])
 
 
 def _name(ids: list[str]) -> str:

@@ -26,6 +26,13 @@ class Stage:
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         raise NotImplementedError
 
+    def row_ids(self, batch: dict[str, list]) -> list[str]:
+        """Each input row's id (what names a batch's part and commits it: pipeline/teed_stage.py): a
+        pair's chosen>rejected, else its answer's, else its prompt's."""
+        if S.CHOSEN_ID in batch:
+            return [f"{c}>{r}" for c, r in zip(batch[S.CHOSEN_ID], batch[S.REJECTED_ID])]
+        return list(batch[S.ANSWER_ID] if S.ANSWER_ID in batch else batch[S.PROMPT_ID])
+
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         S.require_columns(batch, self.reads, type(self).__name__)
         rows = to_rows(batch)

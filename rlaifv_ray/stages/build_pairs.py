@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .. import schema as S
-from ..engines.base import derive_seed
+from ..seeds import derive_seed
 from .base import Stage
 
 
@@ -16,22 +16,6 @@ class Scored:
     answer_id: str
     answer: str
     score: int  # S = -(number of rejected claims); scoring holistic: the yes-probability in thousandths
-
-
-def score(verdicts: list[bool]) -> int | None:
-    """S = -rejected claims; an answer with no claims gets no score (excluded from pairs)."""
-    if not verdicts:
-        return None
-    return -sum(1 for accepted in verdicts if not accepted)
-
-
-def holistic_score(probs: list[tuple[float, float]]) -> int | None:
-    """scoring holistic: the labeler's yes-probability for "is this description accurate?", of yes
-    and no together, in thousandths (scores are integers; pairs.min_p_gap is scaled alike)."""
-    if not probs or sum(probs[0]) <= 0:
-        return None
-    p_yes, p_no = probs[0]
-    return round(1000 * p_yes / (p_yes + p_no))
 
 
 def pairs_for_prompt(prompt_id: str, answers: list[Scored], min_gap: int, max_pairs: int, run_seed: int):

@@ -11,9 +11,10 @@ and its question asks whether the whole description is accurate.
 from __future__ import annotations
 
 from .. import schema as S
-from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
+from ..engines import GenerateRequest, SamplingParams, load_engine
 from ..engines.base import user_message
 from ..prompts import HOLISTIC_QUESTION, PROMPT_SETS, bullets, parse_list
+from ..seeds import derive_seed
 from ._limits import TokenBound
 from .base import Stage
 

@@ -15,6 +15,9 @@ class ImportPairs(Stage):
     def __init__(self, fmt: str, max_pixels: int = 1024 * 1024):
         self.fmt, self.max_pixels = fmt, max_pixels
 
+    def row_ids(self, batch: dict[str, list]) -> list[str]:
+        return list(batch[SOURCE])  # FILE#ROW: a dataset's rows have no id of ours yet
+
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
         pairs = to_rows(to_pairs(to_batch(rows, list(rows[0]) if rows else [SOURCE]), self.fmt))
         self.decode(pairs)  # at the reference stage's size: what fails here would fail there

@@ -11,9 +11,11 @@ from __future__ import annotations
 import random
 
 from .. import schema as S
-from ..engines import YesNoRequest, derive_seed, load_engine
+from ..engines import YesNoRequest, load_engine
 from ..prompts import LABEL_PROMPT
+from ..seeds import derive_seed
 from .base import Stage
+from .scores import holistic_score, score
 
 
 class LabelClaims(Stage):
@@ -75,8 +77,6 @@ class GroundTruthLabels(Stage):
 
 
 def _fill(row: dict, probs: list[tuple[float, float]], holistic: bool = False) -> None:
-    from .build_pairs import holistic_score, score
-
     row[S.P_YES] = [y for y, _ in probs]
     row[S.P_NO] = [n for _, n in probs]
     row[S.ACCEPTED] = [y > n for y, n in probs]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .. import schema as S
-from ..engines import GenerateRequest, SamplingParams, derive_seed, load_engine
+from ..engines import GenerateRequest, SamplingParams, load_engine
 from ..engines.base import user_message
+from ..seeds import derive_seed
 from ._limits import TokenBound
 from .base import Stage
 

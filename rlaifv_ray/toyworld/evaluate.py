@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..engines.base import GenerateRequest, SamplingParams, YesNoRequest, derive_seed, user_message
+from ..engines.base import GenerateRequest, SamplingParams, YesNoRequest, user_message
 from ..prompts import LABEL_PROMPT, SHAPESWORLD, bullets, parse_list
+from ..seeds import derive_seed
 from .data import HELDOUT_OFFSET, claim_examples, qa_examples
 from .metrics import hallucination_metrics, mentions, planted_share
 from .text import BIAS_PAIRS, INSTRUCTIONS, question_for
