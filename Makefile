@@ -35,6 +35,7 @@ PYTEST := RAY_AUTH_MODE=disabled $(PY) -m pytest -q --durations=12
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 test: lint
 	$(PYTEST) -m "not slow and not faults and not cluster" tests

@@ -38,9 +38,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from rlaifv_ray.config import apply_override, validate_config
-    from rlaifv_ray.toyworld import PRETRAINED
+    from rlaifv_ray.locations import TOY_MODELS
 
-    models = Path(args.models) if args.models else PRETRAINED
+    models = Path(args.models) if args.models else TOY_MODELS
     spec = f"toy:{args.prompts}"
     result = {"prompts": args.prompts, "n": args.n, "cpus": os.cpu_count(), "overrides": args.set}
     with tempfile.TemporaryDirectory() as tmp:

@@ -114,15 +114,15 @@ def _bodies(candidates: int) -> list[bytes]:
 
 def _configs(args) -> dict:
     from rlaifv_ray.config import validate_config
-    from rlaifv_ray.toyworld import PRETRAINED
+    from rlaifv_ray.locations import TOY_MODELS
 
     return {
         mode: validate_config(
             {
                 "run_dir": "/tmp/bench-serve",
-                "models": {"policy": {"path": str(PRETRAINED / "policy")}, "labeler_mode": "self", "claims": "rules"},
+                "models": {"policy": {"path": str(TOY_MODELS / "policy")}, "labeler_mode": "self", "claims": "rules"},
                 "serve": {
-                    "reference": str(PRETRAINED / "policy"),
+                    "reference": str(TOY_MODELS / "policy"),
                     "max_batch_size": batch,
                     "num_cpus": args.replica_cpus,
                     "num_gpus": args.replica_gpus,
@@ -175,11 +175,11 @@ def _engine_only(bodies: list[bytes], threads: int, score_batch: int, rounds: in
     import torch
     from PIL import Image
 
+    from rlaifv_ray.locations import TOY_MODELS
     from rlaifv_ray.reward import Ranker
-    from rlaifv_ray.toyworld import PRETRAINED
 
     torch.set_num_threads(threads)
-    ranker = Ranker.load(str(PRETRAINED / "policy"), str(PRETRAINED / "policy"), 0.1, batch_size=score_batch)
+    ranker = Ranker.load(str(TOY_MODELS / "policy"), str(TOY_MODELS / "policy"), 0.1, batch_size=score_batch)
     items = []
     for i in range(32):
         body = json.loads(bodies[i % len(bodies)])

@@ -81,6 +81,13 @@ def record_run(config: RunConfig) -> None:
     logs.to_run_dir(config.run_dir)
 
 
+def run_recorded(config: RunConfig) -> list[dict]:
+    """A run of a sweep, in its own process: its config and log lines recorded in its run dir, then
+    the loop (pipeline/sweep_runs.py calls it)."""
+    record_run(config)
+    return run(config)
+
+
 def run(config: RunConfig) -> list[dict]:
     """The loop, on a config its caller has checked (preflight, before Ray starts: `rlaifv-ray run`
     and `sweep`)."""

@@ -52,17 +52,20 @@ def sim_size(model: str) -> float:
     return float(m.group(1))
 
 
+# the committed ShapesWorld models (package data: a wheel has them), in the order `toy build` makes them
+TOY_ROLES = ("labeler", "policy", "claim_llm")
+TOY_MODELS = Path(__file__).resolve().parent / "toyworld" / "pretrained"
+
+
 def _toy_model(role: str) -> str:
     """The committed ShapesWorld model of ROLE (package data: found from a clone or a wheel alike)."""
-    from .toyworld import PRETRAINED, ROLES
-
-    if role not in ROLES:
-        raise ValueError(f"toy:{role}: the ShapesWorld models are toy:{', toy:'.join(ROLES)}")
-    if not (PRETRAINED / role / "config.json").is_file():
+    if role not in TOY_ROLES:
+        raise ValueError(f"toy:{role}: the ShapesWorld models are toy:{', toy:'.join(TOY_ROLES)}")
+    if not (TOY_MODELS / role / "config.json").is_file():
         raise ValueError(
-            f"toy:{role}: {PRETRAINED / role} is missing; `rlaifv-ray toy build --out {PRETRAINED}` rebuilds it"
+            f"toy:{role}: {TOY_MODELS / role} is missing; `rlaifv-ray toy build --out {TOY_MODELS}` rebuilds it"
         )
-    return str(PRETRAINED / role)
+    return str(TOY_MODELS / role)
 
 
 def resolve_local_path(value: str, base: str | Path) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from rlaifv_ray.toyworld import PRETRAINED
+from rlaifv_ray.locations import TOY_MODELS
 from tests.conftest import REPO
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
@@ -51,5 +51,5 @@ def test_readme_config_command_prints_the_resolved_config(tmp_path):
     out = _cli(readme_command("rlaifv-ray config toy"), repo, timeout=120)
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
-    assert config["models"]["policy"]["path"] == str(PRETRAINED / "policy")
+    assert config["models"]["policy"]["path"] == str(TOY_MODELS / "policy")
     assert config["run_dir"] == str(repo / "runs" / "toy")

@@ -154,12 +154,12 @@ def _demo(args) -> int:
     from pathlib import Path
 
     from ..config import load_config
-    from ..toyworld import PRETRAINED, ROLES
+    from ..locations import TOY_MODELS, TOY_ROLES
     from ..toyworld.build import build
     from ..toyworld.datasets import write_benchmark
 
-    models = Path(args.models) if args.models else PRETRAINED
-    if not all((models / r / "config.json").exists() for r in ROLES):
+    models = Path(args.models) if args.models else TOY_MODELS
+    if not all((models / r / "config.json").exists() for r in TOY_ROLES):
         log.info(f"demo: building ShapesWorld models in {models} (about 15 minutes on 2 cores)")
         build(models)
     # POPE-, AMBER-, Object-HalBench- and MMStar-format benchmarks from ShapesWorld truth, answered by
@@ -176,7 +176,7 @@ def _demo(args) -> int:
         f"run_dir={args.workdir}",
         f"eval.benchmarks={json.dumps(benchmarks)}",
         'eval.select={"metric": "objhal_chair_s", "guard": {"metric": "shapes_mcq_accuracy", "max_drop": 0.05}}',
-        *(f"models.{r}.path={models / r}" for r in ROLES),
+        *(f"models.{r}.path={models / r}" for r in TOY_ROLES),
         *args.set,
     ]
     config = load_config("toy", overrides)  # the shipped config: package data, so a wheel install has it

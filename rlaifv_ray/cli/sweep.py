@@ -55,7 +55,7 @@ def _sweep(args) -> int:
     from pathlib import Path
 
     from .. import logs
-    from ..driver import preflight
+    from ..driver import preflight, run_recorded
     from ..errors import ConfigError
     from ..pipeline.sweep_runs import run_sweep
     from ..storage.store import RunStore
@@ -72,7 +72,7 @@ def _sweep(args) -> int:
     store = RunStore(sweep.out)
     store.write_bytes("sweep.yaml", Path(args.sweep).read_bytes())
     logs.to_run_dir(sweep.out)
-    status = run_sweep(sweep, args.max_concurrent)
+    status = run_sweep(sweep.runs, sweep.out, run_recorded, args.max_concurrent)
     failed = {name: s["error"] for name, s in status.items() if s["state"] == "failed"}
     write_tables(sweep, failed)
     print(store.read_bytes("table.md").decode(), end="")

@@ -16,37 +16,56 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..config import RunConfig
 from ..storage.store import SHARED_STAGES, RunStore
-from ..sweep.spec import Sweep, SweepRun
 
 log = logging.getLogger(__name__)
 
 STATUS = "status.json"
 
 
-def run_sweep(sweep: Sweep, max_concurrent: int | None = None, poll_s: float = 10.0) -> dict[str, dict]:
-    """Run (or resume) every run of SWEEP; returns OUT/status.json's content."""
+@dataclass(frozen=True)
+class SweepRun:
+    variant: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}/seed_{self.seed}"
+
+
+def run_sweep(
+    runs: list[SweepRun],
+    out: str,
+    run_one: Callable[[RunConfig], object],
+    max_concurrent: int | None = None,
+    poll_s: float = 10.0,
+) -> dict[str, dict]:
+    """Run (or resume) every one of RUNS (variant-major), each by RUN_ONE(config) in a Ray task
+    (the loop: driver.run_recorded); returns OUT/status.json's content."""
     import ray
 
-    uris = [RunStore(r.config.run_dir).uri for r in sweep.runs]
+    uris = [RunStore(r.config.run_dir).uri for r in runs]
     for uri in uris:
-        RunStore(uri).write_json(SHARED_STAGES, {"sweep": sweep.out, "runs": uris})
-    k = max_concurrent or fits(sweep.runs, ray.cluster_resources())
-    log.info(f"sweep: {len(sweep.runs)} runs in {sweep.out}, at most {k} at once")
+        RunStore(uri).write_json(SHARED_STAGES, {"sweep": out, "runs": uris})
+    k = max_concurrent or fits(runs, ray.cluster_resources())
+    log.info(f"sweep: {len(runs)} runs in {out}, at most {k} at once")
     board = ray.remote(num_cpus=0)(_Board).remote()
     drive = ray.remote(num_cpus=0, max_retries=0)(_drive)
-    status = {r.name: {"state": "waiting"} for r in sweep.runs}
-    waiting, running = list(sweep.runs), {}
+    status = {r.name: {"state": "waiting"} for r in runs}
+    waiting, running = list(runs), {}
     shown = None
     while waiting or running:
         while len(running) < k:
-            run = next((r for r in waiting if _ready(r, sweep.runs, status)), None)
+            run = next((r for r in waiting if _ready(r, runs, status)), None)
             if run is None:
                 break
             waiting.remove(run)
-            running[drive.remote(run.config, run.name, board)] = run
+            running[drive.remote(run.config, run.name, board, run_one)] = run
             status[run.name] = {"state": "running", "step": "starting", "started": time.time()}
         done, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
         for ref in done:
@@ -59,8 +78,8 @@ def run_sweep(sweep: Sweep, max_concurrent: int | None = None, poll_s: float = 1
         if line != shown:
             log.info(line)
             shown = line
-            RunStore(sweep.out).write_json(STATUS, status)
-    RunStore(sweep.out).write_json(STATUS, status)
+            RunStore(out).write_json(STATUS, status)
+    RunStore(out).write_json(STATUS, status)
     return status
 
 
@@ -139,11 +158,10 @@ class _ToBoard(logging.Handler):
             self.board.step.remote(self.name, line[:-4])
 
 
-def _drive(config: RunConfig, name: str, board) -> str | None:
+def _drive(config: RunConfig, name: str, board, run_one) -> str | None:
     """One run, in its own Ray worker process: None when it finished, else why it failed (also at
     the end of its RUN/run.log)."""
     from .. import logs
-    from ..driver import record_run, run
     from ..errors import user_error_in
 
     root = logging.getLogger(logs.ROOT)
@@ -151,8 +169,7 @@ def _drive(config: RunConfig, name: str, board) -> str | None:
     forward = _ToBoard(board, name)
     root.addHandler(forward)
     try:
-        record_run(config)
-        run(config)
+        run_one(config)
         return None
     except Exception as exc:
         cause = user_error_in(exc)

@@ -17,6 +17,7 @@ from ..config import RunConfig, load_config
 from ..config.fields import Strict
 from ..errors import ConfigError
 from ..locations import resolve_local_path
+from ..pipeline.sweep_runs import SweepRun
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 DEFAULT_METRICS = ("chair_s", "recall", "pair_accuracy", "pairs")
@@ -49,17 +50,6 @@ class SweepSpec(Strict):
         if len(set(v)) != len(v) or min(v) < 0:
             raise ValueError(f"seeds must be distinct and >= 0, got {v}")
         return v
-
-
-@dataclass(frozen=True)
-class SweepRun:
-    variant: str
-    seed: int
-    config: RunConfig
-
-    @property
-    def name(self) -> str:
-        return f"{self.variant}/seed_{self.seed}"
 
 
 @dataclass(frozen=True)

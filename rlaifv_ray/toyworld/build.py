@@ -16,7 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import ROLES, data, models, sft, vision
+from ..locations import TOY_ROLES
+from . import data, models, sft, vision
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def build(out: str | Path, plan: BuildPlan = BuildPlan()) -> dict:
     manifest_path = out / "build.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest["plan"] = asdict(plan)
-    if all(_is_model(out / r) for r in ROLES):
+    if all(_is_model(out / r) for r in TOY_ROLES):
         log.info(f"toy build: all models present in {out}, nothing to do")
         return manifest
     t0 = time.time()
