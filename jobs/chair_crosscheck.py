@@ -3,7 +3,7 @@
 For every policy a run evaluated on a `kind: chair` ShapesWorld benchmark (the demo's `objhal`),
 its stored answers are scored twice: by the benchmark code (COCO-format annotations, lemmas,
 vocabulary phrases: rlaifv_ray/benchmarks/) and by the held-out ShapesWorld evaluator
-(toyworld/metrics.py: a regex over colour + shape, truth regenerated from the world by image index).
+(toyworld/hallucination.py: a regex over colour + shape, truth regenerated from the world by image index).
 CHAIRs and recall must be equal; CHAIRi differs only where an answer names one object twice (CHAIR
 counts every mention, the ShapesWorld evaluator every object once). Prints JSON.
 
@@ -30,7 +30,7 @@ def main() -> None:
     from rlaifv_ray.pipeline.benchmark_answers import BENCH_DIR, read_benchmark
     from rlaifv_ray.storage.store import RunStore
     from rlaifv_ray.toyworld.datasets import bench_scene
-    from rlaifv_ray.toyworld.metrics import hallucination_metrics, mentions
+    from rlaifv_ray.toyworld.hallucination import hallucination_metrics, mentions
 
     store = RunStore(args.run)
     config = yaml.safe_load(store.read_bytes("config.yaml"))

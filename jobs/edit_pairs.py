@@ -32,7 +32,7 @@ from rlaifv_ray.config import load_config
 from rlaifv_ray.stages.build_pairs import BuildPairs
 from rlaifv_ray.stages.claim_edit import Candidate, attribute, edit
 from rlaifv_ray.storage.store import RunStore
-from rlaifv_ray.toyworld.metrics import mentions
+from rlaifv_ray.toyworld.hallucination import mentions
 
 _TOY_FACT = re.compile(r"^There (?:is|are) (?:a |an |\w+ )?(\w+) (\w+?)s?\.$")
 BUILDERS = {

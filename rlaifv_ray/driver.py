@@ -14,8 +14,8 @@ from .errors import ConfigError, ModelLoadError
 from .metric_names import BENCHMARK, HELDOUT, benchmark_metrics
 from .pipeline.benchmark_answers import check_benchmarks, evaluate_benchmarks
 from .pipeline.dataset_pairs import import_pairs
-from .pipeline.evaluate import evaluate_policy, evaluates
 from .pipeline.feedback import run_feedback
+from .pipeline.policy_eval import evaluate_policy, evaluates
 from .stability import ANSWER_SIGNALS, DPO_SIGNALS, collapse, stop_reason, worsening
 from .storage.store import RunStore
 from .tracking import open_tracking

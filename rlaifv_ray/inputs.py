@@ -39,9 +39,9 @@ class PromptSource:
     def truth(self):
         """ShapesWorld prompts' ground truth (toyworld/truth.py: audit, held-out evaluation); None
         for user data. The only place that knows which inputs have truth."""
-        from .locations import toy_prompts as toy_count
+        from .locations import toy_prompt_count
 
-        if toy_count(self.spec) is not None:
+        if toy_prompt_count(self.spec) is not None:
             from .toyworld.truth import ShapesWorldTruth
 
             return ShapesWorldTruth()
@@ -58,12 +58,12 @@ def read_chunks(spec: str, iteration: int = 0, seed: int = 0, data=None, size: i
     driver never holds a whole input's images. The spec is checked (InputError) before the first
     chunk; a jsonl file or a folder is listed whole first (ids and references, no image bytes)."""
     from .config import DataConfig
-    from .locations import toy_prompts as toy_count
+    from .locations import toy_prompt_count
 
     data = data or DataConfig()
-    if toy_count(spec) is not None:
+    if toy_prompt_count(spec) is not None:
         try:
-            n = int(toy_count(spec))
+            n = int(toy_prompt_count(spec))
         except ValueError:
             raise InputError(f"input {spec!r}: expected toy:N with N a number") from None
         if n < 1:

@@ -75,7 +75,7 @@ def resolve_local_path(value: str, base: str | Path) -> str:
     return str((Path(base) / Path(value).expanduser()).resolve())
 
 
-def toy_prompts(spec: str) -> str | None:
+def toy_prompt_count(spec: str) -> str | None:
     """N of a `toy:N` prompt spec (the text after the prefix, unparsed); None for any other input."""
     return spec[len(TOY) :] if spec.startswith(TOY) else None
 

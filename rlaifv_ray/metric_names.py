@@ -3,7 +3,7 @@ checks a selection against them, the report and a sweep's table print them. Pure
 
 from __future__ import annotations
 
-# ShapesWorld's held-out captions (toyworld/evaluate.py), when the input has truth
+# ShapesWorld's held-out captions (toyworld/heldout.py), when the input has truth
 HELDOUT = ("chair_s", "chair_i", "recall", "mean_words")
 # a benchmark's metrics by its kind (benchmarks/), in a row as <name>_<metric>
 BENCHMARK = {
@@ -15,7 +15,7 @@ BENCHMARK = {
 }
 BENCHMARK_KINDS = tuple(BENCHMARK)
 # which way is better, for picking a checkpoint by a metric
-DIRECTION = {
+BENCHMARK_DIRECTION = {
     "f1": "max",
     "accuracy": "max",
     "chair_s": "min",

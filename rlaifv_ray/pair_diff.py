@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)\s*|\n+")
+_SENTENCE_SPAN = re.compile(r"[^.!?\n]+(?:[.!?]+|$)\s*|\n+")
 
 
 def edited(chosen: list, rejected: list) -> tuple[list[bool], list[bool]]:
@@ -29,7 +29,7 @@ def edited_spans(chosen: str, rejected: str) -> tuple[list[list[int]], list[list
     """The [start, end) character spans of the sentences of CHOSEN and of REJECTED outside their
     matching blocks: what the edit inserted, and what it removed or replaced. By sentence, since an
     edit changes whole sentences (a character diff may align "There is a" across two of them)."""
-    sides = [[m.span() for m in _SENTENCE.finditer(text)] for text in (chosen, rejected)]
+    sides = [[m.span() for m in _SENTENCE_SPAN.finditer(text)] for text in (chosen, rejected)]
     texts = [[text[i:j].strip() for i, j in spans] for text, spans in zip((chosen, rejected), sides)]
     masks = edited(*texts)
     return tuple(_merge([list(span) for span, on in zip(spans, mask) if on]) for spans, mask in zip(sides, masks))

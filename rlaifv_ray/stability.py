@@ -31,9 +31,9 @@ ANSWER_SIGNALS = (
 )
 DPO_SIGNALS = ("kl_ref_policy", "heldout_margin", "heldout_reward_accuracy")
 SIGNALS = ANSWER_SIGNALS + DPO_SIGNALS
-DIRECTION = {"words_mean": "max", "distinct_2": "max", "repeated_sentence_share": "min", "heldout_margin": "max"}
+SIGNAL_DIRECTION = {"words_mean": "max", "distinct_2": "max", "repeated_sentence_share": "min", "heldout_margin": "max"}
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -54,7 +54,7 @@ def distinct_2(answer: str) -> float | None:
 
 
 def repeats_a_sentence(answer: str) -> bool:
-    sentences = [s.strip().lower().rstrip(".!?") for s in _SENTENCE.split(answer.strip()) if s.strip()]
+    sentences = [s.strip().lower().rstrip(".!?") for s in _SENTENCE_BREAK.split(answer.strip()) if s.strip()]
     return len(set(sentences)) < len(sentences)
 
 

@@ -1,7 +1,7 @@
 """The quality bars every ShapesWorld model set must meet (issue: foundation), checked in one place."""
 
 from rlaifv_ray.engines import load_engine
-from rlaifv_ray.toyworld import evaluate
+from rlaifv_ray.toyworld import heldout
 
 HELDOUT_SEED = 1
 
@@ -10,9 +10,9 @@ def measure(models_dir, num: int = 200) -> dict:
     policy = load_engine(str(models_dir / "policy"))
     labeler = load_engine(str(models_dir / "labeler"))
     return {
-        "policy": evaluate.eval_policy(policy, num, HELDOUT_SEED),
-        "labeler": evaluate.eval_labeler(labeler, num, HELDOUT_SEED, policy_engine=policy),
-        "claim_llm": evaluate.eval_claim_llm(load_engine(str(models_dir / "claim_llm")), 100, HELDOUT_SEED),
+        "policy": heldout.eval_policy(policy, num, HELDOUT_SEED),
+        "labeler": heldout.eval_labeler(labeler, num, HELDOUT_SEED, policy_engine=policy),
+        "claim_llm": heldout.eval_claim_llm(load_engine(str(models_dir / "claim_llm")), 100, HELDOUT_SEED),
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 from rlaifv_ray.benchmarks import load_benchmark
 from rlaifv_ray.cli import main
 from rlaifv_ray.toyworld.datasets import BENCH_OFFSET, bench_scene, write_benchmark
-from rlaifv_ray.toyworld.metrics import hallucination_metrics
+from rlaifv_ray.toyworld.hallucination import hallucination_metrics
 from rlaifv_ray.toyworld.text import caption, mentioned_kinds
 from rlaifv_ray.toyworld.world import scene_and_image
 

@@ -14,7 +14,7 @@ def test_eval_policy_prints_one_json_object(toy_models):
     assert result["n"] == 12
     # the same evaluation in this process, through the library rather than the command line
     from rlaifv_ray.engines import load_engine
-    from rlaifv_ray.toyworld.evaluate import eval_policy
+    from rlaifv_ray.toyworld.heldout import eval_policy
 
     assert result == json.loads(json.dumps(eval_policy(load_engine(str(toy_models / "policy")), 12, 5, 0.7)))
     assert 0 < result["recall"] <= 1 and result["mean_words"] > 3  # answers that name objects
@@ -24,7 +24,7 @@ def test_eval_labeler_prints_accuracy(toy_models):
     out = _cli("eval", "--labeler", str(toy_models / "labeler"), "--num", "10", "--json")
     assert out.returncode == 0, out.stderr
     from rlaifv_ray.engines import load_engine
-    from rlaifv_ray.toyworld.evaluate import eval_labeler
+    from rlaifv_ray.toyworld.heldout import eval_labeler
 
     result = json.loads(out.stdout)
     assert result == json.loads(json.dumps(eval_labeler(load_engine(str(toy_models / "labeler")), 10, 1, None)))

@@ -26,7 +26,7 @@ def test_cuda_engine_matches_cpu(toy_models):
 def test_cuda_bf16_generation_is_seeded_and_describes_the_image(toy_models):
     """bf16 sampling on the GPU: the same seed gives the same answer, other seeds other answers,
     and the answers name objects that are in the images (the policy's CPU recall is ~0.9)."""
-    from rlaifv_ray.toyworld.metrics import hallucination_metrics
+    from rlaifv_ray.toyworld.hallucination import hallucination_metrics
 
     gpu = load_engine(str(toy_models / "policy"), device="cuda")
     scenes, images = zip(*(scene_and_image(5, i) for i in range(8)))

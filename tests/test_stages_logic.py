@@ -7,13 +7,13 @@ from rlaifv_ray.prompts import parse_list
 from rlaifv_ray.stages.build_pairs import BuildPairs, Scored, length_balance, pairs_for_prompt
 from rlaifv_ray.stages.extract_claims import ExtractClaims
 from rlaifv_ray.stages.label_claims import GroundTruthLabels
-from rlaifv_ray.stages.scores import score
+from rlaifv_ray.stages.scores import answer_score
 
 
 def test_score_counts_rejected_claims_and_excludes_claimless_answers():
-    assert score([True, False, False]) == -2
-    assert score([True]) == 0
-    assert score([]) is None
+    assert answer_score([True, False, False]) == -2
+    assert answer_score([True]) == 0
+    assert answer_score([]) is None
 
 
 def test_pairs_need_a_gap_drop_ties_and_identical_texts():

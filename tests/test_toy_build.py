@@ -37,7 +37,7 @@ def test_smoke_build_runs_every_builder_and_each_model_learns(tmp_path, torch_th
     import torch
     import transformers
 
-    from rlaifv_ray.toyworld import data
+    from rlaifv_ray.toyworld import examples
     from rlaifv_ray.toyworld.world import OBJECTS, scene_and_image
 
     out = tmp_path / "toy"
@@ -53,11 +53,11 @@ def test_smoke_build_runs_every_builder_and_each_model_learns(tmp_path, torch_th
     all_absent = 1 - sum(len(s.kinds) for s in scenes) / (len(OBJECTS) * len(scenes))
     assert manifest["vision_tower"]["per_object"] > all_absent + 0.01, (manifest["vision_tower"], all_absent)
 
-    heldout = range(data.HELDOUT_OFFSET, data.HELDOUT_OFFSET + 16)
+    heldout = range(examples.HELDOUT_OFFSET, examples.HELDOUT_OFFSET + 16)
     examples = {
-        "policy": [data.caption_example(0, i, 0.0) for i in heldout],
-        "labeler": [e for i in heldout for e in data.qa_examples(0, i, 2)],
-        "claim_llm": [e for i in heldout for e in data.claim_examples(0, i)],
+        "policy": [examples.caption_example(0, i, 0.0) for i in heldout],
+        "labeler": [e for i in heldout for e in examples.qa_examples(0, i, 2)],
+        "claim_llm": [e for i in heldout for e in examples.claim_examples(0, i)],
     }
     losses = {}
     for role, exs in examples.items():

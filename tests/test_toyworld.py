@@ -1,8 +1,8 @@
 import random
 
 from rlaifv_ray.prompts import parse_list
-from rlaifv_ray.toyworld import data, text
-from rlaifv_ray.toyworld.metrics import claim_truth, hallucination_metrics, mentions, planted_share
+from rlaifv_ray.toyworld import examples, text
+from rlaifv_ray.toyworld.hallucination import claim_truth, hallucination_metrics, mentions, planted_share
 from rlaifv_ray.toyworld.world import IMAGE_SIZE, OBJECTS, patch_labels, png_bytes, scene_and_image
 
 
@@ -70,7 +70,7 @@ def test_metrics_on_known_answers():
 
 
 def test_claim_examples_follow_the_two_call_format():
-    facts, questions = data.claim_examples(0, 5)
+    facts, questions = examples.claim_examples(0, 5)
     assert facts.prompt.startswith("Split the answer") and "### Answer:" in facts.prompt
     kinds = list(facts.truth)
     assert parse_list(facts.answer) == [f"There is a {k}." for k in kinds]

@@ -266,7 +266,7 @@ def train(folder: str | Path, task: str, steps: int, batch: int = 16, lr: float 
 
     from rlaifv_ray.engines.chat import ensure_pad_token
     from rlaifv_ray.engines.processors import load_processor
-    from rlaifv_ray.toyworld import data, sft
+    from rlaifv_ray.toyworld import examples, sft
 
     torch.manual_seed(seed)
     folder = Path(folder)
@@ -278,14 +278,16 @@ def train(folder: str | Path, task: str, steps: int, batch: int = 16, lr: float 
         model = transformers.AutoModelForCausalLM.from_pretrained(folder)
 
         def make(step: int):
-            return [e for i in range(step * batch // 2, (step + 1) * batch // 2) for e in data.claim_examples(seed, i)]
+            return [
+                e for i in range(step * batch // 2, (step + 1) * batch // 2) for e in examples.claim_examples(seed, i)
+            ]
     else:
         processor = load_processor(str(folder), config.model_type)
         ensure_pad_token(processor.tokenizer)
         model = transformers.AutoModelForImageTextToText.from_pretrained(folder)
 
         def make(step: int):
-            return [data.caption_example(seed, step * batch + k, 0.3) for k in range(batch)]
+            return [examples.caption_example(seed, step * batch + k, 0.3) for k in range(batch)]
 
     losses = []
     sft.train(model, processor, make, steps, lr, progress=lambda s, n, loss, **_: losses.append(loss))

@@ -140,10 +140,10 @@ def tokenizer(family: str, vocab_size: int = 700):
     from transformers import PreTrainedTokenizerFast
 
     from rlaifv_ray import prompts
-    from rlaifv_ray.toyworld import data
+    from rlaifv_ray.toyworld import examples
 
     style, specials, bos, eos, pad, _, template, *named = _TOKENIZERS[family]
-    corpus = data.corpus(0, n=100) + [prompts.INSTRUCT.facts, prompts.INSTRUCT.questions, prompts.LABEL_PROMPT]
+    corpus = examples.corpus(0, n=100) + [prompts.INSTRUCT.facts, prompts.INSTRUCT.questions, prompts.LABEL_PROMPT]
     if style == "metaspace":  # SentencePiece-like: words carry a leading "▁"
         bpe = Tokenizer(models.BPE(unk_token="<unk>"))
         bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")

@@ -41,12 +41,12 @@ def lemma(word: str) -> str:
     return found[0].lower() if found else word
 
 
-def words(text: str) -> list[str]:
+def word_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
 def normalize(phrase: str) -> tuple[str, ...]:
-    return tuple(lemma(w) for w in words(phrase))
+    return tuple(lemma(w) for w in word_tokens(phrase))
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +91,7 @@ class Vocabulary:
 
     def mentions(self, text: str) -> list[tuple[str, str]]:
         """(words as written, object) for every mention, in order."""
-        toks = words(text)
+        toks = word_tokens(text)
         lems = [lemma(t) for t in toks]
         found: list[tuple[tuple[str, ...], str, str]] = []
         i = 0

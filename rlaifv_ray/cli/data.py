@@ -83,10 +83,10 @@ def _plan(args) -> int:
     config = load(args)
     rows, cpus = plan(config, args.gpu_memory, args.train_gpu_memory), cpu_plan.cpu_plan(config)
     if args.json:
-        print(json.dumps({"memory": as_json(rows), "cpus": cpu_plan.as_json(cpus)}, indent=2))
+        print(json.dumps({"memory": as_json(rows), "cpus": cpu_plan.cpu_json(cpus)}, indent=2))
     else:
         # simulated models (engine sim) hold no memory: their config has only the CPU part
-        print("\n\n".join(t for t in (table(rows) if rows or not cpus else "", cpu_plan.table(cpus)) if t))
+        print("\n\n".join(t for t in (table(rows) if rows or not cpus else "", cpu_plan.cpu_table(cpus)) if t))
     return 1 if any(row.fits is False for row in rows) else 0
 
 

@@ -90,7 +90,7 @@ def _eval(args) -> int:
 
 def _heldout(args) -> dict:
     from ..engines import load_engine
-    from ..toyworld import evaluate
+    from ..toyworld import heldout
 
     if args.best_of is not None:
         if not (args.model and args.reference) or args.best_of < 2:
@@ -99,16 +99,16 @@ def _heldout(args) -> dict:
 
         log.info(f"best-of-{args.best_of} with {args.model} against {args.reference} on {args.num} held-out images")
         ranker = Ranker(load_engine(args.model, args.engine), load_engine(args.reference, args.engine), args.beta)
-        return evaluate.eval_best_of_n(ranker, args.num, args.seed, args.best_of, args.temperature)
+        return heldout.eval_best_of_n(ranker, args.num, args.seed, args.best_of, args.temperature)
     if args.model:
         log.info(f"evaluating policy {args.model} on {args.num} held-out images")
-        return evaluate.eval_policy(load_engine(args.model, args.engine), args.num, args.seed, args.temperature)
+        return heldout.eval_policy(load_engine(args.model, args.engine), args.num, args.seed, args.temperature)
     if args.labeler:
         policy = load_engine(args.policy, args.engine) if args.policy else None
         log.info(f"evaluating labeler {args.labeler} on {args.num} held-out images")
-        return evaluate.eval_labeler(load_engine(args.labeler, args.engine), args.num, args.seed, policy)
+        return heldout.eval_labeler(load_engine(args.labeler, args.engine), args.num, args.seed, policy)
     log.info(f"evaluating claim LLM {args.claim_llm} on {args.num} held-out answers")
-    return evaluate.eval_claim_llm(load_engine(args.claim_llm, args.engine), args.num, args.seed)
+    return heldout.eval_claim_llm(load_engine(args.claim_llm, args.engine), args.num, args.seed)
 
 
 def _bench(args) -> dict:

@@ -16,7 +16,7 @@ from ..locations import SHIPPED_CONFIGS, resolve_local_path, resolve_model_path,
 from .engine_options import SimOptions, VLLMOptions
 from .evaluation import BenchmarkConfig, CollapseConfig, EvalConfig, GuardConfig, SelectConfig, StopConfig
 from .resources import ResourcesConfig, StageResources
-from .schema import (
+from .run import (
     ClaimExtractionConfig,
     DataConfig,
     ModelsConfig,

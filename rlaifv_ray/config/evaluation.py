@@ -76,10 +76,10 @@ class BenchmarkConfig(Strict):
 
 def known_direction(metric: str) -> str | None:
     """min / max for a metric whose better direction is known (benchmark metrics by their suffix)."""
-    from ..metric_names import DIRECTION
-    from ..stability import DIRECTION as SIGNALS
+    from ..metric_names import BENCHMARK_DIRECTION
+    from ..stability import SIGNAL_DIRECTION
 
-    known = {**DIRECTION, **SIGNALS}
+    known = {**BENCHMARK_DIRECTION, **SIGNAL_DIRECTION}
     matches = [c for c in known if metric == c or metric.endswith("_" + c)]
     return known[max(matches, key=len)] if matches else None  # the longest: objhal_chair_s is a chair_s
 

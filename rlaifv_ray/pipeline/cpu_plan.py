@@ -89,7 +89,7 @@ def warnings(rows: list[CpuRow]) -> list[str]:
     ]
 
 
-def table(rows: list[CpuRow]) -> str:
+def cpu_table(rows: list[CpuRow]) -> str:
     if not rows:
         return ""
     head = f"{'CPUs per GPU':<16} {'params':>8} {'GPU s/answer':>13} {'CPU ms/answer':>14} {'needed':>7} {'given':>6}"
@@ -102,5 +102,5 @@ def table(rows: list[CpuRow]) -> str:
     return "\n".join(lines + [f"warning: {w}" for w in warnings(rows)])
 
 
-def as_json(rows: list[CpuRow]) -> list[dict]:
+def cpu_json(rows: list[CpuRow]) -> list[dict]:
     return [asdict(r) for r in rows]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 
 from .. import schema as S
-from ..stages.build_pairs import CUTS, BuildPairs, balance_sums, kept, pick_cut, words
+from ..stages.build_pairs import CUTS, BuildPairs, balance_sums, kept, pick_cut, word_count
 
 META = "_meta"  # the builder's counts of a prompt
 COUNTS = ("answers_edited", "answers_unattributed", "prompts_whole_answer_fallback")
@@ -76,7 +76,7 @@ def _partials(block) -> dict:
 
 def _lens(pairs) -> list[tuple[int, int]]:
     chosen, rejected = pairs.column(S.CHOSEN).to_pylist(), pairs.column(S.REJECTED).to_pylist()
-    return [(words(c), words(r)) for c, r in zip(chosen, rejected)]
+    return [(word_count(c), word_count(r)) for c, r in zip(chosen, rejected)]
 
 
 def _kept_pairs(block, cut: float | None):

@@ -35,7 +35,7 @@ def pairs_for_prompt(prompt_id: str, answers: list[Scored], min_gap: int, max_pa
     return candidates
 
 
-def words(text: str) -> int:
+def word_count(text: str) -> int:
     return len(text.split())
 
 
@@ -81,7 +81,7 @@ def length_balance(pairs: list[tuple[str, str]]) -> tuple[list[bool], float | No
     """
     if not pairs:
         return [], None
-    lens = [(words(c), words(r)) for c, r in pairs]
+    lens = [(word_count(c), word_count(r)) for c, r in pairs]
     best_r = pick_cut(balance_sums(lens))
     return [kept(c, j, best_r) for c, j in lens], best_r
 

@@ -72,7 +72,7 @@ class ExtractClaims(Stage):
         return rows
 
     def _rules(self, row: dict) -> None:
-        from ..toyworld.metrics import mentions
+        from ..toyworld.hallucination import mentions
 
         kinds = mentions(row[S.ANSWER])
         row[S.CLAIMS] = [f"There is a {k}." for k in kinds]

@@ -15,7 +15,7 @@ from ..engines import YesNoRequest, load_engine
 from ..prompts import LABEL_PROMPT
 from ..seeds import derive_seed
 from .base import Stage
-from .scores import holistic_score, score
+from .scores import answer_score, holistic_score
 
 
 class LabelClaims(Stage):
@@ -62,7 +62,7 @@ class GroundTruthLabels(Stage):
         self.flip_rate, self.run_seed = flip_rate, run_seed
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
-        from ..toyworld.metrics import claim_truth
+        from ..toyworld.hallucination import claim_truth
 
         for row in rows:
             probs = []
@@ -81,4 +81,4 @@ def _fill(row: dict, probs: list[tuple[float, float]], holistic: bool = False) -
     row[S.P_NO] = [n for _, n in probs]
     row[S.ACCEPTED] = [y > n for y, n in probs]
     usable = not row.get(S.ERROR) and not row.get(S.CLAIM_ERROR)
-    row[S.SCORE] = (holistic_score(probs) if holistic else score(row[S.ACCEPTED])) if usable else None
+    row[S.SCORE] = (holistic_score(probs) if holistic else answer_score(row[S.ACCEPTED])) if usable else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def score(verdicts: list[bool]) -> int | None:
+def answer_score(verdicts: list[bool]) -> int | None:
     """S = -rejected claims; an answer with no claims gets no score (excluded from pairs)."""
     if not verdicts:
         return None

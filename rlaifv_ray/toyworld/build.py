@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..locations import TOY_ROLES
-from . import data, models, sft, vision
+from . import examples, models, sft, vision
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def build(out: str | Path, plan: BuildPlan = BuildPlan()) -> dict:
         log.info(f"toy build: all models present in {out}, nothing to do")
         return manifest
     t0 = time.time()
-    processor = models.build_processor(models.train_tokenizer(data.corpus(plan.seed)))
+    processor = models.build_processor(models.train_tokenizer(examples.corpus(plan.seed)))
     _vision_tower(out, plan, processor, manifest)
 
     lanes = [[r for r in lane if not _is_model(out / r)] for lane in (("labeler", "policy"), ("claim_llm",))]
@@ -95,7 +95,7 @@ def _train_lane(out: str, plan: BuildPlan, roles: list[str], threads: int, posit
 
     torch.set_num_threads(threads)
     out_path = Path(out)
-    tokenizer = models.train_tokenizer(data.corpus(plan.seed))  # deterministic: same tokenizer in every lane
+    tokenizer = models.train_tokenizer(examples.corpus(plan.seed))  # deterministic: same tokenizer in every lane
     processor = models.build_processor(tokenizer)
     done = {}
     for role in roles:
@@ -106,7 +106,7 @@ def _train_lane(out: str, plan: BuildPlan, roles: list[str], threads: int, posit
 
             def claim_batch(step: int):
                 start = step * (plan.batch // 2)
-                return [e for i in range(start, start + plan.batch // 2) for e in data.claim_examples(plan.seed, i)]
+                return [e for i in range(start, start + plan.batch // 2) for e in examples.claim_examples(plan.seed, i)]
 
             sft.train(model, tokenizer, claim_batch, plan.claim_steps, plan.lr, progress)
             _save(out_path / role, model, tokenizer)
@@ -155,11 +155,11 @@ def _vlm_batches(plan: BuildPlan, qa_share: float, bias_rate: float):
         rng = random.Random(f"batch-{plan.seed}-{step}-{qa_share}")
         batch = []
         for k in range(plan.batch):
-            index = data.TRAIN_OFFSET + step * plan.batch + k
+            index = examples.TRAIN_OFFSET + step * plan.batch + k
             if rng.random() < qa_share:
-                batch += data.qa_examples(plan.seed, index, 1)
+                batch += examples.qa_examples(plan.seed, index, 1)
             else:
-                batch.append(data.caption_example(plan.seed, index, bias_rate))
+                batch.append(examples.caption_example(plan.seed, index, bias_rate))
         return batch
 
     return make_batch

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .data import Example
+from .examples import Example
 
 
 def encode_examples(examples: list[Example], processor):

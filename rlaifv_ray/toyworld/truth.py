@@ -40,14 +40,14 @@ class ShapesWorldTruth:
 
     def evaluate(self, engine, num: int, seed: int, temperature: float) -> dict:
         """CHAIRs, CHAIRi, recall and length of the policy behind ENGINE on NUM held-out scenes."""
-        from .evaluate import eval_policy
+        from .heldout import eval_policy
 
         return eval_policy(engine, num, seed, temperature)
 
 
 def label_counts(table) -> dict:
     """Of a labels part: true and false claims (in truth), and how many the labeler got right."""
-    from .metrics import claim_truth
+    from .hallucination import claim_truth
 
     c = dict.fromkeys(("true_n", "true_ok", "false_n", "false_ok"), 0)
     for r in table.to_pylist():
@@ -65,7 +65,7 @@ def label_counts(table) -> dict:
 def pair_counts(table) -> dict:
     """Of a pairs part: pairs whose chosen side names fewer absent objects than the rejected (better),
     as many (ties), more (worse); and the words of each side."""
-    from .metrics import mentions
+    from .hallucination import mentions
 
     c = dict.fromkeys(("n", "better", "ties", "worse", "words_chosen", "words_rejected"), 0)
     for p in table.to_pylist():

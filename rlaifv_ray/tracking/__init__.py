@@ -21,7 +21,7 @@ from ..storage.store import RunStore
 
 log = logging.getLogger(__name__)
 
-STATE = "tracking.json"
+TRACKING_STATE = "tracking.json"
 ARTIFACTS = ("report.html", "summary.json", "best.json", "stopped.json")  # and the report's plots (*.png)
 _KEY = re.compile(r"[^A-Za-z0-9_\-. :/]")  # what MLflow accepts in a metric name
 
@@ -33,7 +33,7 @@ class Tracking:
         from .backends import make_backends
 
         self.config, self.store = config, store
-        self.state = store.read_json(STATE) or {}
+        self.state = store.read_json(TRACKING_STATE) or {}
         self.backends = make_backends(config, store) if config.tracking.enabled else []
         self._down: set[str] = set()
 
@@ -61,7 +61,7 @@ class Tracking:
                 continue
             if key:
                 entry.setdefault("logged", []).append(key)
-            self.store.write_json(STATE, self.state)
+            self.store.write_json(TRACKING_STATE, self.state)
 
     def start(self) -> None:
         """The run's params (the resolved config, flattened, and tracking.params); once per tracker run."""

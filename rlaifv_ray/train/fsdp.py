@@ -28,7 +28,7 @@ import os
 import random
 import shutil
 
-STATE = "loop_state.json"
+LOOP_STATE = "loop_state.json"
 
 
 def shard(model, use_gpu: bool) -> None:
@@ -173,7 +173,7 @@ def _load(checkpoint_dir: str, model, optimizer, state: dict, adapters_only: boo
         optim_state_dict=state["optim"],
         options=StateDictOptions(strict=not adapters_only),
     )
-    with open(os.path.join(checkpoint_dir, STATE)) as f:
+    with open(os.path.join(checkpoint_dir, LOOP_STATE)) as f:
         saved = json.load(f)
     return saved["step"], saved["history"]
 
@@ -184,7 +184,7 @@ def _save(path: str, state: dict, rank: int, progress: dict) -> None:
 
     dcp.save(state, checkpoint_id=path)  # each rank its shards
     if rank == 0:
-        with open(os.path.join(path, STATE), "w") as f:
+        with open(os.path.join(path, LOOP_STATE), "w") as f:
             json.dump(progress, f)
     if dist.is_initialized():
         dist.barrier()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ..engines.base import GenerateRequest, SamplingParams, YesNoRequest, user_message
 from ..prompts import LABEL_PROMPT, SHAPESWORLD, bullets, parse_list
 from ..seeds import derive_seed
-from .data import HELDOUT_OFFSET, claim_examples, qa_examples
-from .metrics import hallucination_metrics, mentions, planted_share
+from .examples import HELDOUT_OFFSET, claim_examples, qa_examples
+from .hallucination import hallucination_metrics, mentions, planted_share
 from .text import BIAS_PAIRS, INSTRUCTIONS, question_for
 from .world import scene_and_image
 
