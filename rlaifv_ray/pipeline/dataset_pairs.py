@@ -16,8 +16,8 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..preference_data import SOURCE, detect_format
 from ..storage.store import RunStore, resume_key
-from .feedback import FeedbackRun, drain, io_task
-from .stage_specs import StageSpec
+from .feedback import FeedbackRun
+from .stage import StageSpec, drain, io_task
 
 log = logging.getLogger(__name__)
 

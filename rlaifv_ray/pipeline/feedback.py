@@ -21,54 +21,12 @@ from ..errors import ConfigError
 from ..inputs import PromptSource
 from ..storage.images import put_images
 from ..storage.store import RunStore, resume_key
+from .stage import drain, io_task
 from .stage_specs import stage_specs
-from .teed_stage import TeedStage
 
 log = logging.getLogger(__name__)
 
 STREAM = ("candidates", "claims", "labels")
-
-
-def io_task() -> dict:
-    """I/O tasks: a sliver of a CPU each (at a whole CPU they wait forever behind model actors
-    holding a small machine's cores) and at most two at once (or they crowd the actors out)."""
-    import ray
-
-    return {"num_cpus": 0.1, "compute": ray.data.TaskPoolStrategy(size=2)}
-
-
-def drain(ds) -> None:
-    """Run DS, whose last stage is a sink (`apply_stage(..., sink=True)`), to its end: its stages
-    persist their own output, and only a row count per batch comes back to the driver."""
-    for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        pass
-
-
-def apply_stage(ds, spec, stage: str, run_uri: str, iter_dir: str, sink: bool = False):
-    """DS through SPEC's stage on an actor pool sized and placed by its resources; the stage's rows
-    persist in RUN/ITER_DIR/STAGE (teed_stage.py). A SINK, the last stage of a pipeline, passes on
-    its batches' row counts instead of its rows (drain)."""
-    import ray
-
-    lo, hi = spec.resources.concurrency
-    return ds.map_batches(
-        TeedStage,
-        fn_constructor_kwargs=dict(
-            stage=stage,
-            stage_cls=spec.cls,
-            kwargs=spec.kwargs,
-            run_uri=run_uri,
-            iter_dir=iter_dir,
-            output=spec.output,
-            threads=spec.resources.threads or max(1, int(spec.resources.num_cpus)),
-            sink=sink,
-        ),
-        compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
-        batch_size=spec.resources.batch_size,
-        batch_format="pyarrow",
-        num_cpus=spec.resources.num_cpus,
-        num_gpus=spec.resources.num_gpus,
-    )
 
 
 @dataclass
@@ -105,7 +63,7 @@ class FeedbackRun:
         return {"prompts": prompts, "candidates": candidates, "claims": claims, "labels": labels, "pairs": pairs}
 
     def _apply(self, ds, name: str, out_dir: str | None = None, sink: bool = False):
-        return apply_stage(ds, self.specs[name], out_dir or name, self.store.uri, self.dir, sink)
+        return self.specs[name].apply(ds, out_dir or name, self.store.uri, self.dir, sink)
 
     def _read(self, stage: str, columns: list[str] | None = None, max_blocks: int | None = None):
         """STAGE's parts as a dataset (COLUMNS only, when given): a block per part, or parts read

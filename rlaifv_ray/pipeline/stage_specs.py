@@ -9,26 +9,12 @@ labels onwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..config import RunConfig, StageResources
+from ..config import RunConfig
 from ..stages.extract_claims import ExtractClaims
 from ..stages.label_claims import GroundTruthLabels, LabelClaims
 from ..stages.reference_logps import ReferenceLogps
 from ..stages.sample_candidates import SampleCandidates
-from ..storage.store import resume_key
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    cls: type  # a stage: callable on a dict of columns, knows nothing of Ray
-    kwargs: dict
-    resources: StageResources
-    output: str  # the schema of the rows it writes (schema.py)
-
-    def resume_key(self, upstream: str, **settings) -> str:
-        """What this stage's output depends on; `settings`: what the driver adds around the stage."""
-        return resume_key(upstream, f"{self.cls.__module__}.{self.cls.__qualname__}", self.kwargs, settings)
+from .stage import StageSpec
 
 
 def stage_specs(config: RunConfig, policy: str, sampler: str) -> dict[str, StageSpec]:
