@@ -8,6 +8,7 @@ from rlaifv_ray.stages.build_pairs import BuildPairs, Scored, length_balance, pa
 from rlaifv_ray.stages.extract_claims import ExtractClaims
 from rlaifv_ray.stages.label_claims import GroundTruthLabels
 from rlaifv_ray.stages.scores import answer_score
+from rlaifv_ray.toyworld.truth import ShapesWorldTruth
 
 
 def test_score_counts_rejected_claims_and_excludes_claimless_answers():
@@ -104,7 +105,7 @@ class _ScriptedEngine:
 
 
 def test_extract_claims_records_mismatch_empty_and_unparseable_output():
-    stage = ExtractClaims(mode="rules")  # construct without a model, then script the LLM path
+    stage = ExtractClaims(mode="rules", truth=ShapesWorldTruth())  # construct without a model, then script the LLM path
     stage.mode = "llm"
     stage.engine = _ScriptedEngine(
         [
@@ -157,8 +158,12 @@ def test_parse_list_drops_labels_own_answers_and_commentary_the_labeler_must_not
 
 
 def test_rule_extractor_is_explicit_and_flags_answers_without_objects():
-    out = ExtractClaims(mode="rules")({S.ANSWER: ["There is a red circle and a blue square.", "Nice picture."]})
+    out = ExtractClaims(mode="rules", truth=ShapesWorldTruth())(
+        {S.ANSWER: ["There is a red circle and a blue square.", "Nice picture."]}
+    )
     assert out[S.CLAIMS][0] == ["There is a red circle.", "There is a blue square."]
+    with pytest.raises(ValueError, match="needs an input with truth"):
+        ExtractClaims(mode="rules")  # ShapesWorld's objects come with the input's truth, nowhere else
     assert out[S.QUESTIONS][0] == ["Is there a red circle in the image?", "Is there a blue square in the image?"]
     assert out[S.CLAIM_ERROR][1].startswith("no claims")
     with pytest.raises(ValueError, match="claim LLM"):
@@ -172,13 +177,13 @@ def test_ground_truth_labels_and_seeded_flips():
         S.ANSWER_ID: ["p/0"],
         S.CLAIM_ERROR: [None],
     }
-    out = GroundTruthLabels()(dict(batch))
+    out = GroundTruthLabels(truth=ShapesWorldTruth())(dict(batch))
     assert out[S.ACCEPTED] == [[True, False]] and out[S.SCORE] == [-1]
-    flipped = GroundTruthLabels(flip_rate=1.0)(dict(batch))
+    flipped = GroundTruthLabels(flip_rate=1.0, truth=ShapesWorldTruth())(dict(batch))
     assert flipped[S.ACCEPTED] == [[False, True]]
     many = {k: v * 200 for k, v in batch.items()}
     many[S.ANSWER_ID] = [f"p/{i}" for i in range(200)]
-    acc = GroundTruthLabels(flip_rate=0.2, run_seed=3)(many)[S.ACCEPTED]
+    acc = GroundTruthLabels(flip_rate=0.2, run_seed=3, truth=ShapesWorldTruth())(many)[S.ACCEPTED]
     rate = sum(a != [True, False] for a in acc) / 200
     assert 0.2 < rate < 0.5  # P(at least one of two flipped) = 0.36
-    assert GroundTruthLabels(flip_rate=0.2, run_seed=3)(many)[S.ACCEPTED] == acc
+    assert GroundTruthLabels(flip_rate=0.2, run_seed=3, truth=ShapesWorldTruth())(many)[S.ACCEPTED] == acc

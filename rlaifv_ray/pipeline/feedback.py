@@ -43,7 +43,7 @@ class FeedbackRun:
         self.dir = f"iter_{self.iteration:03d}"
         self.source = PromptSource(self.input_spec)
         self.sampler = self.sampler or self.policy
-        self.specs = stage_specs(self.config, self.policy, self.sampler)
+        self.specs = stage_specs(self.config, self.policy, self.sampler, self.source.truth)
         self.keys = self._resume_keys()
         self.walls: dict[str, float] = {}
 

@@ -5,7 +5,7 @@ persisted and quarantined the same way (pipeline/teed_stage.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import StageResources
 from ..stages.base import Stage
@@ -19,6 +19,9 @@ class StageSpec:
     kwargs: dict  # its constructor's arguments: what its output depends on, with its upstream
     resources: StageResources  # its actor pool: CPUs, GPUs, batch size, concurrency
     output: str  # the schema of the rows it writes (schema.py)
+    # what the stage gets from the run's input, not its settings: the input's truth (inputs.py), which
+    # the input's spec in the upstream key already fixes, so it is not in this stage's key
+    context: dict = field(default_factory=dict)
 
     def resume_key(self, upstream: str, **settings) -> str:
         """What this stage's output depends on; `settings`: what the driver adds around the stage."""
@@ -37,7 +40,7 @@ class StageSpec:
             fn_constructor_kwargs=dict(
                 stage=name,
                 stage_cls=self.cls,
-                kwargs=self.kwargs,
+                kwargs={**self.kwargs, **self.context},
                 run_uri=run_uri,
                 iter_dir=iter_dir,
                 output=self.output,

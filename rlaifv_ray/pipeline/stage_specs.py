@@ -17,13 +17,14 @@ from ..stages.sample_candidates import SampleCandidates
 from .stage import StageSpec
 
 
-def stage_specs(config: RunConfig, policy: str, sampler: str) -> dict[str, StageSpec]:
+def stage_specs(config: RunConfig, policy: str, sampler: str, truth=None) -> dict[str, StageSpec]:
     """The four model stages of one iteration whose policy is `policy`, its candidates sampled by
-    `sampler` (the policy itself, but for schedule one_shot)."""
+    `sampler` (the policy itself, but for schedule one_shot); `truth`: the input's (inputs.py), for
+    the stages that read it (rules claims, ground-truth labels)."""
     return {
         "candidates": _sample(config, sampler),
-        "claims": _claims(config),
-        "labels": _labels(config, policy),
+        "claims": _claims(config, truth),
+        "labels": _labels(config, policy, truth),
         "reference": _reference(config, policy),
     }
 
@@ -47,7 +48,7 @@ def _sample(c: RunConfig, policy: str) -> StageSpec:
     return StageSpec(SampleCandidates, kwargs, r.sample, "candidates")
 
 
-def _claims(c: RunConfig) -> StageSpec:
+def _claims(c: RunConfig, truth) -> StageSpec:
     m, r, x = c.models, c.resources, c.claim_extraction
     if c.scoring == "holistic":  # no claim LLM: each answer is its own one question
         return StageSpec(ExtractClaims, dict(mode="holistic"), r.claims, "claims")
@@ -62,15 +63,14 @@ def _claims(c: RunConfig) -> StageSpec:
         max_new_tokens=x.max_new_tokens,
         run_seed=c.seed,
     )
-    return StageSpec(ExtractClaims, kwargs, r.claims, "claims")
+    return StageSpec(ExtractClaims, kwargs, r.claims, "claims", {"truth": truth} if m.claims == "rules" else {})
 
 
-def _labels(c: RunConfig, policy: str) -> StageSpec:
+def _labels(c: RunConfig, policy: str, truth) -> StageSpec:
     m, r = c.models, c.resources
     if m.labeler_mode == "ground_truth":
-        return StageSpec(
-            GroundTruthLabels, dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed), r.label, "labels"
-        )
+        kwargs = dict(flip_rate=m.ground_truth_flip_rate, run_seed=c.seed)
+        return StageSpec(GroundTruthLabels, kwargs, r.label, "labels", {"truth": truth})
     labeler = m.labeler if m.labeler_mode == "model" else m.policy  # self-feedback: the policy labels
     kwargs = dict(
         model=labeler.path if m.labeler_mode == "model" else policy,

@@ -36,9 +36,13 @@ class ExtractClaims(Stage):
         top_p: float = 1.0,
         max_new_tokens: int = 512,
         run_seed: int = 0,
+        truth=None,
     ):
         if mode not in ("llm", "rules", "holistic"):
             raise ValueError(f"claims mode must be 'llm', 'rules' or 'holistic', got {mode!r}")
+        if mode == "rules" and truth is None:
+            raise ValueError("claims mode 'rules' names ShapesWorld's objects: it needs an input with truth (toy:N)")
+        self.truth = truth  # the input's (inputs.py): what the rules mode finds objects with
         if mode == "llm" and not model:
             raise ValueError("claims mode 'llm' needs a claim LLM model")
         if prompts not in PROMPT_SETS:
@@ -72,9 +76,7 @@ class ExtractClaims(Stage):
         return rows
 
     def _rules(self, row: dict) -> None:
-        from ..toyworld.hallucination import mentions
-
-        kinds = mentions(row[S.ANSWER])
+        kinds = self.truth.mentions(row[S.ANSWER])
         row[S.CLAIMS] = [f"There is a {k}." for k in kinds]
         row[S.QUESTIONS] = [f"Is there a {k} in the image?" for k in kinds]
         if not kinds:

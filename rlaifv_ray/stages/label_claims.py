@@ -56,18 +56,18 @@ class GroundTruthLabels(Stage):
     reads = (S.TRUTH, S.CLAIMS, S.ANSWER_ID)
     writes = LabelClaims.writes
 
-    def __init__(self, flip_rate: float = 0.0, run_seed: int = 0):
+    def __init__(self, flip_rate: float = 0.0, run_seed: int = 0, truth=None):
         if not 0 <= flip_rate <= 1:
             raise ValueError(f"flip_rate must be in [0, 1], got {flip_rate}")
-        self.flip_rate, self.run_seed = flip_rate, run_seed
+        if truth is None:
+            raise ValueError("ground-truth labels need an input with truth (toy:N)")
+        self.flip_rate, self.run_seed, self.truth = flip_rate, run_seed, truth
 
     def process(self, rows: list[dict], images: dict[int, object]) -> list[dict]:
-        from ..toyworld.hallucination import claim_truth
-
         for row in rows:
             probs = []
             for k, claim in enumerate(row[S.CLAIMS] if not row.get(S.ERROR) else []):
-                true = bool(claim_truth(claim, row[S.TRUTH] or []))
+                true = bool(self.truth.claim_truth(claim, row[S.TRUTH] or []))
                 rng = random.Random(derive_seed(self.run_seed, "flip", row[S.ANSWER_ID], k))
                 if rng.random() < self.flip_rate:
                     true = not true

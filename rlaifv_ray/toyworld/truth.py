@@ -9,6 +9,18 @@ from .. import schema as S
 
 
 class ShapesWorldTruth:
+    def mentions(self, text: str) -> list[str]:
+        """The ShapesWorld objects TEXT names, in order ("red circle"): the rules claim extractor's."""
+        from .hallucination import mentions
+
+        return mentions(text)
+
+    def claim_truth(self, claim: str, objects: list[str]) -> bool | None:
+        """Whether CLAIM holds of an image with OBJECTS (None: it names no object)."""
+        from .hallucination import claim_truth
+
+        return claim_truth(claim, objects)
+
     def audit(self, fold, rows: dict) -> dict:
         """Labeler accuracy on true and on false claims; pair accuracy and ties in truth.
         FOLD(stage, columns, fn): fn(table) of each of the stage's parts (pipeline/metrics.py), so the
