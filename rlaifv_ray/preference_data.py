@@ -11,6 +11,7 @@ decodes the images. Pure logic: no Ray, no storage.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from . import schema as S
@@ -68,10 +69,13 @@ def detect_format(columns: list[str], source: str) -> str:
 IMPORTED_COLUMNS = (S.PROMPT_ID, S.IMAGE, *S.PAIR_COLUMNS[2:], S.ERROR)
 
 
-def to_pairs(batch: dict[str, list], fmt: str) -> dict[str, list]:
+def to_pairs(batch: dict[str, list], fmt: str, fetch=None) -> dict[str, list]:
     """Rows of either format (with their SOURCE id) -> our pair columns plus IMAGE bytes and an
-    ERROR naming why a row cannot be used (no image bytes, empty question or answer)."""
+    ERROR naming why a row cannot be used (no image bytes, empty question or answer). FETCH(url) ->
+    (bytes, None) or (b"", reason): how an image given only by URL is read (the import stage's,
+    with the run's limits); without it such an image is a row's problem."""
     out = {k: [] for k in IMPORTED_COLUMNS}
+    _image = functools.partial(_image_of, fetch=fetch)
     for i, source in enumerate(batch[SOURCE]):
         if fmt == "rlaifv":
             image, problem = _image(batch["image"][i])
@@ -116,18 +120,14 @@ def to_pairs(batch: dict[str, list], fmt: str) -> dict[str, list]:
     return out
 
 
-def _image(value) -> tuple[bytes | None, str | None]:
+def _image_of(value, fetch) -> tuple[bytes | None, str | None]:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value), None
     if isinstance(value, dict) and value.get("bytes"):
         return value["bytes"], None
     path = value.get("path") if isinstance(value, dict) else None
-    if path and "://" in path:  # a URL (http(s)://, s3://) names where the image is: fetch it
-        from .config import DataConfig
-        from .storage.image_refs import fetch
-
-        limits = DataConfig()
-        data, reason = fetch(path, "the pairs", limits.max_image_bytes, limits.http_timeout_s)
+    if path and "://" in path and fetch is not None:  # a URL (http(s)://, s3://) names where the image is
+        data, reason = fetch(path)
         return (data, None) if reason is None else (None, reason)
     return None, f"image has no bytes{f' (only a path: {path})' if path else ''}"
 

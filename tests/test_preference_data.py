@@ -114,3 +114,27 @@ def json_features(table) -> dict:
     import json
 
     return json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]
+
+
+def test_an_image_given_by_url_is_read_by_the_fetch_the_import_stage_hands_in():
+    """to_pairs stays pure: a URL image is read by FETCH (the import stage's, with the run's limits),
+    its failure is the row's reason, and without a fetch the row says it has only a path."""
+    png = synthetic_pairs(1)[1][0]
+    batch = {
+        SOURCE: ["a#0", "a#1"],
+        "image": [{"bytes": None, "path": "https://img/ok.png"}, {"bytes": None, "path": "s3://b/gone.png"}],
+        "question": ["Describe.", "Describe."],
+        "chosen": ["A red circle.", "A red circle."],
+        "rejected": ["A blue square.", "A blue square."],
+    }
+    asked = []
+
+    def fetch(url):
+        asked.append(url)
+        return (png, None) if url.endswith("ok.png") else (b"", "no such object")
+
+    out = to_pairs(batch, "rlaifv", fetch)
+    assert asked == ["https://img/ok.png", "s3://b/gone.png"]
+    assert (out[S.IMAGE][0], out[S.ERROR][0]) == (png, None)
+    assert (out[S.IMAGE][1], out[S.ERROR][1]) == (None, "no such object")
+    assert to_pairs(batch, "rlaifv")[S.ERROR][0] == "image has no bytes (only a path: https://img/ok.png)"

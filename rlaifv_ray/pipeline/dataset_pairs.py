@@ -76,11 +76,17 @@ class ImportRun(FeedbackRun):
         from .stage_specs import stage_specs
 
         reference = stage_specs(self.config, self.policy, self.policy)["reference"]
-        px = self.config.data.max_image_pixels
+        data = self.config.data
+        # the run's limits on images fetched by URL; at their defaults out of the key, as before them
+        limits = {
+            k: getattr(data, k)
+            for k in ("max_image_bytes", "http_timeout_s")
+            if getattr(data, k) != type(data).model_fields[k].default
+        }
         # decoding checks are light: one small actor, whatever the stage resources say
         imports = StageSpec(
             ImportPairs,
-            dict(fmt=self.fmt, max_pixels=px),
+            dict(fmt=self.fmt, max_pixels=data.max_image_pixels, **limits),
             reference.resources.model_copy(update=dict(num_gpus=0, num_cpus=0.25, concurrency=(1, 1), threads=1)),
             "pairs",
         )
