@@ -47,12 +47,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10, help="candidates per prompt (default 10)")
     ap.add_argument("--time-scale", default="auto", help="simulated seconds x this = seconds slept (default auto)")
     ap.add_argument("--png", default="perf_scale.png", help="busy fractions over time (default perf_scale.png)")
+    ap.add_argument(
+        "--fixed-labeler", action="store_true", help="the labeler pool at its whole share from the start (not elastic)"
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, in this process
     ap.add_argument("--plan", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one, args.prompts, args.n, json.loads(args.plan))))
+        print(json.dumps(run_size(args.one, args.prompts, args.n, json.loads(args.plan), args.fixed_labeler)))
         return
     sizes = [int(g) for g in args.gpus.split(",")]
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -71,7 +74,7 @@ def main() -> None:
     for g in sizes:
         say(f"{g} simulated GPUs, time scale {time_scale} ...")
         prompts = max(1, round(args.prompts * g / max(sizes)))
-        rows.append(child(g, prompts, args.n, {"gpu_s": gpu_s, "time_scale": time_scale}))
+        rows.append(child(g, prompts, args.n, {"gpu_s": gpu_s, "time_scale": time_scale}, args.fixed_labeler))
         say(json.dumps({k: v for k, v in rows[-1].items() if k != "series"}))
     plot(rows, args.png)
     result = {
@@ -112,9 +115,10 @@ def gpu_seconds_per_answer(n: int, prompts: int = 16) -> dict[str, float]:
     return out
 
 
-def child(g: int, prompts: int, n: int, plan: dict) -> dict:
+def child(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = False) -> dict:
     """One size in a fresh process: its own Ray and a driver RSS of its own."""
     cmd = [sys.executable, __file__, "--one", str(g), "--prompts", str(prompts), "--n", str(n)]
+    cmd += ["--fixed-labeler"] if fixed_labeler else []
     done = subprocess.run([*cmd, "--plan", json.dumps(plan)], capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"size {g} failed:\n{done.stderr[-3000:]}")
@@ -130,7 +134,7 @@ def split(g: int, gpu_s: dict[str, float]) -> dict[str, int]:
     return share
 
 
-def run_size(g: int, prompts: int, n: int, plan: dict) -> dict:
+def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = False) -> dict:
     import ray
 
     from rlaifv_ray.config import validate_config
@@ -138,7 +142,7 @@ def run_size(g: int, prompts: int, n: int, plan: dict) -> dict:
 
     gpus = split(g, plan["gpu_s"])
     sim = {"engine": "sim", "sim": {"time_scale": plan["time_scale"]}}
-    label_lo = max(1, gpus["labels"] // 4)
+    label_lo = gpus["labels"] if fixed_labeler else max(1, gpus["labels"] // 4)
     with tempfile.TemporaryDirectory() as tmp:
         config = validate_config(
             {

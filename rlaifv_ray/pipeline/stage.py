@@ -5,6 +5,7 @@ persisted and quarantined the same way (pipeline/teed_stage.py)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from ..config import StageResources
@@ -57,8 +58,29 @@ class StageSpec:
 
 def drain(ds) -> None:
     """Run DS, whose last stage is a sink, to its end: its stages persist their own output, and
-    only a row count per batch comes back to the driver."""
+    only a row count per batch comes back to the driver. Every few seconds the driver's freed heap
+    goes back to the OS (release_freed_memory)."""
+    last = time.monotonic()
     for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        if time.monotonic() - last > TRIM_EVERY_S:
+            release_freed_memory()
+            last = time.monotonic()
+    release_freed_memory()
+
+
+TRIM_EVERY_S = 5.0
+
+
+def release_freed_memory() -> None:
+    """glibc's malloc_trim: the heap the driver's threads freed (Ray's scheduling of every block,
+    its RPC buffers) is returned to the OS instead of staying in the process's arenas, where it grew
+    the driver's RSS with the number of blocks (docs/scale.md). A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim this way
         pass
 
 
