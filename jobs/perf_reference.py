@@ -120,12 +120,11 @@ from rlaifv_ray.config import TrainConfig, load_config
 from rlaifv_ray.storage.images import fetch_images
 from rlaifv_ray.storage.store import RunStore
 from rlaifv_ray.train.dpo import build_trainer, dpo_args, load_policy, pair_examples
-from rlaifv_ray.train.launch import PAIR_COLUMNS
 
 mode, run, steps, batch = {mode!r}, {run!r}, {steps}, {batch}
 policy = load_config("toy").models.policy.path
 store = RunStore(run)
-pairs = store.read_table("iter_000/pairs", S.schema("pairs"), columns=PAIR_COLUMNS).to_pydict()
+pairs = store.read_table("iter_000/pairs", S.schema("pairs")).to_pydict()
 examples = pair_examples(pairs, fetch_images(store, "iter_000", pairs[S.IMAGE_ID]))[: steps * batch]
 args = dpo_args(TrainConfig(batch_size=batch, lr=3e-5), run + "/bench_" + mode, save_steps=10**9)
 args.max_steps = steps

@@ -153,10 +153,12 @@ def test_an_unreachable_image_store_stops_the_read_naming_the_input_and_the_stor
 
 
 def test_benchmark_images_and_path_only_pairs_are_fetched_over_http(tmp_path):
+    from rlaifv_ray import schema as S
     from rlaifv_ray.config import BenchmarkConfig
     from rlaifv_ray.errors import ConfigError
     from rlaifv_ray.pipeline.benchmark_answers import _stage_images
-    from rlaifv_ray.preference_data import _image
+    from rlaifv_ray.preference_data import SOURCE
+    from rlaifv_ray.stages.import_pairs import ImportPairs
     from rlaifv_ray.storage.store import RunStore
     from tests.http_images import image_server
 
@@ -167,8 +169,17 @@ def test_benchmark_images_and_path_only_pairs_are_fetched_over_http(tmp_path):
         assert store.read_bytes(f"benchmarks/images/{ids['ok.png']}") == _png()
         with pytest.raises(ConfigError, match=r"1 image\(s\) missing under http.* \(e.g. nope.png: .*HTTP 404"):
             _stage_images(store, bench, ["ok.png", "nope.png"])
-        assert _image({"bytes": None, "path": f"{url}/ok.png"}) == (_png(), None)  # rlaifv-format pairs
-        assert "HTTP 404" in _image({"bytes": None, "path": f"{url}/nope.png"})[1]
+        pairs = ImportPairs("rlaifv")(  # rlaifv-format pairs whose images are given only by URL
+            {
+                SOURCE: ["f#0", "f#1"],
+                "image": [{"bytes": None, "path": f"{url}/ok.png"}, {"bytes": None, "path": f"{url}/nope.png"}],
+                "question": ["Describe."] * 2,
+                "chosen": ["A red circle."] * 2,
+                "rejected": ["A blue square."] * 2,
+            }
+        )
+        assert (pairs[S.IMAGE][0], pairs[S.ERROR][0]) == (_png(), None)
+        assert "HTTP 404" in pairs[S.ERROR][1]
 
 
 def test_pairs_written_before_a_column_existed_read_it_as_nulls(tmp_path):

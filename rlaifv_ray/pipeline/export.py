@@ -74,7 +74,7 @@ def export_pairs(
             del buffer[c][:n]
 
     for part in store.files(f"{d}/pairs"):
-        table = pq.read_table(part, filesystem=store.fs, columns=S.PAIR_FILE).to_pydict()
+        table = pq.read_table(part, filesystem=store.fs, columns=list(S.PAIR_FILE)).to_pydict()
         for c in S.PAIR_FILE:
             buffer[c] += table[c]
         while len(buffer[S.PROMPT_ID]) >= rows_per_shard:
