@@ -33,6 +33,5 @@ TRAINING = ("dpo_steps", "dpo_loss_last")
 
 
 def benchmark_metrics(benchmarks) -> list[str]:
-    """<name>_<metric> of each of BENCHMARKS (pairs (name, kind) or objects with `label` and `kind`)."""
-    pairs = [(b.label, b.kind) if hasattr(b, "kind") else b for b in benchmarks]
-    return [f"{name}_{m}" for name, kind in pairs for m in BENCHMARK[kind]]
+    """<name>_<metric> of each of BENCHMARKS (eval.benchmarks: each with a `label` and a `kind`)."""
+    return [f"{b.label}_{m}" for b in benchmarks for m in BENCHMARK[b.kind]]

@@ -11,7 +11,6 @@ decodes the images. Pure logic: no Ray, no storage.
 
 from __future__ import annotations
 
-import functools
 import json
 
 from . import schema as S
@@ -75,15 +74,14 @@ def to_pairs(batch: dict[str, list], fmt: str, fetch=None) -> dict[str, list]:
     (bytes, None) or (b"", reason): how an image given only by URL is read (the import stage's,
     with the run's limits); without it such an image is a row's problem."""
     out = {k: [] for k in IMPORTED_COLUMNS}
-    _image = functools.partial(_image_of, fetch=fetch)
     for i, source in enumerate(batch[SOURCE]):
         if fmt == "rlaifv":
-            image, problem = _image(batch["image"][i])
+            image, problem = _image(batch["image"][i], fetch)
             question = batch["question"][i] or ""
             chosen, rejected = batch["chosen"][i] or "", batch["rejected"][i] or ""
         else:
             images = batch["images"][i] if "images" in batch else [batch["image"][i]]
-            image, problem = _image(images[0]) if images else (None, "no image")
+            image, problem = _image(images[0], fetch) if images else (None, "no image")
             if images and len(images) > 1:
                 image, problem = None, f"{len(images)} images in one pair; one per pair is supported"
             question = _text(batch["prompt"][i], "user")
@@ -120,7 +118,7 @@ def to_pairs(batch: dict[str, list], fmt: str, fetch=None) -> dict[str, list]:
     return out
 
 
-def _image_of(value, fetch) -> tuple[bytes | None, str | None]:
+def _image(value, fetch) -> tuple[bytes | None, str | None]:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value), None
     if isinstance(value, dict) and value.get("bytes"):
