@@ -5,8 +5,8 @@ Prints JSON.
 For each prompt count (a fresh Ray and driver process each):
 - rows per stage and quarantined rows (nothing lost: candidates = prompts x N, and every answer is
   in labels or in quarantine);
-- the driver's peak RSS over the whole iteration and in each step (prompts, stream, pairs and
-  metrics), sampled every 0.5 s;
+- the driver's peak RSS over the whole iteration and in each step (prompts, stream, build_pairs,
+  reference, metrics), sampled every 0.5 s;
 - wall seconds per step.
 `--interrupt K` also runs K prompts a second time, killed (SIGKILL, Ray and all) half-way through
 STEP (`--at stream`: when half the labels batches are committed; `--at pairs`: when the pair step
@@ -139,8 +139,9 @@ def run_one(prompts: int, n: int, run_dir: str) -> dict:
     ray.shutdown()
     walls = metrics["wall_seconds"]
     ends = [("prompts", walls.get("prompts", 0.0))]
-    ends.append(("stream", ends[-1][1] + walls.get("stream", 0.0)))
-    ends.append(("pairs_and_metrics", float("inf")))
+    for step in ("stream", "build_pairs", "reference"):
+        ends.append((step, ends[-1][1] + walls.get(step, 0.0)))
+    ends.append(("metrics", float("inf")))  # and the pairs' manifest
     by_step, start = {}, 0.0
     for step, end in ends:  # the RSS peak in each step's window of the timeline
         by_step[step] = round(max((r for t, r in timeline if start <= t < end), default=0) / 2**20, 1)

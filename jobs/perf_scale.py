@@ -50,18 +50,25 @@ def main() -> None:
     ap.add_argument(
         "--fixed-labeler", action="store_true", help="the labeler pool at its whole share from the start (not elastic)"
     )
+    ap.add_argument(
+        "--sample-batch",
+        type=int,
+        default=16,
+        help="prompts per sampling batch, and per stream block (default 16, the config's default)",
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, in this process
     ap.add_argument("--plan", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one, args.prompts, args.n, json.loads(args.plan), args.fixed_labeler)))
+        plan = json.loads(args.plan)
+        print(json.dumps(run_size(args.one, args.prompts, args.n, plan, args.fixed_labeler, args.sample_batch)))
         return
     sizes = [int(g) for g in args.gpus.split(",")]
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     gpu_s = gpu_seconds_per_answer(args.n)
     say(f"simulated GPU seconds per answer: {gpu_s}")
-    cpu = child(8, min(args.prompts, 400), args.n, {"gpu_s": gpu_s, "time_scale": 0.0})
+    cpu = child(8, min(args.prompts, 400), args.n, {"gpu_s": gpu_s, "time_scale": 0.0}, sample_batch=args.sample_batch)
     cpu_ms = {s: p["cpu_ms_per_row"] for s, p in cpu["pools"].items()}
     say(f"cpu ms per row (latencies at zero): {cpu_ms}")
     if args.time_scale == "auto":
@@ -74,7 +81,8 @@ def main() -> None:
     for g in sizes:
         say(f"{g} simulated GPUs, time scale {time_scale} ...")
         prompts = max(1, round(args.prompts * g / max(sizes)))
-        rows.append(child(g, prompts, args.n, {"gpu_s": gpu_s, "time_scale": time_scale}, args.fixed_labeler))
+        plan = {"gpu_s": gpu_s, "time_scale": time_scale}
+        rows.append(child(g, prompts, args.n, plan, args.fixed_labeler, args.sample_batch))
         say(json.dumps({k: v for k, v in rows[-1].items() if k != "series"}))
     plot(rows, args.png)
     result = {
@@ -82,6 +90,7 @@ def main() -> None:
         "n": args.n,
         "cpus": os.cpu_count(),
         "time_scale": time_scale,
+        "sample_batch": args.sample_batch,
         "gpu_seconds_per_answer": gpu_s,
         "cpu_ms_per_row": cpu_ms,
         "png": args.png,
@@ -115,9 +124,10 @@ def gpu_seconds_per_answer(n: int, prompts: int = 16) -> dict[str, float]:
     return out
 
 
-def child(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = False) -> dict:
+def child(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = False, sample_batch: int = 16) -> dict:
     """One size in a fresh process: its own Ray and a driver RSS of its own."""
     cmd = [sys.executable, __file__, "--one", str(g), "--prompts", str(prompts), "--n", str(n)]
+    cmd += ["--sample-batch", str(sample_batch)]
     cmd += ["--fixed-labeler"] if fixed_labeler else []
     done = subprocess.run([*cmd, "--plan", json.dumps(plan)], capture_output=True, text=True)
     if done.returncode:
@@ -134,7 +144,7 @@ def split(g: int, gpu_s: dict[str, float]) -> dict[str, int]:
     return share
 
 
-def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = False) -> dict:
+def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool, sample_batch: int) -> dict:
     import ray
 
     from rlaifv_ray.config import validate_config
@@ -150,7 +160,7 @@ def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = Fal
                 "models": {r: {"path": m, **sim} for r, m in MODELS.items()},
                 "sampling": {"n": n, "max_new_tokens": 512},
                 "resources": {
-                    "sample": _pool(gpus["candidates"], gpus["candidates"], 4),
+                    "sample": _pool(gpus["candidates"], gpus["candidates"], sample_batch),
                     "claims": _pool(gpus["claims"], gpus["claims"], 64),
                     "label": _pool(label_lo, gpus["labels"], 64),
                     "reference": _pool(gpus["candidates"], gpus["candidates"], 64),
@@ -176,15 +186,24 @@ def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = Fal
         pools[s] = {
             "gpus": gpus[s] if s != "labels" else [label_lo, gpus[s]],
             "busy_fraction": round(busy / (gpus[s] * wall), 3),
+            # of a batch's time, the share in the stage's call (the model); the rest is the adapter's
+            "stage_share": round(sum(t["stage_seconds"] for t in ts) / max(1e-9, busy), 3),
+            # of each actor's time from its first batch to its last, the share with no batch running
+            "actor_idle_fraction": _idle(ts),
             "cpu_ms_per_row": round(1000 * busy / max(1, sum(t["rows_out"] for t in ts)), 3),
         }
         series[s] = _series(ts, t0, t1, gpus[s])
-        # the pipeline's fill and drain: when the pool's first batch started, after the stream's
-        pools[s]["first_batch_s"] = round(min(t["start"] for t in ts) - t0, 1)
+        # the pipeline's start: when the pool's first batch started, and when its last actor's did
+        # (the pool at its full size), after the stream's first batch
+        firsts = {}
+        for t in ts:
+            firsts[t["actor"]] = min(t["start"], firsts.get(t["actor"], t["start"]))
+        pools[s]["first_batch_s"] = round(min(firsts.values()) - t0, 1)
+        pools[s]["full_pool_s"] = round(max(firsts.values()) - t0, 1)
     pools["labels"]["actors_over_time"] = series["labels"]["actors"]
-    # steady state: every pool at work, from the last pool's first batch to the sampler's end
-    s0, s1 = max(p["first_batch_s"] for p in pools.values()) + t0, max(t["end"] for t in timings["candidates"])
-    steady = sum(t["rows_out"] for t in timings["labels"] if s0 <= t["end"] <= s1) / max(1e-9, s1 - s0)
+    # steady state: every pool at its full size, until the sampler's end
+    s0, s1 = max(p["full_pool_s"] for p in pools.values()) + t0, max(t["end"] for t in timings["candidates"])
+    steady = sum(t["rows_out"] for t in timings["labels"] if s0 <= t["end"] <= s1) / (s1 - s0) if s1 > s0 else None
     return {
         "gpus": g,
         "prompts": prompts,
@@ -193,7 +212,7 @@ def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool = Fal
         "answers_per_s": round(answers / wall, 2),
         "ideal_answers_per_s": round(ideal, 2) if ideal else None,
         "efficiency": round(answers / wall / ideal, 3) if ideal else None,
-        "steady_efficiency": round(steady / ideal, 3) if ideal else None,
+        "steady_efficiency": round(steady / ideal, 3) if ideal and steady else None,
         "drain_s": round(t1 - s1, 1),
         "pools": pools,
         "driver_rss_peak_mb": round(probe.rss_peak / 2**20, 1),
@@ -214,6 +233,14 @@ def _timings(run_dir: str) -> dict[str, list[dict]]:
         folder = Path(run_dir, "iter_000", "_timings", stage)
         out[stage] = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.exists() else []
     return out
+
+
+def _idle(ts: list[dict]) -> float:
+    by_actor: dict[str, list[dict]] = {}
+    for t in ts:
+        by_actor.setdefault(t["actor"], []).append(t)
+    span = sum(max(t["end"] for t in a) - min(t["start"] for t in a) for a in by_actor.values())
+    return round(1 - sum(t["seconds"] for t in ts) / max(1e-9, span), 3)
 
 
 def _series(ts: list[dict], t0: float, t1: float, gpus: int) -> dict:

@@ -95,7 +95,7 @@ def test_metrics_fold_counts_per_part_on_the_workers(clean_run, monkeypatch):
     """feedback_metrics reads no table whole: the counts folded per part on Ray's workers equal what
     the whole labels and pairs tables give."""
     from rlaifv_ray.pipeline import metrics
-    from rlaifv_ray.pipeline.metrics import _answer_counts, fold_parts
+    from rlaifv_ray.pipeline.metrics import _answer_counts, count_rows, fold_parts
     from rlaifv_ray.stability import add_up, answer_signals, signals_of
     from rlaifv_ray.storage.store import RunStore
     from rlaifv_ray.toyworld.truth import ShapesWorldTruth, label_counts, pair_counts
@@ -106,6 +106,10 @@ def test_metrics_fold_counts_per_part_on_the_workers(clean_run, monkeypatch):
     monkeypatch.setattr(metrics, "FILES_PER_TASK", 3)  # tasks of 3 parts and of the rest
     labels = store.read_table("iter_000/labels", S.schema("labels"))
     pairs = store.read_table("iter_000/pairs", S.schema("pairs"))
+    # the manifests' row counts: folded too, and equal to the tables'
+    manifest = store.read_json("iter_000/labels/_SUCCESS")
+    assert count_rows(store, "iter_000/labels") == labels.num_rows == manifest["rows"]
+    assert count_rows(store, "iter_000/pairs") == pairs.num_rows
     folded = add_up(fold_parts(store, "iter_000/labels", [S.ANSWER, S.SCORE], _answer_counts))
     assert signals_of(folded) == answer_signals(labels.column(S.ANSWER).to_pylist(), labels.column(S.SCORE).to_pylist())
 
@@ -119,19 +123,40 @@ def test_metrics_fold_counts_per_part_on_the_workers(clean_run, monkeypatch):
 
 
 def test_the_driver_hands_freed_heap_back_to_the_os():
-    """drain's malloc_trim: 200 MB freed in 4 KB chunks, with every 64th still held (so the heap
-    cannot just shrink from its top), leaves the process's RSS until it runs, not after."""
+    """returning_freed_memory's thread: 200 MB freed in 4 KB chunks, with every 64th still held (so
+    the heap cannot just shrink from its top), leaves the process's RSS until the thread's first
+    malloc_trim, not after, while the work inside goes on."""
     code = (
-        "from rlaifv_ray.pipeline.stage import release_freed_memory\n"
+        "import time\n"
+        "from rlaifv_ray.pipeline.stage import returning_freed_memory\n"
         "def rss():\n"
         "    return int([x for x in open('/proc/self/status') if x.startswith('VmRSS')][0].split()[1]) // 1024\n"
         "blocks = [bytearray(4096) for _ in range(50_000)]\n"
         "keep = blocks[::64]\n"
         "del blocks\n"
         "before = rss()\n"
-        "release_freed_memory()\n"
-        "print(before, rss())\n"
+        "with returning_freed_memory(every_s=0.1):\n"
+        "    time.sleep(1.0)\n"
+        "    print(before, rss())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after = map(int, out.stdout.split())
     assert before - after > 100, (before, after)
+
+
+def test_an_elastic_pool_grows_by_its_backlog_a_fixed_one_keeps_rays_rule(ray_local):
+    """An elastic pool's dataset grows its pool once every actor is busy (behind a slower stage the
+    backlog waits upstream, where Ray's default rule of 1.75 batches per actor never sees it); a
+    fixed pool's dataset keeps Ray's default."""
+    import ray
+
+    from rlaifv_ray.config import StageResources
+    from rlaifv_ray.pipeline.stage import GROW_AT_BATCHES_PER_ACTOR, StageSpec
+
+    default = ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold
+    assert default != GROW_AT_BATCHES_PER_ACTOR
+    for concurrency, want in (((1, 3), GROW_AT_BATCHES_PER_ACTOR), ((2, 2), default)):
+        spec = StageSpec(BuildPairs, {}, StageResources(concurrency=concurrency), "pairs")
+        ds = spec.apply(ray.data.range(4), "pairs", "/tmp/unused", "iter_000")
+        assert ds.context.autoscaling_config.actor_pool_util_upscaling_threshold == want, concurrency
+    assert ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold == default

@@ -26,7 +26,7 @@ from ..metric_names import BENCHMARK
 from ..stages.answer_questions import AnswerQuestions
 from ..storage.images import put_images
 from ..storage.store import RunStore, resume_key
-from .stage import StageSpec, drain
+from .stage import StageSpec, drain, returning_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ def _answer(store: RunStore, todo: list, spec: StageSpec, model: str, tag: str) 
     for sub in ("", "quarantine/", "_timings/"):
         store.clear(f"{BENCH_DIR}/{sub}{stage}")
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // 256))
-    drain(spec.apply(ds, stage, store.uri, BENCH_DIR, sink=True))  # the stage persists its answers
+    with returning_freed_memory():
+        drain(spec.apply(ds, stage, store.uri, BENCH_DIR, sink=True))  # the stage persists its answers
     answered = store.read_table(f"{BENCH_DIR}/{stage}", S.schema("answers")).to_pylist()
     for bench, _, key in todo:
         rel, prefix = f"{BENCH_DIR}/{bench.label}/{tag}", f"{bench.label}/"

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..preference_data import SOURCE, detect_format
 from ..storage.store import RunStore, resume_key
 from .feedback import FeedbackRun
-from .stage import StageSpec, drain, io_task
+from .stage import StageSpec, drain, io_task, returning_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class ImportRun(FeedbackRun):
                 ds = self._apply(ds, IMPORTED)
             ds = self._apply(ds, "reference", out_dir="pairs", sink=True)
             log.info(f"[{self.dir}] {len(self.shards)} {self.fmt} shard(s) -> {' -> '.join(todo)}")
-            drain(ds)  # the stages persist their own output
+            with returning_freed_memory():
+                drain(ds)  # the stages persist their own output
             for stage in todo:
                 self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
         self.walls["total"] = time.time() - t0

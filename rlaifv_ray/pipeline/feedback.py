@@ -21,7 +21,8 @@ from ..errors import ConfigError
 from ..inputs import PromptSource
 from ..storage.images import put_images
 from ..storage.store import RunStore, resume_key
-from .stage import drain, io_task
+from .metrics import count_rows, feedback_metrics
+from .stage import drain, io_task, returning_freed_memory
 from .stage_specs import stage_specs
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,15 @@ class FeedbackRun:
 
     # -- the iteration -----------------------------------------------------------------------
     def run(self) -> dict:
-        t0 = time.time()
-        self._prompts()
-        self._stream()
-        self._pairs()
-        self.walls["total"] = time.time() - t0
-        from .metrics import feedback_metrics
-
-        info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler, "input": self.input_spec}
-        metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
+        with returning_freed_memory():
+            t0 = time.time()
+            self._prompts()
+            self._stream()
+            self._pairs()
+            self.walls["total"] = time.time() - t0
+            info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler}
+            info["input"] = self.input_spec
+            metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
         # merged: the driver adds its train/eval sections to the same file
         self.store.write_json(
             f"{self.dir}/metrics.json", {**(self.store.read_json(f"{self.dir}/metrics.json") or {}), **metrics}
@@ -128,7 +129,7 @@ class FeedbackRun:
         if good or not n_good:  # the rest; an input without a good row still writes its (empty) part
             self._write_prompts(good)
             n_good += len(good)
-        self.store.mark_finished(rel, self.keys["prompts"], quarantined=n_bad)
+        self.store.mark_finished(rel, self.keys["prompts"], rows=count_rows(self.store, rel), quarantined=n_bad)
         self.walls["prompts"] = time.time() - t0
         log.info(f"[{self.dir}] prompts: {n_good} read, {n_bad} quarantined")
 
@@ -181,7 +182,8 @@ class FeedbackRun:
             )
             drain(ds)
         for stage in STREAM[first:]:
-            manifest = self.store.mark_finished(f"{self.dir}/{stage}", self.keys[stage])
+            rel = f"{self.dir}/{stage}"
+            manifest = self.store.mark_finished(rel, self.keys[stage], rows=count_rows(self.store, rel))
             log.info(f"[{self.dir}] {stage}: {manifest['rows']} rows")
         self.walls["stream"] = time.time() - t0
 
@@ -220,7 +222,8 @@ class FeedbackRun:
         extra = (
             {"builder": {"name": self.config.pairs.builder, **built}} if self.config.pairs.builder != "rlaif_v" else {}
         )
-        manifest = self.store.mark_finished(rel, self.keys["pairs"], length_balance=balance, **extra)
+        rows = count_rows(self.store, rel)
+        manifest = self.store.mark_finished(rel, self.keys["pairs"], rows=rows, length_balance=balance, **extra)
         log.info(
             f"[{self.dir}] pairs: {manifest['rows']} (length balance cut {balance['cut']}, "
             f"{balance['before']} -> {balance['after']})"

@@ -83,6 +83,17 @@ def _answer_signals(store, d: str, rows: dict) -> dict:
     return signals_of(add_up(fold_parts(store, f"{d}/{stage}", columns, _answer_counts)))
 
 
+def count_rows(store, rel: str) -> int:
+    """REL's rows, counted from its parts' footers on Ray's workers (fold_parts): at 100k prompts a
+    stage has thousands of parts, which the driver would open one after another (on S3, a request
+    each)."""
+    return add_up(fold_parts(store, rel, [], _rows)).get("rows", 0)
+
+
+def _rows(table) -> dict:
+    return {"rows": table.num_rows}
+
+
 def fold_parts(store, rel: str, columns: list[str], fn, suffix: str = ".parquet") -> list:
     """FN(table of COLUMNS) for each parquet part of REL (FN(record) for each .json record with SUFFIX
     .json), added up per task (stability.add_up) on

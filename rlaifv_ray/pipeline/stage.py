@@ -5,7 +5,8 @@ persisted and quarantined the same way (pipeline/teed_stage.py)."""
 
 from __future__ import annotations
 
-import time
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..config import StageResources
@@ -36,7 +37,7 @@ class StageSpec:
 
         r = self.resources
         lo, hi = r.concurrency
-        return ds.map_batches(
+        out = ds.map_batches(
             TeedStage,
             fn_constructor_kwargs=dict(
                 stage=name,
@@ -54,21 +55,55 @@ class StageSpec:
             num_cpus=r.num_cpus,
             num_gpus=r.num_gpus,
         )
+        if lo < hi:
+            grow_to_backlog(out)
+        return out
+
+
+# Ray Data grows an actor pool when its batches in flight per actor reach this (default 1.75 of the
+# 2 it allows). Behind a slower stage, backpressure keeps the backlog upstream, so at 1.75 the pool
+# only saw its own batches and grew by one actor per batch time: an elastic labeler took 2.5 min to
+# go from 3 to 15 actors on a 15,360-prompt run while the machine sat idle (docs/scale.md). At 1.0,
+# a pool whose every actor is busy grows by its queued batches, doubling while the backlog lasts.
+GROW_AT_BATCHES_PER_ACTOR = 1.0
+
+
+def grow_to_backlog(ds) -> None:
+    """DS's elastic actor pools grow by their backlog when all their actors are busy."""
+    import dataclasses
+
+    config = ds.context.autoscaling_config
+    ds.context.autoscaling_config = dataclasses.replace(
+        config, actor_pool_util_upscaling_threshold=GROW_AT_BATCHES_PER_ACTOR
+    )
 
 
 def drain(ds) -> None:
     """Run DS, whose last stage is a sink, to its end: its stages persist their own output, and
-    only a row count per batch comes back to the driver. Every few seconds the driver's freed heap
-    goes back to the OS (release_freed_memory)."""
-    last = time.monotonic()
+    only a row count per batch comes back to the driver."""
     for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        if time.monotonic() - last > TRIM_EVERY_S:
+        pass
+
+
+@contextmanager
+def returning_freed_memory(every_s: float = 5.0):
+    """While inside, a thread hands the driver's freed heap back to the OS every EVERY_S seconds
+    and once at the end (release_freed_memory): through a stream, the pair step's shuffle and the
+    metrics' folds, whose scheduling of every block and task the driver frees but would keep."""
+    done = threading.Event()
+
+    def trim() -> None:
+        while not done.wait(every_s):
             release_freed_memory()
-            last = time.monotonic()
-    release_freed_memory()
 
-
-TRIM_EVERY_S = 5.0
+    thread = threading.Thread(target=trim, name="rlaifv-heap-trim", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        release_freed_memory()
 
 
 def release_freed_memory() -> None:

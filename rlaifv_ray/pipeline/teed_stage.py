@@ -70,7 +70,9 @@ class TeedStage:
             from ..storage.images import fetch_images
 
             batch[S.IMAGE] = fetch_images(self.store, self.iter_dir, batch[S.IMAGE_ID])
+        t_stage = time.perf_counter()
         out, row_by_row = self._isolating_failures(batch)
+        t_stage = time.perf_counter() - t_stage
         n = len(next(iter(out.values()))) if out else 0
         errors = out.get(S.ERROR) or [None] * n
         good = [i for i in range(n) if not errors[i]]
@@ -99,6 +101,9 @@ class TeedStage:
             f"{self.iter_dir}/_timings/{self.name}/{_name(ids)}.json",
             {
                 "seconds": time.perf_counter() - t0,
+                # the stage's call (its model and its Python); the rest is this adapter's: image
+                # fetches, tables, part writes (jobs/perf_scale.py reports the share)
+                "stage_seconds": t_stage,
                 "rows_in": table.num_rows,
                 "rows_out": len(good),
                 "actor": self.actor,

@@ -169,8 +169,10 @@ class RunStore:
             return True
         return self._copy_from_sibling(rel_dir, config_hash, companions)
 
-    def mark_finished(self, rel_dir: str, config_hash: str, **extra) -> dict:
-        manifest = {"rows": self.count_rows(rel_dir), "config_hash": config_hash, **extra}
+    def mark_finished(self, rel_dir: str, config_hash: str, rows: int | None = None, **extra) -> dict:
+        """REL_DIR's manifest, with its ROWS (counted here, part by part, when not given)."""
+        rows = self.count_rows(rel_dir) if rows is None else rows
+        manifest = {"rows": rows, "config_hash": config_hash, **extra}
         self.write_json(f"{rel_dir}/_SUCCESS", manifest)
         return manifest
 
