@@ -203,7 +203,9 @@ def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool, samp
     pools["labels"]["actors_over_time"] = series["labels"]["actors"]
     # steady state: every pool at its full size, until the sampler's end
     s0, s1 = max(p["full_pool_s"] for p in pools.values()) + t0, max(t["end"] for t in timings["candidates"])
-    steady = sum(t["rows_out"] for t in timings["labels"] if s0 <= t["end"] <= s1) / (s1 - s0) if s1 > s0 else None
+    steady = _labelled(timings["labels"], s0, s1) / (s1 - s0) if s1 > s0 else None
+    # ... and to the stream's end: all but the pools' start, drain included
+    after_start = _labelled(timings["labels"], s0, t1) / (t1 - s0)
     return {
         "gpus": g,
         "prompts": prompts,
@@ -213,6 +215,8 @@ def run_size(g: int, prompts: int, n: int, plan: dict, fixed_labeler: bool, samp
         "ideal_answers_per_s": round(ideal, 2) if ideal else None,
         "efficiency": round(answers / wall / ideal, 3) if ideal else None,
         "steady_efficiency": round(steady / ideal, 3) if ideal and steady else None,
+        "efficiency_after_start": round(after_start / ideal, 3) if ideal else None,
+        "start_s": round(s0 - t0, 1),
         "drain_s": round(t1 - s1, 1),
         "pools": pools,
         "driver_rss_peak_mb": round(probe.rss_peak / 2**20, 1),
@@ -233,6 +237,11 @@ def _timings(run_dir: str) -> dict[str, list[dict]]:
         folder = Path(run_dir, "iter_000", "_timings", stage)
         out[stage] = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.exists() else []
     return out
+
+
+def _labelled(ts: list[dict], lo: float, hi: float) -> int:
+    """Rows of the batches begun and ended in [LO, HI]: the work in flight at the edges is not counted."""
+    return sum(t["rows_out"] for t in ts if lo <= t["start"] and t["end"] <= hi)
 
 
 def _idle(ts: list[dict]) -> float:
