@@ -120,12 +120,7 @@ def build_pairs(labels, config) -> tuple[object | None, dict, dict]:
 def _remote(fn):
     import ray
 
-    # a sliver of a CPU: model actors may hold the cores. No retries: the driver owns these tasks'
-    # outputs, and for a task it may retry it keeps the lineage (the task and, through its
-    # arguments, the group-by's tasks) as long as the output lives, which grew the driver with the
-    # blocks: +20 MB at 100k prompts (docs/scale.md). A lost output fails the pair step, which a
-    # rerun redoes from the stored labels.
-    return ray.remote(fn).options(num_cpus=0.1, max_retries=0)
+    return ray.remote(fn).options(num_cpus=0.1)  # a sliver: model actors may hold the cores
 
 
 def _from_items_blocks(sources: list[tuple[object, int]], n: int):
