@@ -63,13 +63,13 @@ class StageSpec:
 # Ray Data grows an actor pool when its batches in flight per actor reach this (default 1.75 of the
 # 2 it allows). Behind a slower stage, backpressure keeps the backlog upstream, so at 1.75 the pool
 # only saw its own batches and grew by one actor per batch time: an elastic labeler took 2.5 min to
-# go from 3 to 15 actors on a 15,360-prompt run while the machine sat idle (docs/scale.md). At 1.0,
-# a pool whose every actor is busy grows by its queued batches, doubling while the backlog lasts.
+# go from 3 to 15 actors on a 15,360-prompt run with the CPUs mostly idle (docs/scale.md). At 1.0 it
+# grows, by its queued batches, as soon as every actor is busy.
 GROW_AT_BATCHES_PER_ACTOR = 1.0
 
 
 def grow_to_backlog(ds) -> None:
-    """DS's elastic actor pools grow by their backlog when all their actors are busy."""
+    """DS's elastic actor pools grow as soon as all their actors are busy."""
     import dataclasses
 
     config = ds.context.autoscaling_config
