@@ -89,14 +89,13 @@ class FeedbackRun:
 
     # -- the iteration -----------------------------------------------------------------------
     def run(self) -> dict:
+        info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler, "input": self.input_spec}
         with returning_freed_memory():
             t0 = time.time()
             self._prompts()
             self._stream()
             self._pairs()
             self.walls["total"] = time.time() - t0
-            info = {"iteration": self.iteration, "policy": self.policy, "sampler": self.sampler}
-            info["input"] = self.input_spec
             metrics = feedback_metrics(self.store, self.dir, info, self.walls, self.source.truth)
         # merged: the driver adds its train/eval sections to the same file
         self.store.write_json(
