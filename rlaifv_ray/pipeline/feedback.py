@@ -75,7 +75,10 @@ class FeedbackRun:
         # deadlocks behind model actors on a 2-core machine.
         files = [{"path": f} for f in self.store.files(f"{self.dir}/{stage}")]
         per_block = -(-len(files) // max_blocks) if max_blocks else 1
-        return ray.data.from_items(files).map_batches(
+        # from_items' own cut is at most 200 blocks: past 3,200 prompts a stream block held several
+        # sampling batches, and each stage passed nothing on until all were done (docs/scale.md)
+        blocks = max(1, -(-len(files) // per_block))
+        return ray.data.from_items(files, override_num_blocks=blocks).map_batches(
             _read_parts,
             fn_args=(self.store.uri, columns),
             batch_size=per_block,
