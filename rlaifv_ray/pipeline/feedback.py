@@ -28,6 +28,12 @@ from .stage_specs import stage_specs
 log = logging.getLogger(__name__)
 
 STREAM = ("candidates", "claims", "labels")
+# A block per stored part (a sampling batch) lets every stage pass each batch on as it is done, but
+# the driver keeps tens of KB for each block a stream passes, until it exits: at 100k prompts a
+# block per part took it from 263 to 691 MB (jobs/perf_long.py, docs/scale.md). The stream's blocks
+# are capped by its actors instead, not by its prompts: 30 blocks per actor ran 32 simulated GPUs
+# at 0.93 of the ideal, 6 per actor at 0.82.
+STREAM_BLOCKS_PER_ACTOR = 32
 
 
 @dataclass
@@ -85,6 +91,12 @@ class FeedbackRun:
             batch_format="pyarrow",
             **io_task(),
         )
+
+    def stream_blocks(self) -> int:
+        """The most blocks the stream's stored inputs are read into: STREAM_BLOCKS_PER_ACTOR per
+        actor of its pools at their largest."""
+        r = self.config.resources
+        return STREAM_BLOCKS_PER_ACTOR * sum(pool.concurrency[1] for pool in (r.sample, r.claims, r.label))
 
     def _fresh(self, stage: str) -> None:
         for rel in (stage, f"quarantine/{stage}", f"_timings/{stage}"):
@@ -195,7 +207,7 @@ class FeedbackRun:
 
         if not self.store.files(f"{self.dir}/{upstream}"):
             return None
-        rows = self._read(upstream)
+        rows = self._read(upstream, max_blocks=self.stream_blocks())
         if not resumed:
             return rows
         done = done_ids(self.store, self.dir, stage)
