@@ -248,11 +248,11 @@ def test_an_engine_missing_where_its_stage_runs_names_the_stage(toy_models, tmp_
         )
 
 
-def test_the_stream_reads_a_block_per_part_past_from_items_cut(clean_run, tmp_path):
-    """A stream block is one stored part (one sampling batch) however many parts there are:
-    from_items cuts at most 200 blocks, and a block of several batches is passed on by each stage
-    only when all are done. The stream's and the pair step's reads put parts together into at most
-    MAX_BLOCKS."""
+def test_reads_give_a_block_per_part_up_to_their_cap(clean_run, tmp_path):
+    """A stored stage is read a block per part however many parts it has (from_items alone cuts at
+    most 200 blocks, and a stream block of several sampling batches is passed on by each stage only
+    when all are done), up to a cap: the stream's is set by its actors (the driver keeps some KB
+    per block), the pair step's by MAX_BLOCKS."""
     import pyarrow as pa
 
     from rlaifv_ray.pipeline.feedback import FeedbackRun
@@ -265,7 +265,6 @@ def test_the_stream_reads_a_block_per_part_past_from_items_cut(clean_run, tmp_pa
         run.store.write_part(f"{run.dir}/labels", pa.table({S.PROMPT_ID: [f"p{i:03d}"]}), [f"p{i:03d}"])
     blocks = run._read("labels").materialize()
     assert blocks.num_blocks() == parts and blocks.count() == parts
-    # the stream's reads: capped by its actors, not by its parts (the driver keeps some KB a block)
     most = run.stream_blocks()
     assert most < parts and most // 2 < run._read("labels", max_blocks=most).materialize().num_blocks() <= most
     assert 16 < run._read("labels", max_blocks=32).materialize().num_blocks() <= 32
